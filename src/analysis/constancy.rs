@@ -1,0 +1,1 @@
+//! Constancy against a baseline: ΔHU per material, per-material tolerance, Pearson r, ΔRED.

@@ -1,0 +1,1 @@
+//! The HU → RED table and its piecewise-linear interpolant.

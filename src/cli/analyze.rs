@@ -1,0 +1,1 @@
+//! `hu-red analyze`.

@@ -1,0 +1,4 @@
+//! Command-line front ends (anyhow lives here, not in the library modules).
+
+pub mod analyze;
+pub mod simulate;

@@ -1,0 +1,1 @@
+//! Reading DICOM series: scan, group by series, sort, decode to HU (overview and full resolution).

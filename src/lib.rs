@@ -1,0 +1,12 @@
+//! hu-red: CT HU-to-relative-electron-density calibration QA.
+//!
+//! See ARCHITECTURE.md for the module map and the data flow.
+
+pub mod analysis;
+pub mod baseline;
+pub mod cli;
+pub mod dicom;
+pub mod phantom;
+pub mod pipeline;
+pub mod report;
+pub mod simulate;

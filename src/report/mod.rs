@@ -1,0 +1,1 @@
+//! Report writers: CSV, strict JSON summary, PNG plots (curve, overlay), console table.

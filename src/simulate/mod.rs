@@ -1,0 +1,1 @@
+//! Synthetic phantom CT series with known ground truth (`hu-red simulate`).
