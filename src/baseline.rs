@@ -1,1 +1,414 @@
 //! Reading baseline CSV files (the Python script's and hu-red's own) into `analysis::Baseline`.
+//!
+//! A baseline is any CSV with an `insert` and a `hu_mean` column (one row per insert); a `red`
+//! column is used when present. Other columns are ignored, except the script's acquisition
+//! metadata columns (KVP, ReconstructionKernel, ...), which are kept so that a run can warn when
+//! its protocol differs from the baseline's.
+//!
+//! Value rules (the script's behaviour): an empty, `NaN` or non-finite `hu_mean` gives an entry
+//! with no value, which then fails constancy; a non-numeric text is an error (a typo in a
+//! baseline must not pass silently); an insert listed twice is an error.
+
+use crate::analysis::{Baseline, BaselineEntry};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The acquisition metadata columns of the script's CSV (and hu-red's), in the script's order.
+pub const METADATA_COLUMNS: [&str; 11] = [
+    "SeriesDescription",
+    "ProtocolName",
+    "KVP",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "StationName",
+    "StudyDate",
+    "StudyTime",
+    "SliceThickness",
+    "ReconstructionKernel",
+    "PixelSpacing",
+];
+
+/// Why a baseline file could not be used. Every message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineError {
+    #[error("cannot read baseline file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("baseline file {path} is not a readable CSV: {what}")]
+    Csv { path: PathBuf, what: String },
+    #[error(
+        "baseline file {path} has no {missing} column (a baseline CSV needs 'insert' and 'hu_mean' columns, e.g. a CSV written by hu-red or by the Python script); columns found: {found}"
+    )]
+    MissingColumns {
+        path: PathBuf,
+        /// The needed columns that are absent, e.g. `'hu_mean'`.
+        missing: String,
+        /// The header as read, comma-separated.
+        found: String,
+    },
+    #[error(
+        "baseline file {path}: insert '{insert}' appears twice (lines {first} and {second}); keep one row per insert"
+    )]
+    Duplicate {
+        path: PathBuf,
+        insert: String,
+        first: u64,
+        second: u64,
+    },
+    #[error("baseline file {path}, line {line}: {what}")]
+    BadValue {
+        path: PathBuf,
+        line: u64,
+        what: String,
+    },
+    #[error("baseline file {path} has a header but no insert rows")]
+    Empty { path: PathBuf },
+}
+
+/// Acquisition metadata found in a baseline file (the first row's values of the script's
+/// metadata columns). Empty when the file has none of those columns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BaselineProtocol {
+    /// Column name → value (non-empty values only).
+    pub fields: BTreeMap<String, String>,
+}
+
+impl BaselineProtocol {
+    /// Lines describing how `current` (column name → value, same names as
+    /// [`METADATA_COLUMNS`]) differs from the baseline's protocol on the fields that shift HU:
+    /// KVP, ReconstructionKernel, SliceThickness, Manufacturer, ManufacturerModelName,
+    /// StationName. A field missing on either side is not compared.
+    pub fn differences(&self, current: &BTreeMap<String, String>) -> Vec<String> {
+        const COMPARED: [&str; 6] = [
+            "KVP",
+            "ReconstructionKernel",
+            "SliceThickness",
+            "Manufacturer",
+            "ManufacturerModelName",
+            "StationName",
+        ];
+        let mut out = Vec::new();
+        for key in COMPARED {
+            let (Some(b), Some(c)) = (self.fields.get(key), current.get(key)) else {
+                continue;
+            };
+            let same = match (b.trim().parse::<f64>(), c.trim().parse::<f64>()) {
+                (Ok(x), Ok(y)) => (x - y).abs() <= 1e-6 * x.abs().max(y.abs()).max(1.0),
+                _ => b.trim().eq_ignore_ascii_case(c.trim()),
+            };
+            if !same {
+                out.push(format!("{key} {c} (baseline: {b})"));
+            }
+        }
+        out
+    }
+}
+
+/// A baseline as read from a file, with the file's acquisition metadata.
+#[derive(Debug, Clone)]
+pub struct BaselineFile {
+    pub baseline: Baseline,
+    pub protocol: BaselineProtocol,
+}
+
+/// Read a baseline CSV file.
+pub fn read_baseline(path: &Path) -> Result<BaselineFile, BaselineError> {
+    let bytes = std::fs::read(path).map_err(|source| BaselineError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_baseline(&bytes, path)
+}
+
+/// Parse baseline CSV content; `path` names the source in errors and in `Baseline::source`.
+pub fn parse_baseline(bytes: &[u8], path: &Path) -> Result<BaselineFile, BaselineError> {
+    let csv_err = |e: csv::Error| BaselineError::Csv {
+        path: path.to_path_buf(),
+        what: e.to_string(),
+    };
+    // Spreadsheet programs save with a byte-order mark and, in some locales, with ';' or tabs.
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let delimiter = sniff_delimiter(bytes);
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(bytes);
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(csv_err)?
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
+    let col = |name: &str| header.iter().position(|h| h == name);
+    let (insert_col, hu_col) = (col("insert"), col("hu_mean"));
+    let (Some(insert_col), Some(hu_col)) = (insert_col, hu_col) else {
+        let mut missing = Vec::new();
+        if insert_col.is_none() {
+            missing.push("'insert'");
+        }
+        if hu_col.is_none() {
+            missing.push("'hu_mean'");
+        }
+        let found = if header.iter().all(|h| h.is_empty()) {
+            "(none: the file is empty or has no header line)".to_string()
+        } else {
+            header
+                .iter()
+                .map(|h| format!("'{h}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Err(BaselineError::MissingColumns {
+            path: path.to_path_buf(),
+            missing: missing.join(" and "),
+            found,
+        });
+    };
+    let red_col = col("red");
+    let meta_cols: Vec<(&str, usize)> = METADATA_COLUMNS
+        .iter()
+        .filter_map(|name| col(name).map(|i| (*name, i)))
+        .collect();
+
+    let mut entries: Vec<BaselineEntry> = Vec::new();
+    let mut first_line: BTreeMap<String, u64> = BTreeMap::new();
+    let mut protocol = BaselineProtocol::default();
+    for record in reader.records() {
+        let record = record.map_err(csv_err)?;
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        if record.iter().all(|f| f.is_empty()) {
+            continue;
+        }
+        let bad = |what: String| BaselineError::BadValue {
+            path: path.to_path_buf(),
+            line,
+            what,
+        };
+        let insert = record.get(insert_col).unwrap_or("").to_string();
+        if insert.is_empty() {
+            return Err(bad("the 'insert' cell is empty".into()));
+        }
+        if let Some(&first) = first_line.get(&insert) {
+            return Err(BaselineError::Duplicate {
+                path: path.to_path_buf(),
+                insert,
+                first,
+                second: line,
+            });
+        }
+        first_line.insert(insert.clone(), line);
+        let hu_mean = parse_number(record.get(hu_col).unwrap_or(""))
+            .map_err(|v| bad(format!("hu_mean '{v}' of insert '{insert}' is not a number")))?;
+        let red = match red_col {
+            Some(i) => parse_number(record.get(i).unwrap_or(""))
+                .map_err(|v| bad(format!("red '{v}' of insert '{insert}' is not a number")))?,
+            None => None,
+        };
+        if entries.is_empty() {
+            for (name, i) in &meta_cols {
+                if let Some(v) = record.get(*i).filter(|v| !v.is_empty()) {
+                    protocol.fields.insert((*name).to_string(), v.to_string());
+                }
+            }
+        }
+        entries.push(BaselineEntry {
+            insert,
+            hu_mean,
+            red,
+        });
+    }
+    if entries.is_empty() {
+        return Err(BaselineError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(BaselineFile {
+        baseline: Baseline {
+            source: path.display().to_string(),
+            entries,
+        },
+        protocol,
+    })
+}
+
+/// A cell as a number: `Ok(None)` for empty, NaN-like or non-finite values (the script and
+/// pandas write NaN or an empty cell for a missing value); `Err(text)` for anything else that is
+/// not a number.
+fn parse_number(cell: &str) -> Result<Option<f64>, String> {
+    let t = cell.trim();
+    if t.is_empty()
+        || ["nan", "na", "n/a", "null", "none", "-nan"]
+            .iter()
+            .any(|n| t.eq_ignore_ascii_case(n))
+    {
+        return Ok(None);
+    }
+    match t.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(Some(v)),
+        Ok(_) => Ok(None),
+        Err(_) => Err(t.to_string()),
+    }
+}
+
+/// The field delimiter of the header line: ',' unless the header line has no comma but has ';'
+/// or a tab.
+fn sniff_delimiter(bytes: &[u8]) -> u8 {
+    let first = bytes.split(|b| *b == b'\n').next().unwrap_or(&[]);
+    let count = |c: u8| first.iter().filter(|b| **b == c).count();
+    if count(b',') > 0 {
+        b','
+    } else if count(b';') > 0 {
+        b';'
+    } else if count(b'\t') > 0 {
+        b'\t'
+    } else {
+        b','
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<BaselineFile, BaselineError> {
+        parse_baseline(text.as_bytes(), Path::new("/tmp/base.csv"))
+    }
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name)
+    }
+
+    #[test]
+    fn reads_the_scripts_csv_fixture() {
+        let f = read_baseline(&fixture("script_baseline.csv")).unwrap();
+        let b = &f.baseline;
+        assert!(b.source.ends_with("script_baseline.csv"));
+        let names: Vec<&str> = b.entries.iter().map(|e| e.insert.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "lung_inhale",
+                "lung_exhale",
+                "adipose",
+                "breast",
+                "water",
+                "muscle",
+                "liver",
+                "trabecular_bone",
+                "dense_bone"
+            ]
+        );
+        let water = b.entries.iter().find(|e| e.insert == "water").unwrap();
+        assert_eq!(water.hu_mean, Some(2.1));
+        assert_eq!(water.red, Some(1.0));
+        let dense = b.entries.iter().find(|e| e.insert == "dense_bone").unwrap();
+        assert_eq!(dense.hu_mean, Some(912.4));
+        assert_eq!(dense.red, Some(1.456));
+        // the script writes NaN for an unmatched insert: kept, with no value
+        let liver = b.entries.iter().find(|e| e.insert == "liver").unwrap();
+        assert_eq!(liver.hu_mean, None);
+        assert_eq!(f.protocol.fields.get("KVP").map(String::as_str), Some("120"));
+        assert_eq!(
+            f.protocol
+                .fields
+                .get("ReconstructionKernel")
+                .map(String::as_str),
+            Some("B30f")
+        );
+        assert_eq!(
+            f.protocol.fields.get("PixelSpacing").map(String::as_str),
+            Some("0.9765625,0.9765625")
+        );
+    }
+
+    #[test]
+    fn the_fixture_header_is_the_scripts() {
+        let text = std::fs::read_to_string(fixture("script_baseline.csv")).unwrap();
+        let header = text.lines().next().unwrap();
+        assert_eq!(
+            header,
+            "SeriesDescription,ProtocolName,KVP,Manufacturer,ManufacturerModelName,StationName,\
+             StudyDate,StudyTime,SliceThickness,ReconstructionKernel,PixelSpacing,\
+             selected_slice_index,phantom,dicom_path,insert,red,hu_mean,hu_std,center_x,center_y,\
+             roi_radius_px,detected_radius_px,assignment_cost"
+        );
+    }
+
+    #[test]
+    fn minimal_csv_and_missing_values() {
+        let f = parse("insert,hu_mean\nwater,1.5\nair,\nbone,nan\nlung,-inf\n").unwrap();
+        let e = &f.baseline.entries;
+        assert_eq!(e.len(), 4);
+        assert_eq!(e[0].hu_mean, Some(1.5));
+        assert_eq!(e[0].red, None);
+        assert!(e[1..].iter().all(|x| x.hu_mean.is_none()));
+        assert!(f.protocol.fields.is_empty());
+    }
+
+    #[test]
+    fn pandas_index_column_bom_semicolons_and_spaces() {
+        // pandas' default to_csv adds an unnamed index column; Excel adds a BOM and, in some
+        // locales, uses ';'.
+        let f = parse("\u{feff},insert,red,hu_mean\n0,water,1.0,3\n1,air,0.001,-998.5\n").unwrap();
+        assert_eq!(f.baseline.entries[1].hu_mean, Some(-998.5));
+        assert_eq!(f.baseline.entries[1].red, Some(0.001));
+        let f = parse("insert ; hu_mean\n water ; 4.25 \n").unwrap();
+        assert_eq!(f.baseline.entries[0].insert, "water");
+        assert_eq!(f.baseline.entries[0].hu_mean, Some(4.25));
+        let f = parse("insert\thu_mean\nwater\t-1\n").unwrap();
+        assert_eq!(f.baseline.entries[0].hu_mean, Some(-1.0));
+    }
+
+    #[test]
+    fn missing_columns_name_the_file_and_the_header() {
+        let e = parse("material,mean\nwater,1\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, BaselineError::MissingColumns { .. }));
+        assert!(msg.contains("/tmp/base.csv"), "{msg}");
+        assert!(msg.contains("'insert' and 'hu_mean'"), "{msg}");
+        assert!(msg.contains("'material', 'mean'"), "{msg}");
+        let msg = parse("insert,hu\nwater,1\n").unwrap_err().to_string();
+        assert!(msg.contains("no 'hu_mean' column"), "{msg}");
+        let msg = parse("").unwrap_err().to_string();
+        assert!(msg.contains("empty"), "{msg}");
+    }
+
+    #[test]
+    fn duplicates_bad_numbers_and_empty_files_are_errors() {
+        let e = parse("insert,hu_mean\nwater,1\nair,-1000\nwater,2\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            matches!(e, BaselineError::Duplicate { first: 2, second: 4, .. }),
+            "{msg}"
+        );
+        assert!(msg.contains("'water' appears twice"), "{msg}");
+        let msg = parse("insert,hu_mean\nwater,abc\n").unwrap_err().to_string();
+        assert!(msg.contains("line 2") && msg.contains("'abc'"), "{msg}");
+        let msg = parse("insert,hu_mean\n,3\n").unwrap_err().to_string();
+        assert!(msg.contains("'insert' cell is empty"), "{msg}");
+        let e = parse("insert,hu_mean\n").unwrap_err();
+        assert!(matches!(e, BaselineError::Empty { .. }));
+        let e = read_baseline(Path::new("/nonexistent/base.csv")).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/base.csv"));
+    }
+
+    #[test]
+    fn protocol_differences() {
+        let mut p = BaselineProtocol::default();
+        p.fields.insert("KVP".into(), "120".into());
+        p.fields.insert("ReconstructionKernel".into(), "B30f".into());
+        p.fields.insert("SliceThickness".into(), "2.0".into());
+        let mut cur = BTreeMap::new();
+        cur.insert("KVP".to_string(), "120.0".to_string());
+        cur.insert("ReconstructionKernel".to_string(), "b30f".to_string());
+        cur.insert("SliceThickness".to_string(), "2".to_string());
+        assert!(p.differences(&cur).is_empty());
+        cur.insert("KVP".to_string(), "100".to_string());
+        assert_eq!(p.differences(&cur), ["KVP 100 (baseline: 120)"]);
+    }
+}
