@@ -8,13 +8,68 @@
 //!   ROI statistics, material assignment and the HU–RED curve.
 //! [`constancy::evaluate`] compares a measurement with a baseline.
 
+mod body;
 pub mod constancy;
 pub mod curve;
+mod image;
+mod measure;
+mod plan;
+mod rods;
+mod template;
 mod types;
 
 pub use types::*;
 
 use crate::phantom::PhantomDef;
+
+/// Stage 1: identify the phantom, find the insert region and choose the slab, on the overview.
+pub fn plan(
+    overview: &HuStack,
+    phantoms: &[PhantomDef],
+    opts: &AnalysisOptions,
+) -> Result<Plan, AnalysisError> {
+    plan::plan(overview, phantoms, opts)
+}
+
+/// Stage 2: measure the inserts on the slab chosen by [`plan`], at full resolution.
+pub fn measure(
+    plan: &Plan,
+    phantom: &PhantomDef,
+    slab: &HuStack,
+    opts: &AnalysisOptions,
+) -> Result<Measurement, AnalysisError> {
+    measure::measure(plan, phantom, slab, opts)
+}
+
+/// Pixel geometry of a stack, mapping its pixels to the full-resolution image frame (mm).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Geo {
+    /// `[dy, dx]`, mm.
+    pub px: [f64; 2],
+    /// `[y, x]` of pixel (0, 0), mm.
+    pub origin: [f64; 2],
+}
+
+impl Geo {
+    pub fn of(s: &HuStack) -> Geo {
+        Geo {
+            px: s.pixel_mm,
+            origin: s.origin_mm,
+        }
+    }
+    pub fn x_of(&self, col: f64) -> f64 {
+        self.origin[1] + col * self.px[1]
+    }
+    pub fn y_of(&self, row: f64) -> f64 {
+        self.origin[0] + row * self.px[0]
+    }
+    pub fn col_of(&self, x: f64) -> f64 {
+        (x - self.origin[1]) / self.px[1]
+    }
+    pub fn row_of(&self, y: f64) -> f64 {
+        (y - self.origin[0]) / self.px[0]
+    }
+}
 
 /// Why an analysis could not produce a result. Each message says what was seen and what the
 /// user can check.

@@ -1,0 +1,368 @@
+//! Stage 1 on the overview (all slices, ~2 mm pixels): body per slice, phantom identification
+//! with a confidence, the z-run that holds the inserts (found by content, not by the largest
+//! outline), the slab of slices to measure, and a coarse pose.
+
+use super::body::{fit_outline, segment, Body};
+use super::rods;
+use super::template::{best_rotation, evidence, hole_contrasts, refine_pose, wrap_deg};
+use super::{AnalysisError, AnalysisOptions, Candidate, Detection, Geo, HuStack, Plan, Pose};
+use crate::phantom::{Localisation, Outline, PhantomDef};
+use ndarray::{Array2, Axis};
+use rayon::prelude::*;
+
+/// Smallest body cross-section considered an object at all, mm².
+const MIN_BODY_MM2: f64 = 2000.0;
+/// A slice "shows the inserts" at this evidence (fraction of expected holes visible).
+const EVIDENCE_MIN: f64 = 0.6;
+/// Minimum candidate score for an automatic identification.
+const SCORE_MIN: f64 = 0.4;
+
+struct SliceBody {
+    body: Option<Body>,
+    valid: Array2<bool>,
+}
+
+/// Per-candidate evaluation.
+struct Eval {
+    score: f64,
+    reason: String,
+    /// Run of overview slice positions (indices into the overview) showing the inserts.
+    run: Option<(usize, usize)>,
+    pose: Pose,
+    touches_edge: bool,
+}
+
+pub fn plan(
+    ov: &HuStack,
+    phantoms: &[PhantomDef],
+    opts: &AnalysisOptions,
+) -> Result<Plan, AnalysisError> {
+    let n = ov.n_slices();
+    if n == 0 || ov.rows() < 16 || ov.cols() < 16 {
+        return Err(AnalysisError::TooSmall(format!(
+            "{} slices of {}×{} pixels in the overview",
+            n,
+            ov.rows(),
+            ov.cols()
+        )));
+    }
+    let geo = Geo::of(ov);
+    let slices: Vec<SliceBody> = (0..n)
+        .into_par_iter()
+        .map(|k| {
+            let s = ov.hu.index_axis(Axis(0), k);
+            SliceBody {
+                body: segment(s, &geo).filter(|b| b.area_mm2 >= MIN_BODY_MM2),
+                valid: s.mapv(|v| v.is_finite()),
+            }
+        })
+        .collect();
+    let areas: Vec<f64> = slices
+        .iter()
+        .map(|s| s.body.as_ref().map_or(0.0, |b| b.area_mm2))
+        .collect();
+    let max_area = areas.iter().cloned().fold(0.0, f64::max);
+    if max_area <= 0.0 {
+        return Err(AnalysisError::NoPhantom(
+            "no object of phantom size in any slice (only air or noise?)".into(),
+        ));
+    }
+
+    let candidates: Vec<&PhantomDef> = match &opts.phantom {
+        Some(id) => {
+            let d = phantoms
+                .iter()
+                .find(|p| &p.id == id)
+                .ok_or_else(|| AnalysisError::Definition(format!("phantom '{id}' is not defined")))?;
+            vec![d]
+        }
+        None => phantoms.iter().collect(),
+    };
+    let evals: Vec<(&PhantomDef, Eval)> = candidates
+        .iter()
+        .map(|d| (*d, evaluate(ov, &geo, &slices, &areas, d)))
+        .collect();
+
+    let mut order: Vec<usize> = (0..evals.len()).collect();
+    order.sort_by(|a, b| evals[*b].1.score.total_cmp(&evals[*a].1.score));
+    let cand_report: Vec<Candidate> = order
+        .iter()
+        .map(|i| Candidate {
+            id: evals[*i].0.id.clone(),
+            score: round3(evals[*i].1.score),
+            reason: evals[*i].1.reason.clone(),
+        })
+        .collect();
+    let (def, best) = &evals[order[0]];
+    let detection = if opts.phantom.is_some() {
+        Detection::Forced
+    } else {
+        Detection::Auto
+    };
+    let reasons = cand_report
+        .iter()
+        .map(|c| format!("{}: {}", c.id, c.reason))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let Some((lo, hi)) = best.run.filter(|_| best.score >= SCORE_MIN) else {
+        return Err(match detection {
+            Detection::Auto => AnalysisError::NoPhantom(format!(
+                "the object in the images matches none of the phantoms ({reasons}); a uniform cylinder, a patient or an unknown phantom cannot be analysed"
+            )),
+            Detection::Forced => AnalysisError::NotUsable {
+                id: def.id.clone(),
+                why: format!("{reasons}; check --phantom and the series"),
+            },
+        });
+    };
+    let mut warnings = Vec::new();
+    let second = order.get(1).map(|i| evals[*i].1.score).unwrap_or(0.0);
+    let confidence = if second > 0.0 {
+        best.score * (1.0 - 0.5 * (second / best.score).min(1.0))
+    } else {
+        best.score
+    }
+    .clamp(0.0, 1.0);
+    if detection == Detection::Auto && second >= 0.8 * best.score {
+        warnings.push(format!(
+            "phantom identification is uncertain: {} scored {:.2}, {} scored {:.2}; use --phantom to force it",
+            def.id, best.score, evals[order[1]].0.id, second
+        ));
+    }
+    if best.touches_edge {
+        warnings.push(
+            "the phantom touches the edge of the reconstructed field of view: check that no insert is cut"
+                .into(),
+        );
+    }
+
+    // The insert region in z: from the first to the last slice of the run, widened by half a
+    // slice spacing (the slice centres are sampled).
+    let z = &ov.z_mm;
+    let half = |i: usize| -> f64 {
+        let prev = if i > 0 { z[i] - z[i - 1] } else { f64::NAN };
+        let next = if i + 1 < z.len() { z[i + 1] - z[i] } else { f64::NAN };
+        let d = if prev.is_finite() { prev } else { next };
+        if d.is_finite() {
+            d / 2.0
+        } else {
+            ov.thickness_mm / 2.0
+        }
+    };
+    let z_lo = z[lo] - half(lo);
+    let z_hi = z[hi] + half(hi);
+    let z_c = 0.5 * (z_lo + z_hi);
+    if lo == 0 || hi + 1 == n {
+        warnings.push(format!(
+            "the insert region reaches the {} of the scanned range: the slab may not be centred in the inserts; scan a longer range",
+            if lo == 0 { "start" } else { "end" }
+        ));
+    }
+    let t = ov.thickness_mm.max(0.0);
+    let slab_half = 0.5 * opts.slab_mm.max(0.0) + 1e-6;
+    let mut slab: Vec<usize> = (0..n)
+        .filter(|&i| {
+            (z[i] - z_c).abs() <= slab_half.max(0.5 * t)
+                && z[i] - 0.5 * t >= z_lo - 1e-6
+                && z[i] + 0.5 * t <= z_hi + 1e-6
+        })
+        .collect();
+    if slab.is_empty() {
+        let nearest = (0..n)
+            .min_by(|a, b| (z[*a] - z_c).abs().total_cmp(&(z[*b] - z_c).abs()))
+            .unwrap_or(0);
+        warnings.push(format!(
+            "no slice lies fully inside the insert region (thickness {t} mm, region {:.1}..{:.1} mm): measuring the nearest slice only",
+            z_lo, z_hi
+        ));
+        slab.push(nearest);
+    }
+    let centre = slab
+        .iter()
+        .copied()
+        .min_by(|a, b| (z[*a] - z_c).abs().total_cmp(&(z[*b] - z_c).abs()))
+        .unwrap_or(slab[0]);
+    Ok(Plan {
+        phantom_id: def.id.clone(),
+        detection,
+        confidence: round3(confidence),
+        candidates: cand_report,
+        pose: best.pose,
+        centre_index: ov.series_index[centre],
+        slab_indices: slab.iter().map(|i| ov.series_index[*i]).collect(),
+        insert_z_range_mm: (z_lo, z_hi),
+        warnings,
+    })
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+/// Score one candidate phantom against the overview.
+fn evaluate(ov: &HuStack, geo: &Geo, slices: &[SliceBody], areas: &[f64], def: &PhantomDef) -> Eval {
+    let n = slices.len();
+    let expected_area = def.outline.area_mm2();
+    // Slices whose object has about this phantom's cross-section (a cut phantom shows less).
+    let plausible: Vec<usize> = (0..n)
+        .filter(|&k| areas[k] >= 0.45 * expected_area && areas[k] <= 1.3 * expected_area)
+        .collect();
+    let fail = |reason: String| Eval {
+        score: 0.0,
+        reason,
+        run: None,
+        pose: Pose {
+            centre_x_mm: 0.0,
+            centre_y_mm: 0.0,
+            rotation_deg: 0.0,
+        },
+        touches_edge: false,
+    };
+    if plausible.is_empty() {
+        let amax = areas.iter().cloned().fold(0.0, f64::max);
+        return fail(format!(
+            "largest object {:.0} cm², expected about {:.0} cm²",
+            amax / 100.0,
+            expected_area / 100.0
+        ));
+    }
+    // Outline fit on a few slices spread over the plausible ones; keep the median IoU.
+    let picks: Vec<usize> = {
+        let m = plausible.len();
+        let mut v: Vec<usize> = [m / 4, m / 2, (3 * m) / 4]
+            .iter()
+            .map(|i| plausible[(*i).min(m - 1)])
+            .collect();
+        v.dedup();
+        v
+    };
+    let fits: Vec<(f64, (f64, f64), f64, bool)> = picks
+        .par_iter()
+        .filter_map(|&k| {
+            let b = slices[k].body.as_ref()?;
+            let (iou, c, r) = fit_outline(b, &slices[k].valid, geo, &def.outline);
+            Some((iou, c, r, b.touches_edge))
+        })
+        .collect();
+    let mut ious: Vec<f64> = fits.iter().map(|f| f.0).collect();
+    ious.sort_by(|a, b| a.total_cmp(b));
+    let iou = ious.get(ious.len() / 2).copied().unwrap_or(0.0);
+    let touches_edge = fits.iter().any(|f| f.3);
+    // A correct fit overlaps by 0.95 or more; a circle fitted with a square of the same size
+    // reaches about 0.84, which must not count as a match.
+    let s_outline = ((iou - 0.78) / 0.14).clamp(0.0, 1.0);
+    if s_outline <= 0.0 {
+        return fail(format!("outline does not match (overlap {:.2})", iou));
+    }
+    let (rot_outline, centre) = {
+        let f = fits
+            .iter()
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|f| (f.2, f.1))
+            .unwrap_or((0.0, (0.0, 0.0)));
+        f
+    };
+
+    // Insert evidence per plausible slice, at that slice's own body centre.
+    let per_slice: Vec<(usize, f64, Pose)> = plausible
+        .par_iter()
+        .filter_map(|&k| {
+            let b = slices[k].body.as_ref()?;
+            let img = ov.hu.index_axis(Axis(0), k);
+            // The centroid of a cut body is biased: shift the fitted centre by this slice's
+            // centroid offset from the fitted slice's instead of trusting it.
+            let c = if b.touches_edge {
+                centre
+            } else {
+                (geo.x_of(b.centroid.1), geo.y_of(b.centroid.0))
+            };
+            match def.localisation {
+                Localisation::Template => {
+                    let angles: Vec<f64> = match def.outline {
+                        Outline::Ellipse { .. } => (-12..=12)
+                            .flat_map(|d| {
+                                let a = rot_outline + d as f64;
+                                [a, a + 180.0]
+                            })
+                            .collect(),
+                        _ => (0..180).map(|i| i as f64 * 2.0).collect(),
+                    };
+                    let (_, rot) = best_rotation(img, geo, def, c, angles.into_iter());
+                    let start = Pose {
+                        centre_x_mm: c.0,
+                        centre_y_mm: c.1,
+                        rotation_deg: rot,
+                    };
+                    let (_, pose) = refine_pose(img, geo, def, start, &[(2.0, 1.0)]);
+                    let ev = evidence(&hole_contrasts(img, geo, def, &pose), def);
+                    Some((k, ev, pose))
+                }
+                Localisation::Detection => {
+                    let rods = rods::detect(img, b, geo);
+                    let want = def.expected_materials().len().max(1);
+                    let ev = (rods.len() as f64 / (want.saturating_sub(1)).max(1) as f64).min(1.0);
+                    let ev = if rods.len() >= 3 { ev } else { 0.0 };
+                    Some((
+                        k,
+                        ev,
+                        Pose {
+                            centre_x_mm: c.0,
+                            centre_y_mm: c.1,
+                            rotation_deg: wrap_deg(rot_outline),
+                        },
+                    ))
+                }
+            }
+        })
+        .collect();
+    // Longest run of consecutive overview slices showing the inserts (one-slice gaps bridged).
+    let mut best_run: Option<(usize, usize, f64)> = None;
+    let good: Vec<&(usize, f64, Pose)> =
+        per_slice.iter().filter(|(_, e, _)| *e >= EVIDENCE_MIN).collect();
+    let mut i = 0;
+    while i < good.len() {
+        let mut j = i;
+        while j + 1 < good.len() && good[j + 1].0 <= good[j].0 + 2 {
+            j += 1;
+        }
+        let (lo, hi) = (good[i].0, good[j].0);
+        let mean_ev = good[i..=j].iter().map(|g| g.1).sum::<f64>() / (j - i + 1) as f64;
+        let span = (hi - lo + 1) as f64;
+        if best_run.is_none_or(|(l, h, e)| span * mean_ev > (h - l + 1) as f64 * e) {
+            best_run = Some((lo, hi, mean_ev));
+        }
+        i = j + 1;
+    }
+    let max_ev = per_slice.iter().map(|p| p.1).fold(0.0, f64::max);
+    let Some((lo, hi, run_ev)) = best_run else {
+        return fail(format!(
+            "outline matches (overlap {:.2}) but no slice shows the inserts (best {:.0} % of the expected holes visible)",
+            iou,
+            100.0 * max_ev
+        ));
+    };
+    // Pose of the slice nearest the run centre.
+    let mid = (lo + hi) / 2;
+    let pose = per_slice
+        .iter()
+        .min_by_key(|p| p.0.abs_diff(mid))
+        .map(|p| p.2)
+        .unwrap_or(Pose {
+            centre_x_mm: centre.0,
+            centre_y_mm: centre.1,
+            rotation_deg: 0.0,
+        });
+    let _ = ov;
+    Eval {
+        score: s_outline * run_ev,
+        reason: format!(
+            "outline overlap {:.2}, inserts visible in {} slice(s) ({:.0} % of the expected holes)",
+            iou,
+            hi - lo + 1,
+            100.0 * run_ev
+        ),
+        run: Some((lo, hi)),
+        pose,
+        touches_edge,
+    }
+}
