@@ -1,0 +1,217 @@
+//! Slice order: position along the slice normal, duplicates, gaps.
+
+use super::header::SliceHeader;
+
+/// Two slices closer than this along the normal are at the same position.
+const SAME_POSITION_MM: f64 = 0.01;
+/// Largest allowed difference between two slices' orientation cosines.
+const ORIENTATION_TOL: f64 = 1e-3;
+
+/// The outcome of sorting one series' slices.
+#[derive(Debug)]
+pub(crate) struct Sorted {
+    /// Indices into the input, in increasing position along the normal; duplicates left out.
+    pub order: Vec<usize>,
+    /// Position of each kept slice along the normal, mm, strictly increasing.
+    pub z_mm: Vec<f64>,
+    pub warnings: Vec<String>,
+}
+
+fn fmt_list(items: &[String], max: usize) -> String {
+    let mut s = items
+        .iter()
+        .take(max)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > max {
+        s.push_str(&format!(" and {} more", items.len() - max));
+    }
+    s
+}
+
+fn dot(a: &[f64; 3], b: &[f64]) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+
+/// Sort by the projection of ImagePositionPatient on the normal of the first slice's
+/// ImageOrientationPatient; fall back to InstanceNumber (with a warning) when positions are
+/// missing. `Err` says why the slices cannot form one stack.
+pub(crate) fn sort_slices(headers: &[SliceHeader]) -> Result<Sorted, String> {
+    let mut warnings = Vec::new();
+    if headers.is_empty() {
+        return Err("no slices".into());
+    }
+    let all_positioned = headers
+        .iter()
+        .all(|h| h.image_position.is_some() && h.normal().is_some());
+
+    // (input index, position) before de-duplication
+    let mut pos: Vec<(usize, f64)>;
+    if all_positioned {
+        let first = headers[0].image_orientation.unwrap_or_default();
+        let normal = headers[0].normal().unwrap_or([0.0, 0.0, 1.0]);
+        let mut differing = Vec::new();
+        for h in headers {
+            let o = h.image_orientation.unwrap_or_default();
+            let d = o
+                .iter()
+                .zip(first.iter())
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            if d > ORIENTATION_TOL {
+                differing.push(format!("{} has {:?}", h.label, o));
+            }
+        }
+        if !differing.is_empty() {
+            return Err(format!(
+                "slices have different ImageOrientationPatient (first slice {:?}; {}): not one stack of parallel slices",
+                first,
+                fmt_list(&differing, 3)
+            ));
+        }
+        pos = headers
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (i, dot(&normal, &h.image_position.unwrap_or_default())))
+            .collect();
+    } else {
+        let missing: Vec<String> = headers
+            .iter()
+            .filter(|h| h.image_position.is_none() || h.normal().is_none())
+            .map(|h| h.label.clone())
+            .collect();
+        if headers.iter().any(|h| h.instance_number.is_none()) {
+            return Err(format!(
+                "ImagePositionPatient/ImageOrientationPatient missing or invalid in {} file(s) ({}) and InstanceNumber missing too: the slices cannot be ordered",
+                missing.len(),
+                fmt_list(&missing, 3)
+            ));
+        }
+        let step = headers[0]
+            .spacing_between_slices
+            .or(headers[0].slice_thickness)
+            .unwrap_or(1.0);
+        warnings.push(format!(
+            "ImagePositionPatient/ImageOrientationPatient missing or invalid in {} file(s) ({}): slices ordered by InstanceNumber, positions assumed {step} mm apart",
+            missing.len(),
+            fmt_list(&missing, 3)
+        ));
+        let mut by_number: Vec<usize> = (0..headers.len()).collect();
+        by_number.sort_by_key(|&i| (headers[i].instance_number, i));
+        pos = by_number
+            .iter()
+            .map(|&i| (i, headers[i].instance_number.unwrap_or(0) as f64 * step))
+            .collect();
+    }
+
+    pos.sort_by(|a, b| {
+        a.1.total_cmp(&b.1)
+            .then(inst_key(&headers[a.0]).cmp(&inst_key(&headers[b.0])))
+            .then(headers[a.0].label.cmp(&headers[b.0].label))
+    });
+
+    // duplicates: runs of (nearly) equal positions; keep the lowest InstanceNumber
+    let mut order = Vec::new();
+    let mut z_mm = Vec::new();
+    let mut dup_msgs = Vec::new();
+    let mut i = 0;
+    while i < pos.len() {
+        let mut j = i + 1;
+        while j < pos.len() && (pos[j].1 - pos[i].1).abs() < SAME_POSITION_MM {
+            j += 1;
+        }
+        let run = &pos[i..j];
+        let keep = run
+            .iter()
+            .min_by(|a, b| {
+                inst_key(&headers[a.0])
+                    .cmp(&inst_key(&headers[b.0]))
+                    .then(headers[a.0].label.cmp(&headers[b.0].label))
+            })
+            .map(|p| p.0)
+            .unwrap_or(run[0].0);
+        if run.len() > 1 {
+            let kept = &headers[keep];
+            let dropped: Vec<String> = run
+                .iter()
+                .filter(|p| p.0 != keep)
+                .map(|p| {
+                    let h = &headers[p.0];
+                    let same = if h.sop_instance_uid == kept.sop_instance_uid {
+                        ", same SOPInstanceUID"
+                    } else {
+                        ""
+                    };
+                    format!(
+                        "{} (InstanceNumber {}{same})",
+                        h.label,
+                        num(h.instance_number)
+                    )
+                })
+                .collect();
+            dup_msgs.push(format!(
+                "z = {:.3} mm: kept {} (InstanceNumber {}), left out {}",
+                pos[i].1,
+                kept.label,
+                num(kept.instance_number),
+                dropped.join(", ")
+            ));
+        }
+        order.push(keep);
+        z_mm.push(pos[i].1);
+        i = j;
+    }
+    if !dup_msgs.is_empty() {
+        warnings.push(format!(
+            "{} slice position(s) occur more than once (duplicate slices): {}",
+            dup_msgs.len(),
+            fmt_list(&dup_msgs, 5)
+        ));
+    }
+
+    // gaps / irregular spacing
+    if z_mm.len() >= 3 {
+        let mut d: Vec<f64> = z_mm.windows(2).map(|w| w[1] - w[0]).collect();
+        let diffs = d.clone();
+        d.sort_by(f64::total_cmp);
+        let median = d[d.len() / 2];
+        let tol = (0.05 * median).max(0.02);
+        let irregular: Vec<String> = diffs
+            .iter()
+            .enumerate()
+            .filter(|(_, &x)| (x - median).abs() > tol)
+            .map(|(k, &x)| format!("{:.2} → {:.2} mm ({:.2} mm)", z_mm[k], z_mm[k + 1], x))
+            .collect();
+        if !irregular.is_empty() {
+            warnings.push(format!(
+                "irregular slice spacing (usual spacing {median:.2} mm; missing slices?): {}",
+                fmt_list(&irregular, 5)
+            ));
+        }
+    }
+
+    Ok(Sorted {
+        order,
+        z_mm,
+        warnings,
+    })
+}
+
+fn inst_key(h: &SliceHeader) -> (bool, i64) {
+    (h.instance_number.is_none(), h.instance_number.unwrap_or(0))
+}
+
+fn num(n: Option<i64>) -> String {
+    n.map(|v| v.to_string()).unwrap_or_else(|| "none".into())
+}
+
+/// Median of the spacings between consecutive positions (None for fewer than 2 slices).
+pub(crate) fn median_spacing(z_mm: &[f64]) -> Option<f64> {
+    if z_mm.len() < 2 {
+        return None;
+    }
+    let mut d: Vec<f64> = z_mm.windows(2).map(|w| w[1] - w[0]).collect();
+    d.sort_by(f64::total_cmp);
+    Some(d[d.len() / 2])
+}

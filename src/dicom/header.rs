@@ -1,0 +1,316 @@
+//! What one DICOM object tells us before its pixel data is read: identity, geometry, pixel format
+//! and acquisition metadata. Read once per file at load time (header only).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use dicom_core::Tag;
+use dicom_dictionary_std::{tags, uids};
+use dicom_object::{DefaultDicomObject, InMemDicomObject};
+
+/// Where a slice's pixel data comes from when it is decoded.
+#[derive(Debug, Clone)]
+pub(crate) enum Source {
+    /// A Part-10 file, re-opened (in full) when its pixels are decoded.
+    File(PathBuf),
+    /// An object already in memory (handed over by the service).
+    Memory(Arc<DefaultDicomObject>),
+}
+
+/// The header of one DICOM object (file or in-memory).
+#[derive(Debug, Clone)]
+pub(crate) struct SliceHeader {
+    pub source: Source,
+    /// File path or caller's label, for messages.
+    pub label: String,
+    pub transfer_syntax: String,
+    pub sop_class_uid: String,
+    pub sop_instance_uid: String,
+    pub modality: String,
+    pub series_instance_uid: String,
+    pub study_instance_uid: String,
+    pub image_type: Vec<String>,
+    pub series_description: Option<String>,
+    pub protocol_name: Option<String>,
+    pub kvp: Option<f64>,
+    pub manufacturer: Option<String>,
+    pub manufacturer_model_name: Option<String>,
+    pub station_name: Option<String>,
+    pub device_serial_number: Option<String>,
+    pub study_date: Option<String>,
+    pub study_time: Option<String>,
+    pub series_number: Option<i64>,
+    pub slice_thickness: Option<f64>,
+    pub spacing_between_slices: Option<f64>,
+    pub reconstruction_kernel: Option<String>,
+    pub instance_number: Option<i64>,
+    pub image_position: Option<[f64; 3]>,
+    pub image_orientation: Option<[f64; 6]>,
+    pub rows: Option<usize>,
+    pub columns: Option<usize>,
+    pub pixel_spacing: Option<[f64; 2]>,
+    pub samples_per_pixel: Option<u16>,
+    pub photometric_interpretation: Option<String>,
+    pub bits_allocated: Option<u16>,
+    pub number_of_frames: Option<i64>,
+    pub rescale_slope: Option<f64>,
+    pub rescale_intercept: Option<f64>,
+    /// PixelPaddingValue as stored (before rescale), reinterpreted for the pixel representation.
+    pub padding_value: Option<i64>,
+    pub padding_range_limit: Option<i64>,
+}
+
+/// CT image storage SOP classes that we load (classic, one slice per file).
+pub(crate) fn is_classic_ct(sop_class_uid: &str) -> bool {
+    sop_class_uid == uids::CT_IMAGE_STORAGE
+        || sop_class_uid == uids::CT_IMAGE_STORAGE_FOR_PROCESSING
+}
+
+/// Multi-frame CT classes we recognise but do not load yet.
+pub(crate) fn is_enhanced_ct(sop_class_uid: &str) -> bool {
+    matches!(
+        sop_class_uid,
+        uids::ENHANCED_CT_IMAGE_STORAGE
+            | uids::LEGACY_CONVERTED_ENHANCED_CT_IMAGE_STORAGE
+            | uids::ENHANCED_CT_IMAGE_STORAGE_FOR_PROCESSING
+            | uids::LEGACY_CONVERTED_ENHANCED_CT_IMAGE_STORAGE_FOR_PROCESSING
+    )
+}
+
+/// A short human name for the SOP classes one meets in a CT export folder.
+pub(crate) fn sop_class_name(uid: &str) -> String {
+    let name = match uid {
+        uids::CT_IMAGE_STORAGE => "CT Image",
+        uids::CT_IMAGE_STORAGE_FOR_PROCESSING => "CT Image (for processing)",
+        uids::ENHANCED_CT_IMAGE_STORAGE => "Enhanced CT Image",
+        uids::LEGACY_CONVERTED_ENHANCED_CT_IMAGE_STORAGE => "Legacy Converted Enhanced CT Image",
+        uids::MR_IMAGE_STORAGE => "MR Image",
+        uids::ENHANCED_MR_IMAGE_STORAGE => "Enhanced MR Image",
+        uids::POSITRON_EMISSION_TOMOGRAPHY_IMAGE_STORAGE => "PET Image",
+        uids::NUCLEAR_MEDICINE_IMAGE_STORAGE => "NM Image",
+        uids::SECONDARY_CAPTURE_IMAGE_STORAGE => "Secondary Capture Image",
+        uids::COMPUTED_RADIOGRAPHY_IMAGE_STORAGE => "CR Image",
+        uids::DIGITAL_X_RAY_IMAGE_STORAGE_FOR_PRESENTATION => "DX Image",
+        uids::RT_IMAGE_STORAGE => "RT Image",
+        uids::RT_STRUCTURE_SET_STORAGE => "RT Structure Set",
+        uids::RT_PLAN_STORAGE => "RT Plan",
+        uids::RT_ION_PLAN_STORAGE => "RT Ion Plan",
+        uids::RT_DOSE_STORAGE => "RT Dose",
+        uids::BASIC_TEXT_SR_STORAGE => "Basic Text SR",
+        uids::ENHANCED_SR_STORAGE => "Enhanced SR",
+        uids::COMPREHENSIVE_SR_STORAGE => "Comprehensive SR",
+        uids::X_RAY_RADIATION_DOSE_SR_STORAGE => "X-Ray Radiation Dose SR",
+        uids::KEY_OBJECT_SELECTION_DOCUMENT_STORAGE => "Key Object Selection",
+        uids::GRAYSCALE_SOFTCOPY_PRESENTATION_STATE_STORAGE => "Grayscale Presentation State",
+        uids::SPATIAL_REGISTRATION_STORAGE => "Spatial Registration",
+        uids::ENCAPSULATED_PDF_STORAGE => "Encapsulated PDF",
+        uids::MEDIA_STORAGE_DIRECTORY_STORAGE => "DICOMDIR",
+        "" => "unknown SOP class",
+        other => return format!("SOP class {other}"),
+    };
+    name.to_string()
+}
+
+/// Trim the padding DICOM strings carry (spaces, NUL) at both ends.
+fn clean(s: &str) -> String {
+    s.trim_matches(|c: char| c == ' ' || c == '\0').to_string()
+}
+
+fn string(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
+    let s = clean(&obj.get(tag)?.to_str().ok()?);
+    if s.is_empty() {
+        None
+    } else {
+        Some(s)
+    }
+}
+
+fn strings(obj: &InMemDicomObject, tag: Tag) -> Option<Vec<String>> {
+    let v: Vec<String> = obj
+        .get(tag)?
+        .to_multi_str()
+        .ok()?
+        .iter()
+        .map(|s| clean(s))
+        .collect();
+    if v.iter().all(|s| s.is_empty()) {
+        None
+    } else {
+        Some(v)
+    }
+}
+
+/// Numbers of a DS/IS/FD/US... element; `None` if absent, empty or not all finite numbers.
+fn floats(obj: &InMemDicomObject, tag: Tag) -> Option<Vec<f64>> {
+    let elem = obj.get(tag)?;
+    let parsed: Option<Vec<f64>> = match elem.to_multi_str() {
+        Ok(strs) => strs.iter().map(|s| clean(s).parse::<f64>().ok()).collect(),
+        Err(_) => None,
+    };
+    let v = match parsed {
+        Some(v) => v,
+        None => elem.to_multi_float64().ok()?,
+    };
+    if v.is_empty() || v.iter().any(|x| !x.is_finite()) {
+        None
+    } else {
+        Some(v)
+    }
+}
+
+fn float(obj: &InMemDicomObject, tag: Tag) -> Option<f64> {
+    floats(obj, tag).and_then(|v| v.first().copied())
+}
+
+fn int(obj: &InMemDicomObject, tag: Tag) -> Option<i64> {
+    let x = float(obj, tag)?;
+    if x.fract() == 0.0 && x.abs() < 9.0e15 {
+        Some(x as i64)
+    } else {
+        None
+    }
+}
+
+fn small_uint(obj: &InMemDicomObject, tag: Tag) -> Option<u16> {
+    let x = int(obj, tag)?;
+    u16::try_from(x).ok()
+}
+
+/// A US-or-SS value (PixelPaddingValue and friends) read back as the stored integer, whatever VR
+/// the parser guessed (implicit VR files give no VR; an SS -2000 may come back as US 63536).
+fn us_or_ss(obj: &InMemDicomObject, tag: Tag, signed: bool, bits_allocated: u16) -> Option<i64> {
+    let v = int(obj, tag)?;
+    let width = if bits_allocated == 32 { 32 } else { 16 };
+    let span = 1i64 << width;
+    let half = 1i64 << (width - 1);
+    Some(if signed && v >= half {
+        v - span
+    } else if !signed && v < 0 {
+        v + span
+    } else {
+        v
+    })
+}
+
+impl SliceHeader {
+    /// Read what we need from a parsed object (which may lack its pixel data).
+    pub(crate) fn from_object(obj: &DefaultDicomObject, source: Source, label: String) -> Self {
+        let meta = obj.meta();
+        let ds: &InMemDicomObject = obj;
+        let transfer_syntax = clean(meta.transfer_syntax());
+        let sop_class_uid = string(ds, tags::SOP_CLASS_UID)
+            .unwrap_or_else(|| clean(&meta.media_storage_sop_class_uid));
+        let sop_instance_uid = string(ds, tags::SOP_INSTANCE_UID)
+            .unwrap_or_else(|| clean(&meta.media_storage_sop_instance_uid));
+
+        let pixel_representation = small_uint(ds, tags::PIXEL_REPRESENTATION);
+        let bits_allocated = small_uint(ds, tags::BITS_ALLOCATED);
+        let signed = pixel_representation == Some(1);
+        let ba = bits_allocated.unwrap_or(16);
+
+        let image_position = floats(ds, tags::IMAGE_POSITION_PATIENT)
+            .filter(|v| v.len() == 3)
+            .map(|v| [v[0], v[1], v[2]]);
+        let image_orientation = floats(ds, tags::IMAGE_ORIENTATION_PATIENT)
+            .filter(|v| v.len() == 6)
+            .map(|v| [v[0], v[1], v[2], v[3], v[4], v[5]]);
+        let pixel_spacing = floats(ds, tags::PIXEL_SPACING)
+            .filter(|v| v.len() == 2 && v[0] > 0.0 && v[1] > 0.0)
+            .map(|v| [v[0], v[1]]);
+
+        SliceHeader {
+            source,
+            label,
+            transfer_syntax,
+            sop_class_uid,
+            sop_instance_uid,
+            modality: string(ds, tags::MODALITY).unwrap_or_default(),
+            series_instance_uid: string(ds, tags::SERIES_INSTANCE_UID).unwrap_or_default(),
+            study_instance_uid: string(ds, tags::STUDY_INSTANCE_UID).unwrap_or_default(),
+            image_type: strings(ds, tags::IMAGE_TYPE).unwrap_or_default(),
+            series_description: string(ds, tags::SERIES_DESCRIPTION),
+            protocol_name: string(ds, tags::PROTOCOL_NAME),
+            kvp: float(ds, tags::KVP),
+            manufacturer: string(ds, tags::MANUFACTURER),
+            manufacturer_model_name: string(ds, tags::MANUFACTURER_MODEL_NAME),
+            station_name: string(ds, tags::STATION_NAME),
+            device_serial_number: string(ds, tags::DEVICE_SERIAL_NUMBER),
+            study_date: string(ds, tags::STUDY_DATE),
+            study_time: string(ds, tags::STUDY_TIME),
+            series_number: int(ds, tags::SERIES_NUMBER),
+            slice_thickness: float(ds, tags::SLICE_THICKNESS).filter(|t| *t > 0.0),
+            spacing_between_slices: float(ds, tags::SPACING_BETWEEN_SLICES).filter(|t| *t > 0.0),
+            reconstruction_kernel: strings(ds, tags::CONVOLUTION_KERNEL).map(|v| v.join("\\")),
+            instance_number: int(ds, tags::INSTANCE_NUMBER),
+            image_position,
+            image_orientation,
+            rows: int(ds, tags::ROWS).and_then(|v| usize::try_from(v).ok()),
+            columns: int(ds, tags::COLUMNS).and_then(|v| usize::try_from(v).ok()),
+            pixel_spacing,
+            samples_per_pixel: small_uint(ds, tags::SAMPLES_PER_PIXEL),
+            photometric_interpretation: string(ds, tags::PHOTOMETRIC_INTERPRETATION),
+            bits_allocated,
+            number_of_frames: int(ds, tags::NUMBER_OF_FRAMES),
+            rescale_slope: float(ds, tags::RESCALE_SLOPE),
+            rescale_intercept: float(ds, tags::RESCALE_INTERCEPT),
+            padding_value: us_or_ss(ds, tags::PIXEL_PADDING_VALUE, signed, ba),
+            padding_range_limit: us_or_ss(ds, tags::PIXEL_PADDING_RANGE_LIMIT, signed, ba),
+        }
+    }
+
+    /// ImageType contains LOCALIZER (scout / topogram).
+    pub(crate) fn is_localizer(&self) -> bool {
+        self.image_type
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case("LOCALIZER"))
+    }
+
+    /// Bytes one frame's native pixel data must hold.
+    pub(crate) fn expected_frame_bytes(&self) -> Option<usize> {
+        let rows = self.rows?;
+        let cols = self.columns?;
+        let spp = usize::from(self.samples_per_pixel.unwrap_or(1));
+        let ba = usize::from(self.bits_allocated?);
+        if ba == 0 || ba % 8 != 0 {
+            return None;
+        }
+        rows.checked_mul(cols)?
+            .checked_mul(spp)?
+            .checked_mul(ba / 8)
+    }
+
+    /// Unit normal of the slice plane (row cosines × column cosines), if the orientation is
+    /// present and sane.
+    pub(crate) fn normal(&self) -> Option<[f64; 3]> {
+        let o = self.image_orientation?;
+        let n = [
+            o[1] * o[5] - o[2] * o[4],
+            o[2] * o[3] - o[0] * o[5],
+            o[0] * o[4] - o[1] * o[3],
+        ];
+        let len = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt();
+        if len.is_nan() || len <= 1e-6 {
+            return None;
+        }
+        Some([n[0] / len, n[1] / len, n[2] / len])
+    }
+
+    /// Axial (transverse) slices: the normal is within ~25° of the patient z axis. Gantry-tilted
+    /// axial scans qualify. Unknown orientation counts as axial (the caller warns).
+    pub(crate) fn is_axial(&self) -> bool {
+        match self.normal() {
+            Some(n) => n[2].abs() > 0.9,
+            None => true,
+        }
+    }
+
+    pub(crate) fn orientation_name(&self) -> &'static str {
+        match self.normal() {
+            None => "unknown orientation",
+            Some(n) if n[2].abs() > 0.9 => "axial",
+            Some(n) if n[1].abs() > 0.9 => "coronal",
+            Some(n) if n[0].abs() > 0.9 => "sagittal",
+            Some(_) => "oblique",
+        }
+    }
+}

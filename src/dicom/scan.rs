@@ -1,0 +1,243 @@
+//! Finding DICOM files, reading their headers (not their pixel data) and checking, cheaply, that
+//! the pixel data of the CT images is complete.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use dicom_dictionary_std::{tags, uids};
+use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
+use dicom_object::OpenFileOptions;
+use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+use rayon::prelude::*;
+
+use super::header::{is_classic_ct, is_enhanced_ct, SliceHeader, Source};
+use super::DicomError;
+
+/// What reading one file's header gave.
+pub(crate) enum Scanned {
+    Header(Box<SliceHeader>),
+    /// Not a DICOM Part-10 file (no "DICM" marker): a README, a thumbnail, ...
+    NotDicom {
+        path: PathBuf,
+        reason: String,
+    },
+    /// A DICOM file we could not use: unreadable header, truncated pixel data, ...
+    Unreadable {
+        path: PathBuf,
+        reason: String,
+        /// The series it belongs to, when the header could be read.
+        series_uid: Option<String>,
+    },
+}
+
+/// All regular files under `path` (recursively), sorted; or `path` itself if it is a file.
+pub(crate) fn list_files(path: &Path) -> Result<(Vec<PathBuf>, Vec<String>), DicomError> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            DicomError::PathNotFound {
+                path: path.to_path_buf(),
+            }
+        } else {
+            DicomError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            }
+        }
+    })?;
+    if meta.is_file() {
+        return Ok((vec![path.to_path_buf()], Vec::new()));
+    }
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    for entry in walkdir::WalkDir::new(path).follow_links(true) {
+        match entry {
+            Ok(e) if e.file_type().is_file() => files.push(e.into_path()),
+            Ok(_) => {}
+            Err(e) => problems.push(format!("could not list {}: {e}", path_of(&e, path))),
+        }
+    }
+    files.sort();
+    Ok((files, problems))
+}
+
+fn path_of(e: &walkdir::Error, root: &Path) -> String {
+    e.path().unwrap_or(root).display().to_string()
+}
+
+/// Read the headers of all files in parallel.
+pub(crate) fn scan_files(files: &[PathBuf]) -> Vec<Scanned> {
+    files.par_iter().map(|p| scan_file(p)).collect()
+}
+
+fn has_dicm_marker(path: &Path) -> std::io::Result<bool> {
+    let mut f = File::open(path)?;
+    let mut buf = [0u8; 132];
+    let mut n = 0;
+    while n < buf.len() {
+        let k = f.read(&mut buf[n..])?;
+        if k == 0 {
+            break;
+        }
+        n += k;
+    }
+    Ok((n >= 132 && &buf[128..132] == b"DICM") || (n >= 4 && &buf[0..4] == b"DICM"))
+}
+
+pub(crate) fn scan_file(path: &Path) -> Scanned {
+    match has_dicm_marker(path) {
+        Ok(true) => {}
+        Ok(false) => {
+            return Scanned::NotDicom {
+                path: path.to_path_buf(),
+                reason: "no DICM marker".into(),
+            }
+        }
+        Err(e) => {
+            return Scanned::Unreadable {
+                path: path.to_path_buf(),
+                reason: format!("cannot read: {e}"),
+                series_uid: None,
+            }
+        }
+    }
+    let obj = match OpenFileOptions::new()
+        .read_until(tags::PIXEL_DATA)
+        .open_file(path)
+    {
+        Ok(o) => o,
+        Err(e) => {
+            return Scanned::Unreadable {
+                path: path.to_path_buf(),
+                reason: format!("cannot parse the DICOM header: {e}"),
+                series_uid: None,
+            }
+        }
+    };
+    let header = SliceHeader::from_object(
+        &obj,
+        Source::File(path.to_path_buf()),
+        path.display().to_string(),
+    );
+    drop(obj);
+    if is_classic_ct(&header.sop_class_uid) || is_enhanced_ct(&header.sop_class_uid) {
+        if let Err(reason) = check_file_pixel_data(path, &header) {
+            return Scanned::Unreadable {
+                path: path.to_path_buf(),
+                reason,
+                series_uid: Some(header.series_instance_uid.clone()),
+            };
+        }
+    }
+    Scanned::Header(Box::new(header))
+}
+
+/// Check that a file's pixel data is all there, without reading it: for native syntaxes the
+/// Pixel Data element must be the last one and hold Rows × Columns × BitsAllocated/8 × frames
+/// bytes; for encapsulated ones the file must end with the sequence delimiter. When this quick
+/// look is inconclusive (deflate, trailing elements, ...), the whole file is parsed.
+fn check_file_pixel_data(path: &Path, h: &SliceHeader) -> Result<(), String> {
+    let frames = h.number_of_frames.unwrap_or(1).max(1) as usize;
+    let expected = h
+        .expected_frame_bytes()
+        .and_then(|b| b.checked_mul(frames))
+        .ok_or_else(|| {
+            format!(
+                "incomplete image attributes (Rows {:?}, Columns {:?}, BitsAllocated {:?})",
+                h.rows, h.columns, h.bits_allocated
+            )
+        })?;
+    let ts = TransferSyntaxRegistry
+        .get(&h.transfer_syntax)
+        .ok_or_else(|| format!("unknown transfer syntax {}", h.transfer_syntax))?;
+    let quick = (|| -> std::io::Result<bool> {
+        let mut f = File::open(path)?;
+        let size = f.metadata()?.len();
+        if ts.is_encapsulated_pixel_data() {
+            if size < 8 {
+                return Ok(false);
+            }
+            let mut tail = [0u8; 8];
+            f.seek(SeekFrom::Start(size - 8))?;
+            f.read_exact(&mut tail)?;
+            return Ok(tail == [0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+        }
+        let explicit = match ts.uid() {
+            uids::EXPLICIT_VR_LITTLE_ENDIAN => true,
+            uids::IMPLICIT_VR_LITTLE_ENDIAN => false,
+            _ => return Ok(false),
+        };
+        let header_len: u64 = if explicit { 12 } else { 8 };
+        for value_len in [expected as u64, expected as u64 + 1] {
+            let Some(start) = size.checked_sub(value_len + header_len) else {
+                continue;
+            };
+            let mut buf = [0u8; 12];
+            f.seek(SeekFrom::Start(start))?;
+            f.read_exact(&mut buf[..header_len as usize])?;
+            let tag_ok = buf[0..4] == [0xE0, 0x7F, 0x10, 0x00];
+            let len_ok = if explicit {
+                (&buf[4..6] == b"OW" || &buf[4..6] == b"OB")
+                    && u32::from_le_bytes([buf[8], buf[9], buf[10], buf[11]]) as u64 == value_len
+            } else {
+                u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]) as u64 == value_len
+            };
+            if tag_ok && len_ok {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    })();
+    match quick {
+        Ok(true) => return Ok(()),
+        Ok(false) => {}
+        Err(e) => return Err(format!("cannot read: {e}")),
+    }
+    // inconclusive: parse the whole file
+    let obj = dicom_object::open_file(path)
+        .map_err(|e| format!("cannot read the whole file (truncated or damaged?): {e}"))?;
+    check_object_pixel_data(&obj, h)
+}
+
+/// Check an in-memory object's pixel data: present, and long enough when native.
+pub(crate) fn check_object_pixel_data(
+    obj: &dicom_object::DefaultDicomObject,
+    h: &SliceHeader,
+) -> Result<(), String> {
+    let frames = h.number_of_frames.unwrap_or(1).max(1) as usize;
+    let expected = h
+        .expected_frame_bytes()
+        .and_then(|b| b.checked_mul(frames))
+        .ok_or_else(|| {
+            format!(
+                "incomplete image attributes (Rows {:?}, Columns {:?}, BitsAllocated {:?})",
+                h.rows, h.columns, h.bits_allocated
+            )
+        })?;
+    let elem = obj
+        .get(tags::PIXEL_DATA)
+        .ok_or_else(|| "no Pixel Data".to_string())?;
+    match elem.value() {
+        dicom_core::DicomValue::PixelSequence(seq) => {
+            if seq.fragments().is_empty() {
+                Err("encapsulated Pixel Data has no fragments".into())
+            } else {
+                Ok(())
+            }
+        }
+        dicom_core::DicomValue::Primitive(p) => {
+            let have = p.calculate_byte_len();
+            if have < expected {
+                Err(format!(
+                    "Pixel Data holds {have} bytes, {expected} expected for {}×{} pixels of {} bits: the file is truncated",
+                    h.rows.unwrap_or(0),
+                    h.columns.unwrap_or(0),
+                    h.bits_allocated.unwrap_or(0)
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        dicom_core::DicomValue::Sequence(_) => Err("Pixel Data is a sequence".into()),
+    }
+}
