@@ -36,7 +36,9 @@ impl Body {
 pub fn segment(slice: ArrayView2<f32>, geo: &Geo) -> Option<Body> {
     let (rows, cols) = slice.dim();
     let raw: Mask = slice.mapv(|v| v.is_finite() && v > BODY_HU);
-    let k = (OPEN_RADIUS_MM / geo.px[0].min(geo.px[1])).round().clamp(1.0, 255.0) as u8;
+    let k = (OPEN_RADIUS_MM / geo.px[0].min(geo.px[1]))
+        .round()
+        .clamp(1.0, 255.0) as u8;
     let opened = open(&raw, k);
     let (labels, counts) = components(&opened);
     let (best, &n) = counts.iter().enumerate().max_by_key(|(_, c)| **c)?;
@@ -234,7 +236,10 @@ mod tests {
         let valid = img.mapv(|v| v.is_finite());
         let (iou, c, rot) = fit_outline(&body, &valid, &g, &outline);
         assert!(iou > 0.95, "iou {iou}");
-        assert!((c.0 - centre.0).abs() < 2.0 && (c.1 - centre.1).abs() < 2.0, "{c:?}");
+        assert!(
+            (c.0 - centre.0).abs() < 2.0 && (c.1 - centre.1).abs() < 2.0,
+            "{c:?}"
+        );
         assert!((rot - 20.0).abs() < 2.0, "rot {rot}");
         let wrong = fit_outline(&body, &valid, &g, &Outline::Square { side_mm: 180.0 });
         assert!(wrong.0 < 0.7, "square iou {}", wrong.0);

@@ -218,7 +218,10 @@ mod tests {
     fn missing_values_fail() {
         let set = PhantomSet::builtin();
         let def = set.get("cirs062").unwrap();
-        let m = measurement(vec![material("water", 1.0, 1.0), material("liver", 1.052, 55.0)]);
+        let m = measurement(vec![
+            material("water", 1.0, 1.0),
+            material("liver", 1.052, 55.0),
+        ]);
         let base = Baseline {
             source: "test".into(),
             entries: vec![entry("water", None), entry("muscle", Some(40.0))],

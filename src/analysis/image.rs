@@ -12,7 +12,11 @@ pub type Mask = Array2<bool>;
 pub fn to_gray(mask: &Mask) -> GrayImage {
     let (rows, cols) = mask.dim();
     GrayImage::from_fn(cols as u32, rows as u32, |x, y| {
-        Luma([if mask[[y as usize, x as usize]] { 255 } else { 0 }])
+        Luma([if mask[[y as usize, x as usize]] {
+            255
+        } else {
+            0
+        }])
     })
 }
 

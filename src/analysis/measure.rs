@@ -14,8 +14,9 @@ use crate::phantom::{Localisation, Material, Outline, PhantomDef};
 use ndarray::{Array2, Axis};
 use pathfinding::prelude::{kuhn_munkres_min, Matrix};
 
-/// Per-insert refinement only where the insert shows at least this contrast (HU).
-const REFINE_MIN_CONTRAST: f64 = 40.0;
+/// Per-insert refinement only where the insert shows at least this contrast (HU); low-contrast
+/// inserts keep the rigid template position (a noisy contrast maximum would only move them).
+const REFINE_MIN_CONTRAST: f64 = 100.0;
 /// How far per-insert refinement may move a centre from the template, mm.
 const REFINE_MAX_MM: f64 = 1.5;
 /// The ROI edge stays at least this many pixels inside the insert edge.
@@ -138,19 +139,32 @@ pub fn measure(
     let (names, method) = match method_hint {
         AssignmentMethod::Detection => {
             let mats = def.expected_materials();
-            let a = assign_by_hu(&hus, &mats);
-            for (i, m) in a.iter().enumerate() {
-                if m.is_none() {
-                    warnings.push(format!(
+            let mut a = assign_by_hu(&hus, &mats);
+            // Rods left over after every material got one: a second copy of the nearest
+            // material when it reads within twice that material's tolerance.
+            for (i, slot) in a.iter_mut().enumerate() {
+                if slot.is_some() {
+                    continue;
+                }
+                let near = (0..mats.len()).min_by(|x, y| {
+                    (hus[i] - mats[*x].hu_expected)
+                        .abs()
+                        .total_cmp(&(hus[i] - mats[*y].hu_expected).abs())
+                });
+                match near {
+                    Some(j)
+                        if (hus[i] - mats[j].hu_expected).abs() <= 2.0 * mats[j].tolerance_hu =>
+                    {
+                        *slot = Some(j)
+                    }
+                    _ => warnings.push(format!(
                         "rod at ({:.1}, {:.1}) mm reads {:.0} HU and matches no listed material: not reported",
                         measured[i].0.x, measured[i].0.y, hus[i]
-                    ));
+                    )),
                 }
             }
-            let names: Vec<Option<String>> = a
-                .iter()
-                .map(|m| m.map(|j| mats[j].name.clone()))
-                .collect();
+            let names: Vec<Option<String>> =
+                a.iter().map(|m| m.map(|j| mats[j].name.clone())).collect();
             for m in &mats {
                 if !names.iter().any(|n| n.as_deref() == Some(m.name.as_str())) {
                     warnings.push(format!(
@@ -346,7 +360,9 @@ fn locate_template(
                 let m = def.material(l.layout_material.as_deref()?)?;
                 let r = (def.roi_radius_fraction * l.insert_r).min(l.insert_r - 2.0 * geo.px[0]);
                 let st = roi_stats(slab, geo, l.x, l.y, r.max(geo.px[0]));
-                st.mean.is_finite().then(|| (st.mean - m.hu_expected).powi(2))
+                st.mean
+                    .is_finite()
+                    .then(|| (st.mean - m.hu_expected).powi(2))
             })
             .sum();
         if best.as_ref().is_none_or(|b| cost < b.0) {
@@ -408,8 +424,13 @@ fn layout_or_reassign(
     hus: &[f64],
     warnings: &mut Vec<String>,
 ) -> (Vec<Option<String>>, AssignmentMethod) {
-    let layout: Vec<Option<String>> = measured.iter().map(|m| m.0.layout_material.clone()).collect();
-    let idx: Vec<usize> = (0..measured.len()).filter(|i| layout[*i].is_some()).collect();
+    let layout: Vec<Option<String>> = measured
+        .iter()
+        .map(|m| m.0.layout_material.clone())
+        .collect();
+    let idx: Vec<usize> = (0..measured.len())
+        .filter(|i| layout[*i].is_some())
+        .collect();
     let slots: Vec<&Material> = idx
         .iter()
         .filter_map(|i| def.material(layout[*i].as_deref()?))

@@ -70,10 +70,9 @@ pub fn plan(
 
     let candidates: Vec<&PhantomDef> = match &opts.phantom {
         Some(id) => {
-            let d = phantoms
-                .iter()
-                .find(|p| &p.id == id)
-                .ok_or_else(|| AnalysisError::Definition(format!("phantom '{id}' is not defined")))?;
+            let d = phantoms.iter().find(|p| &p.id == id).ok_or_else(|| {
+                AnalysisError::Definition(format!("phantom '{id}' is not defined"))
+            })?;
             vec![d]
         }
         None => phantoms.iter().collect(),
@@ -141,7 +140,11 @@ pub fn plan(
     let z = &ov.z_mm;
     let half = |i: usize| -> f64 {
         let prev = if i > 0 { z[i] - z[i - 1] } else { f64::NAN };
-        let next = if i + 1 < z.len() { z[i + 1] - z[i] } else { f64::NAN };
+        let next = if i + 1 < z.len() {
+            z[i + 1] - z[i]
+        } else {
+            f64::NAN
+        };
         let d = if prev.is_finite() { prev } else { next };
         if d.is_finite() {
             d / 2.0
@@ -200,7 +203,13 @@ fn round3(v: f64) -> f64 {
 }
 
 /// Score one candidate phantom against the overview.
-fn evaluate(ov: &HuStack, geo: &Geo, slices: &[SliceBody], areas: &[f64], def: &PhantomDef) -> Eval {
+fn evaluate(
+    ov: &HuStack,
+    geo: &Geo,
+    slices: &[SliceBody],
+    areas: &[f64],
+    def: &PhantomDef,
+) -> Eval {
     let n = slices.len();
     let expected_area = def.outline.area_mm2();
     // Slices whose object has about this phantom's cross-section (a cut phantom shows less).
@@ -317,8 +326,10 @@ fn evaluate(ov: &HuStack, geo: &Geo, slices: &[SliceBody], areas: &[f64], def: &
         .collect();
     // Longest run of consecutive overview slices showing the inserts (one-slice gaps bridged).
     let mut best_run: Option<(usize, usize, f64)> = None;
-    let good: Vec<&(usize, f64, Pose)> =
-        per_slice.iter().filter(|(_, e, _)| *e >= EVIDENCE_MIN).collect();
+    let good: Vec<&(usize, f64, Pose)> = per_slice
+        .iter()
+        .filter(|(_, e, _)| *e >= EVIDENCE_MIN)
+        .collect();
     let mut i = 0;
     while i < good.len() {
         let mut j = i;

@@ -2,7 +2,7 @@
 //! refinement. Inserts with no contrast (water in a water-equivalent body) are still placed,
 //! because the template is fitted on the holes that do show.
 
-use super::image::annulus_stats;
+use super::image::{annulus_stats, for_each_in_annulus, median};
 use super::{Geo, Pose};
 use crate::phantom::{Hole, PhantomDef};
 use ndarray::ArrayView2;
@@ -29,25 +29,39 @@ pub fn rotate_xy(px: f64, py: f64, pose: &Pose) -> (f64, f64) {
     )
 }
 
-/// Contrast of a disc of radius `r` (mm) at (x, y) against the ring just outside it.
+/// Contrast of a disc of radius `r` (mm) at (x, y) against the ring just outside it. The ring's
+/// median is used, so that a ring reaching past the body edge (outer CIRS holes) or touching a
+/// neighbour does not pull the fit.
 pub fn contrast_at(img: ArrayView2<f32>, geo: &Geo, x: f64, y: f64, r: f64) -> HoleContrast {
     let centre = (geo.row_of(y), geo.col_of(x));
     let pxmax = geo.px[0].max(geo.px[1]);
     let r_in = (r - 0.75 * pxmax).max(0.5 * r);
     let inner = annulus_stats(img, centre, 0.0, r_in, geo.px);
-    let outer = annulus_stats(img, centre, r + 1.5 + 0.5 * pxmax, r + 4.0 + pxmax, geo.px);
+    let (rows, cols) = img.dim();
+    let mut ring: Vec<f32> = Vec::new();
+    for_each_in_annulus(
+        rows,
+        cols,
+        centre,
+        r + 1.0 + 0.5 * pxmax,
+        r + 3.0 + pxmax,
+        geo.px,
+        |rr, cc| {
+            let v = img[[rr, cc]];
+            if v.is_finite() {
+                ring.push(v);
+            }
+        },
+    );
     let total = (inner.n + inner.n_nan).max(1) as f64;
     let missing = inner.n_nan as f64 / total;
-    let (mi, mo) = (inner.mean(), outer.mean());
+    let (mi, mo) = (inner.mean(), median(&mut ring));
     let contrast = if mi.is_finite() && mo.is_finite() {
         (mi - mo).abs()
     } else {
         0.0
     };
-    HoleContrast {
-        contrast,
-        missing,
-    }
+    HoleContrast { contrast, missing }
 }
 
 pub fn hole_contrasts(

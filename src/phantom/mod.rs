@@ -11,8 +11,14 @@ use std::path::{Path, PathBuf};
 pub const BUILTIN_IDS: [&str; 3] = ["cirs062", "easycube", "catphan_ctp404"];
 
 const BUILTIN_SOURCES: [(&str, &str); 3] = [
-    ("cirs062", include_str!("../../config/phantoms/cirs062.json")),
-    ("easycube", include_str!("../../config/phantoms/easycube.json")),
+    (
+        "cirs062",
+        include_str!("../../config/phantoms/cirs062.json"),
+    ),
+    (
+        "easycube",
+        include_str!("../../config/phantoms/easycube.json"),
+    ),
     (
         "catphan_ctp404",
         include_str!("../../config/phantoms/catphan_ctp404.json"),
@@ -32,7 +38,9 @@ impl Outline {
     /// Area of the outline in mm².
     pub fn area_mm2(&self) -> f64 {
         match *self {
-            Outline::Circle { diameter_mm } => std::f64::consts::PI * diameter_mm * diameter_mm / 4.0,
+            Outline::Circle { diameter_mm } => {
+                std::f64::consts::PI * diameter_mm * diameter_mm / 4.0
+            }
             Outline::Ellipse {
                 width_mm,
                 height_mm,
@@ -168,7 +176,10 @@ impl PhantomDef {
             }
             if let Some(r) = m.red {
                 if !(r.is_finite() && (0.0..=5.0).contains(&r)) {
-                    return Err(bad(format!("material '{}' has an implausible RED {r}", m.name)));
+                    return Err(bad(format!(
+                        "material '{}' has an implausible RED {r}",
+                        m.name
+                    )));
                 }
             }
             if !(m.tolerance_hu.is_finite() && m.tolerance_hu > 0.0) {
@@ -184,12 +195,17 @@ impl PhantomDef {
                 return Err(bad(format!("hole '{}' is listed twice", hole.id)));
             }
             if !(hole.radius_mm > 0.0 && hole.radius_mm.is_finite()) {
-                return Err(bad(format!("hole '{}' needs a positive radius_mm", hole.id)));
+                return Err(bad(format!(
+                    "hole '{}' needs a positive radius_mm",
+                    hole.id
+                )));
             }
         }
         for (hole, mat) in &self.layout {
             if !hole_ids.contains(hole.as_str()) {
-                return Err(bad(format!("layout names hole '{hole}', which is not in holes")));
+                return Err(bad(format!(
+                    "layout names hole '{hole}', which is not in holes"
+                )));
             }
             if !names.contains(mat.as_str()) {
                 return Err(bad(format!(
@@ -247,10 +263,11 @@ impl PhantomSet {
             source,
         })?;
         let mut set = Self::builtin();
-        set.apply_site_json(&text).map_err(|what| PhantomError::Parse {
-            path: path.to_path_buf(),
-            what,
-        })?;
+        set.apply_site_json(&text)
+            .map_err(|what| PhantomError::Parse {
+                path: path.to_path_buf(),
+                what,
+            })?;
         Ok(set)
     }
 
@@ -285,7 +302,10 @@ impl PhantomSet {
             .as_object()
             .ok_or("the top level must be a JSON object")?;
         for key in obj.keys() {
-            if !matches!(key.as_str(), "tolerances_hu" | "phantoms" | "comment" | "_comment") {
+            if !matches!(
+                key.as_str(),
+                "tolerances_hu" | "phantoms" | "comment" | "_comment"
+            ) {
                 return Err(format!(
                     "unknown top-level key '{key}' (expected tolerances_hu, phantoms)"
                 ));
@@ -331,7 +351,8 @@ impl PhantomSet {
         let Some(idx) = existing else {
             let mut full = entry.clone();
             if let Some(o) = full.as_object_mut() {
-                o.entry("id").or_insert(serde_json::Value::String(id.into()));
+                o.entry("id")
+                    .or_insert(serde_json::Value::String(id.into()));
             }
             let def: PhantomDef = serde_json::from_value(full).map_err(|e| {
                 format!("phantoms.{id} is not a built-in phantom, so it needs a complete definition: {e}")
@@ -349,7 +370,11 @@ impl PhantomSet {
                 hu_hint: Option<f64>,
             }
             let inserts: Vec<ScriptInsert> = serde_json::from_value(obj["inserts"].clone())
-                .map_err(|e| format!("phantoms.{id}.inserts: {e} (each needs name and red, optionally hu_hint)"))?;
+                .map_err(|e| {
+                    format!(
+                        "phantoms.{id}.inserts: {e} (each needs name and red, optionally hu_hint)"
+                    )
+                })?;
             if inserts.is_empty() {
                 return Err(format!("phantoms.{id}.inserts is empty"));
             }
@@ -445,13 +470,26 @@ mod tests {
         }
         let cirs = set.get("cirs062").unwrap();
         assert_eq!(cirs.holes.len(), 17);
+        assert_eq!(set.get("catphan_ctp404").unwrap().holes.len(), 8);
         assert_eq!(cirs.layout.len(), 17);
         assert_eq!(cirs.expected_materials().len(), 9);
         let cat = set.get("catphan_ctp404").unwrap();
-        let names: Vec<_> = cat.expected_materials().iter().map(|m| m.name.clone()).collect();
+        let names: Vec<_> = cat
+            .expected_materials()
+            .iter()
+            .map(|m| m.name.clone())
+            .collect();
         assert_eq!(
             names,
-            ["air", "pmp", "ldpe", "polystyrene", "acrylic", "delrin", "teflon"]
+            [
+                "air",
+                "pmp",
+                "ldpe",
+                "polystyrene",
+                "acrylic",
+                "delrin",
+                "teflon"
+            ]
         );
         assert_eq!(cat.material("pmp").unwrap().red, Some(0.853));
         assert!(cat.material("foam").is_none());
@@ -476,7 +514,10 @@ mod tests {
         assert_eq!(c.material("liver").unwrap().tolerance_hu, 35.0);
         assert_eq!(c.material("water").unwrap().tolerance_hu, 25.0);
         // holes whose material was dropped leave the layout
-        assert!(c.layout.values().all(|m| ["water", "lung_inhale", "liver"].contains(&m.as_str())));
+        assert!(c
+            .layout
+            .values()
+            .all(|m| ["water", "lung_inhale", "liver"].contains(&m.as_str())));
         assert_eq!(c.layout.len(), 5);
     }
 
@@ -484,7 +525,9 @@ mod tests {
     fn site_file_errors_name_the_problem() {
         let mut set = PhantomSet::builtin();
         let e = set
-            .apply_site_json(r#"{"phantoms": {"cirs062": {"inserts": [{"name": "unobtainium", "red": 1.2}]}}}"#)
+            .apply_site_json(
+                r#"{"phantoms": {"cirs062": {"inserts": [{"name": "unobtainium", "red": 1.2}]}}}"#,
+            )
             .unwrap_err();
         assert!(e.contains("unobtainium") && e.contains("hu_hint"), "{e}");
         let e = set.apply_site_json(r#"{"tolerance_hu": {}}"#).unwrap_err();
@@ -503,7 +546,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(set.get("cirs062").unwrap().layout.len(), 2);
-        let bad = set.apply_site_json(r#"{"phantoms": {"cirs062": {"layout": {"nope": "water"}}}}"#);
+        let bad =
+            set.apply_site_json(r#"{"phantoms": {"cirs062": {"layout": {"nope": "water"}}}}"#);
         assert!(bad.unwrap_err().contains("nope"));
     }
 }
