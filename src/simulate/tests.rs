@@ -1,0 +1,828 @@
+use super::*;
+use crate::phantom::PhantomSet;
+use dicom_dictionary_std::tags;
+use dicom_object::InMemDicomObject;
+
+fn def(id: &str) -> PhantomDef {
+    PhantomSet::builtin().get(id).unwrap().clone()
+}
+
+/// Small, fast series: 2.5 mm pixels over a 400 mm field.
+fn small() -> SimParams {
+    SimParams {
+        pixel_mm: 2.5,
+        matrix: 160,
+        n_slices: 5,
+        ..SimParams::default()
+    }
+}
+
+fn f64_of(obj: &InMemDicomObject, tag: dicom_core::Tag) -> f64 {
+    obj.element(tag).unwrap().value().to_float64().unwrap()
+}
+
+fn int_of(obj: &InMemDicomObject, tag: dicom_core::Tag) -> i64 {
+    obj.element(tag).unwrap().value().to_int::<i64>().unwrap()
+}
+
+/// Decode one object's pixels to HU by hand (raw words, PixelRepresentation, rescale); padding
+/// → NaN. Also returns the raw stored values.
+fn decode(obj: &InMemDicomObject) -> (Vec<f64>, Vec<i32>) {
+    let signed = int_of(obj, tags::PIXEL_REPRESENTATION) == 1;
+    let slope = f64_of(obj, tags::RESCALE_SLOPE);
+    let intercept = f64_of(obj, tags::RESCALE_INTERCEPT);
+    let pad = obj
+        .get(tags::PIXEL_PADDING_VALUE)
+        .map(|e| e.value().to_int::<i32>().unwrap());
+    let bytes = obj
+        .element(tags::PIXEL_DATA)
+        .unwrap()
+        .value()
+        .to_bytes()
+        .unwrap()
+        .into_owned();
+    let raw: Vec<i32> = bytes
+        .chunks_exact(2)
+        .map(|b| {
+            let w = u16::from_le_bytes([b[0], b[1]]);
+            if signed {
+                w as i16 as i32
+            } else {
+                w as i32
+            }
+        })
+        .collect();
+    let hu = raw
+        .iter()
+        .map(|&s| {
+            if Some(s) == pad {
+                f64::NAN
+            } else {
+                s as f64 * slope + intercept
+            }
+        })
+        .collect();
+    (hu, raw)
+}
+
+/// Mean and count of the pixels whose centre lies within `r` mm of (x, y).
+fn disc_mean(hu: &[f64], truth: &Truth, x: f64, y: f64, r: f64) -> (f64, usize) {
+    let (mut s, mut n) = (0.0, 0usize);
+    for row in 0..truth.rows {
+        for col in 0..truth.cols {
+            let dx = col as f64 * truth.pixel_mm - x;
+            let dy = row as f64 * truth.pixel_mm - y;
+            if dx * dx + dy * dy <= r * r {
+                s += hu[row * truth.cols + col];
+                n += 1;
+            }
+        }
+    }
+    (s / n as f64, n)
+}
+
+fn value_at(hu: &[f64], truth: &Truth, x: f64, y: f64) -> f64 {
+    let col = (x / truth.pixel_mm).round() as usize;
+    let row = (y / truth.pixel_mm).round() as usize;
+    hu[row * truth.cols + col]
+}
+
+/// HU as stored with the default storage (intercept −1024, slope 1) and decoded again.
+fn q(v: f64) -> f32 {
+    ((v + 1024.0).round() - 1024.0) as f32
+}
+
+fn central_insert_slice(truth: &Truth) -> usize {
+    let zc = 0.5 * (truth.insert_z_range_mm[0] + truth.insert_z_range_mm[1]);
+    truth
+        .slices
+        .iter()
+        .filter(|s| s.insert_fraction >= 1.0)
+        .min_by(|a, b| (a.z_mm - zc).abs().total_cmp(&(b.z_mm - zc).abs()))
+        .expect("a slice fully in the insert region")
+        .index
+}
+
+#[test]
+fn same_seed_same_series_other_seed_differs() {
+    let d = def("cirs062");
+    let p = SimParams {
+        rotation_deg: 12.0,
+        ..small()
+    };
+    let a = render(&p, &d).unwrap();
+    let b = render(&p, &d).unwrap();
+    assert_eq!(a.truth, b.truth);
+    for (x, y) in a.objects.iter().zip(&b.objects) {
+        assert_eq!(decode(x).1, decode(y).1);
+        assert_eq!(
+            x.element(tags::SOP_INSTANCE_UID).unwrap().to_str().unwrap(),
+            y.element(tags::SOP_INSTANCE_UID).unwrap().to_str().unwrap()
+        );
+    }
+    let c = render(
+        &SimParams {
+            seed: 2,
+            ..p.clone()
+        },
+        &d,
+    )
+    .unwrap();
+    assert_ne!(decode(&a.objects[2]).1, decode(&c.objects[2]).1);
+    assert_ne!(a.truth.series_uid, c.truth.series_uid);
+    assert_ne!(a.truth.study_uid, c.truth.study_uid);
+    // same seed, another reconstruction: same study and frame of reference, new series
+    let e = render(
+        &SimParams {
+            slice_thickness_mm: 3.0,
+            ..p
+        },
+        &d,
+    )
+    .unwrap();
+    assert_eq!(a.truth.study_uid, e.truth.study_uid);
+    assert_eq!(
+        a.truth.frame_of_reference_uid,
+        e.truth.frame_of_reference_uid
+    );
+    assert_ne!(a.truth.series_uid, e.truth.series_uid);
+}
+
+#[test]
+fn uids_and_geometry_attributes_are_consistent() {
+    let d = def("catphan_ctp404");
+    let s = render(
+        &SimParams {
+            series_uid: Some("1.2.826.0.1.3680043.10.1234.42".into()),
+            ..small()
+        },
+        &d,
+    )
+    .unwrap();
+    let t = &s.truth;
+    assert_eq!(t.series_uid, "1.2.826.0.1.3680043.10.1234.42");
+    let mut sops = std::collections::BTreeSet::new();
+    for (i, o) in s.objects.iter().enumerate() {
+        let sop = o
+            .element(tags::SOP_INSTANCE_UID)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(is_valid_uid(&sop) && sop.starts_with("2.25."));
+        assert_eq!(o.meta().media_storage_sop_instance_uid(), sop);
+        assert_eq!(
+            o.meta().media_storage_sop_class_uid(),
+            encode::CT_IMAGE_STORAGE
+        );
+        assert_eq!(o.meta().transfer_syntax(), "1.2.840.10008.1.2.1");
+        assert!(sops.insert(sop.clone()));
+        assert_eq!(sop, t.slices[i].sop_instance_uid);
+        for (tag, want) in [
+            (tags::STUDY_INSTANCE_UID, &t.study_uid),
+            (tags::SERIES_INSTANCE_UID, &t.series_uid),
+            (tags::FRAME_OF_REFERENCE_UID, &t.frame_of_reference_uid),
+        ] {
+            assert_eq!(o.element(tag).unwrap().to_str().unwrap(), want.as_str());
+        }
+        let ipp = o
+            .element(tags::IMAGE_POSITION_PATIENT)
+            .unwrap()
+            .value()
+            .to_multi_float64()
+            .unwrap();
+        assert!((ipp[0] + 159.0 * 2.5 / 2.0).abs() < 1e-6);
+        assert!((ipp[2] - t.slices[i].z_mm).abs() < 1e-6);
+        assert_eq!(int_of(o, tags::INSTANCE_NUMBER), i as i64 + 1);
+        assert_eq!(int_of(o, tags::ROWS), 160);
+        assert_eq!(int_of(o, tags::BITS_STORED), 16);
+        assert_eq!(o.element(tags::MODALITY).unwrap().to_str().unwrap(), "CT");
+        assert_eq!(
+            o.element(tags::IMAGE_TYPE)
+                .unwrap()
+                .value()
+                .to_multi_str()
+                .unwrap()
+                .join("\\"),
+            "ORIGINAL\\PRIMARY\\AXIAL"
+        );
+    }
+    for u in [&t.study_uid, &t.frame_of_reference_uid] {
+        assert!(is_valid_uid(u), "{u}");
+    }
+    let bad = render(
+        &SimParams {
+            series_uid: Some("1.02.3".into()),
+            ..small()
+        },
+        &d,
+    );
+    assert!(matches!(
+        bad,
+        Err(SimError::Param {
+            name: "series_uid",
+            ..
+        })
+    ));
+}
+
+/// The truth's hole positions and HUs are what the image shows: the mean in a disc of half the
+/// insert radius equals the truth HU within noise, and the body just outside is body HU.
+#[test]
+fn truth_matches_rendered_image() {
+    let sigma = 8.0;
+    let cases = [
+        ("cirs062", 1.0, 400, 25.0, 30.0, -40.0, None),
+        ("cirs062", 1.0, 400, -33.0, 0.0, 10.0, Some(5)),
+        ("catphan_ctp404", 0.6, 400, 137.0, -20.0, 25.0, None),
+        ("easycube", 0.8, 320, -30.0, 5.0, 20.0, None),
+    ];
+    for (id, px, matrix, rot, sx, sy, rearrange) in cases {
+        let d = def(id);
+        let p = SimParams {
+            pixel_mm: px,
+            matrix,
+            n_slices: 9,
+            slice_thickness_mm: 3.0,
+            rotation_deg: rot,
+            shift_x_mm: sx,
+            shift_y_mm: sy,
+            noise_sigma_hu: sigma,
+            rearrange,
+            couch: true,
+            air_gap_mm: 0.3,
+            ..SimParams::default()
+        };
+        let s = render(&p, &d).unwrap();
+        let t = &s.truth;
+        assert_eq!(t.pose.rotation_deg, rot);
+        assert!((t.pose.centre_x_mm - ((matrix as f64 - 1.0) / 2.0 * px + sx)).abs() < 1e-9);
+        let i = central_insert_slice(t);
+        let (hu, _) = decode(&s.objects[i]);
+        assert!(!t.holes.is_empty());
+        for h in &t.holes {
+            let (m, n) = disc_mean(&hu, t, h.x_mm, h.y_mm, 0.5 * h.radius_mm);
+            let tol = 4.0 * sigma / (n as f64).sqrt() + 0.5;
+            assert!(
+                (m - h.hu).abs() < tol,
+                "{id} rot {rot}: hole {} ({}) mean {m:.1} vs truth {} (n {n}, tol {tol:.1})",
+                h.hole,
+                h.material,
+                h.hu
+            );
+            // the truth radius is right: 1.5 px + gap + blur outside the edge is body again
+            let a = (h.y_mm - t.pose.centre_y_mm).atan2(h.x_mm - t.pose.centre_x_mm);
+            let rr = h.radius_mm + 0.3 + 1.5 * px + 1.5;
+            let (xo, yo) = (h.x_mm - rr * a.cos(), h.y_mm - rr * a.sin());
+            let (mo, no) = disc_mean(&hu, t, xo, yo, px * 1.2);
+            assert!(
+                (mo - t.body_hu).abs() < 4.0 * sigma / (no as f64).sqrt() + 3.0,
+                "{id}: outside hole {} reads {mo:.1}",
+                h.hole
+            );
+        }
+        for m in &t.materials {
+            let n = t.holes.iter().filter(|h| h.material == m.name).count();
+            assert_eq!(n, m.n_holes);
+        }
+    }
+}
+
+#[test]
+fn noise_free_pixels_are_exact_and_edges_antialiased() {
+    let d = def("catphan_ctp404");
+    let p = SimParams {
+        pixel_mm: 0.5,
+        matrix: 512,
+        n_slices: 3,
+        noise_sigma_hu: 0.0,
+        blur_mm: 0.0,
+        rotation_deg: -20.0,
+        shift_x_mm: 7.3,
+        catphan_modules: false,
+        ..SimParams::default()
+    };
+    let (stack, t) = render_stack(&p, &d).unwrap();
+    let i = central_insert_slice(&t);
+    let hu: Vec<f64> = stack
+        .hu
+        .index_axis(ndarray::Axis(0), i)
+        .iter()
+        .map(|&v| v as f64)
+        .collect();
+    for h in &t.holes {
+        assert_eq!(
+            value_at(&hu, &t, h.x_mm, h.y_mm),
+            q(h.hu) as f64,
+            "{}",
+            h.hole
+        );
+        // exact area: the sum over the insert's neighbourhood of (v − body)/(hu − body) is its area
+        let (m, n) = disc_mean(&hu, &t, h.x_mm, h.y_mm, h.radius_mm + 2.0);
+        let (qb, qh) = (q(t.body_hu) as f64, q(h.hu) as f64);
+        let area = (m - qb) / (qh - qb) * n as f64 * 0.25;
+        let exact = std::f64::consts::PI * h.radius_mm * h.radius_mm;
+        assert!(
+            (area - exact).abs() / exact < 0.02,
+            "{}: {area} vs {exact}",
+            h.hole
+        );
+    }
+    for f in &t.features {
+        assert_eq!(value_at(&hu, &t, f.x_mm, f.y_mm), -1000.0);
+    }
+    // body, then air beyond the 200 mm outline
+    let (cx, cy) = (t.pose.centre_x_mm, t.pose.centre_y_mm);
+    assert_eq!(value_at(&hu, &t, cx + 30.0, cy + 30.0), q(t.body_hu) as f64);
+    assert_eq!(value_at(&hu, &t, cx + 103.0, cy), -1000.0);
+    assert_eq!(value_at(&hu, &t, cx + 97.0, cy), q(t.body_hu) as f64);
+}
+
+#[test]
+fn storage_variants_round_trip_through_files() {
+    let d = def("cirs062");
+    let dir = tempfile::tempdir().unwrap();
+    let variants = [
+        (
+            PixelRepresentation::Signed,
+            -1024.0,
+            1.0,
+            false,
+            Syntax::Explicit,
+        ),
+        (
+            PixelRepresentation::Unsigned,
+            -1024.0,
+            1.0,
+            false,
+            Syntax::Implicit,
+        ),
+        (
+            PixelRepresentation::Unsigned,
+            -1000.0,
+            1.0,
+            true,
+            Syntax::Explicit,
+        ),
+        (
+            PixelRepresentation::Signed,
+            -8192.0,
+            0.5,
+            false,
+            Syntax::Implicit,
+        ),
+        (
+            PixelRepresentation::Signed,
+            0.0,
+            1.0,
+            true,
+            Syntax::Explicit,
+        ),
+        (
+            PixelRepresentation::Unsigned,
+            -8192.0,
+            0.5,
+            true,
+            Syntax::Implicit,
+        ),
+    ];
+    for (k, (repr, intercept, slope, vary, syntax)) in variants.into_iter().enumerate() {
+        let p = SimParams {
+            pixel_representation: repr,
+            rescale_intercept: intercept,
+            rescale_slope: slope,
+            vary_intercept: vary,
+            transfer_syntax: syntax,
+            noise_sigma_hu: 0.0,
+            couch: true,
+            ..small()
+        };
+        let out = dir.path().join(format!("v{k}"));
+        let s = render(&p, &d).unwrap();
+        let paths = write(&s, &out).unwrap();
+        assert_eq!(paths.len(), p.n_slices + 1);
+        let plan = plan(&p, &d).unwrap();
+        let (lo, hi) = repr.range();
+        for (i, path) in paths[..p.n_slices].iter().enumerate() {
+            let obj = dicom_object::open_file(path).unwrap();
+            assert_eq!(obj.meta().transfer_syntax(), syntax.uid());
+            assert_eq!(
+                int_of(&obj, tags::PIXEL_REPRESENTATION),
+                (repr == PixelRepresentation::Signed) as i64
+            );
+            let b = f64_of(&obj, tags::RESCALE_INTERCEPT);
+            assert_eq!(b, t_intercept(&s.truth, i));
+            assert_eq!(f64_of(&obj, tags::RESCALE_SLOPE), slope);
+            let (hu, _) = decode(&obj);
+            let ideal = plan.slice_hu(i);
+            let mut clamped = 0;
+            for (&got, &want) in hu.iter().zip(&ideal) {
+                let stored = ((want as f64 - b) / slope).round();
+                let expect = stored.clamp(lo as f64, hi as f64) * slope + b;
+                if stored < lo as f64 || stored > hi as f64 {
+                    clamped += 1;
+                } else {
+                    assert!(
+                        (got - want as f64).abs() <= slope / 2.0 + 1e-3,
+                        "{got} vs {want}"
+                    );
+                }
+                assert!(
+                    (got - expect).abs() < 1e-9,
+                    "variant {k}: {got} vs {expect}"
+                );
+            }
+            // only the unsigned, intercept −1000 variant cannot store below −1000 HU
+            if !(repr == PixelRepresentation::Unsigned && intercept == -1000.0 && i % 3 == 0) {
+                assert_eq!(clamped, 0, "variant {k} slice {i}");
+            }
+        }
+        if vary {
+            assert_ne!(t_intercept(&s.truth, 0), t_intercept(&s.truth, 1));
+        }
+    }
+}
+
+fn t_intercept(t: &Truth, i: usize) -> f64 {
+    t.slices[i].rescale_intercept
+}
+
+#[test]
+fn reconstruction_circle_uses_padding_value() {
+    let d = def("catphan_ctp404");
+    for (repr, intercept, want_pad, want_pad_hu) in [
+        (PixelRepresentation::Signed, -1024.0, -2000, -3024.0),
+        (PixelRepresentation::Unsigned, -1024.0, 0, -1024.0),
+        (PixelRepresentation::Unsigned, -8192.0, 5168, -3024.0),
+    ] {
+        let p = SimParams {
+            pixel_representation: repr,
+            rescale_intercept: intercept,
+            recon_circle: true,
+            noise_sigma_hu: 30.0,
+            ..small()
+        };
+        let s = render(&p, &d).unwrap();
+        assert_eq!(s.truth.storage.padding_hu, Some(want_pad_hu));
+        let circle = s.truth.recon_circle.clone().unwrap();
+        assert!((circle.radius_mm - 200.0).abs() < 1e-9);
+        for (i, o) in s.objects.iter().enumerate() {
+            let pad = int_of(o, tags::PIXEL_PADDING_VALUE) as i32;
+            assert_eq!(pad, want_pad);
+            assert_eq!(s.truth.slices[i].padding_value, Some(want_pad));
+            let (hu, raw) = decode(o);
+            // corners are outside the circle, the centre is inside
+            assert_eq!(raw[0], pad);
+            assert_eq!(raw[160 * 160 - 1], pad);
+            assert!(hu[80 * 160 + 80].is_finite());
+            // every pixel inside the circle holds data, none collides with the padding value
+            for r in 0..160 {
+                for c in 0..160 {
+                    let x = c as f64 * 2.5 - circle.centre_x_mm;
+                    let y = r as f64 * 2.5 - circle.centre_y_mm;
+                    let inside = x * x + y * y <= circle.radius_mm * circle.radius_mm;
+                    assert_eq!(inside, hu[r * 160 + c].is_finite(), "({r}, {c})");
+                }
+            }
+        }
+    }
+    // without the circle there is no padding tag
+    let s = render(&small(), &d).unwrap();
+    assert!(s.objects[0].get(tags::PIXEL_PADDING_VALUE).is_none());
+}
+
+#[test]
+fn mr_and_other_modalities() {
+    let d = def("cirs062");
+    let s = render(
+        &SimParams {
+            modality: "MR".into(),
+            ..small()
+        },
+        &d,
+    )
+    .unwrap();
+    for o in &s.objects {
+        assert_eq!(o.element(tags::MODALITY).unwrap().to_str().unwrap(), "MR");
+        assert_eq!(
+            o.element(tags::SOP_CLASS_UID).unwrap().to_str().unwrap(),
+            encode::MR_IMAGE_STORAGE
+        );
+        assert_eq!(
+            o.meta().media_storage_sop_class_uid(),
+            encode::MR_IMAGE_STORAGE
+        );
+        assert!(o.get(tags::KVP).is_none());
+    }
+    let s = render(
+        &SimParams {
+            modality: "OT".into(),
+            ..small()
+        },
+        &d,
+    )
+    .unwrap();
+    assert_eq!(
+        s.truth.sop_class_uid,
+        encode::SECONDARY_CAPTURE_IMAGE_STORAGE
+    );
+    assert!(render(
+        &SimParams {
+            modality: "ct scan".into(),
+            ..small()
+        },
+        &d
+    )
+    .is_err());
+}
+
+#[test]
+fn rearranged_layout_is_a_permutation() {
+    for id in ["cirs062", "catphan_ctp404", "easycube"] {
+        let d = def(id);
+        let base = render(&small(), &d).unwrap().truth;
+        let re = render(
+            &SimParams {
+                rearrange: Some(11),
+                ..small()
+            },
+            &d,
+        )
+        .unwrap()
+        .truth;
+        assert!(re.rearranged && !base.rearranged);
+        let mut a: Vec<_> = base.holes.iter().map(|h| h.material.clone()).collect();
+        let mut b: Vec<_> = re.holes.iter().map(|h| h.material.clone()).collect();
+        let moved = base
+            .holes
+            .iter()
+            .zip(&re.holes)
+            .filter(|(x, y)| x.material != y.material)
+            .count();
+        assert!(moved >= 2, "{id}: {moved} moved");
+        a.sort();
+        b.sort();
+        assert_eq!(a, b, "{id}: the multiset of materials is kept");
+        // hole positions are the template's
+        for (x, y) in base.holes.iter().zip(&re.holes) {
+            assert_eq!(
+                (x.hole.as_str(), x.x_mm, x.y_mm),
+                (y.hole.as_str(), y.x_mm, y.y_mm)
+            );
+            assert_eq!(y.hu, d.material(&y.material).unwrap().hu_expected);
+        }
+    }
+    // CIRS: two of each except water
+    let d = def("cirs062");
+    let re = render(
+        &SimParams {
+            rearrange: Some(3),
+            ..small()
+        },
+        &d,
+    )
+    .unwrap()
+    .truth;
+    for m in &re.materials {
+        assert_eq!(
+            m.n_holes,
+            if m.name == "water" { 1 } else { 2 },
+            "{}",
+            m.name
+        );
+    }
+}
+
+#[test]
+fn slab_edges_get_partial_volume() {
+    let d = def("cirs062");
+    // slice centres at (i − 10)·2.5 mm: slice 20 is centred on the slab face at z = +25
+    let p = SimParams {
+        n_slices: 21,
+        slice_thickness_mm: 4.0,
+        slice_spacing_mm: Some(2.5),
+        noise_sigma_hu: 0.0,
+        blur_mm: 0.0,
+        ..small()
+    };
+    let (stack, t) = render_stack(&p, &d).unwrap();
+    assert_eq!(t.insert_z_range_mm, [-25.0, 25.0]);
+    assert_eq!(t.slices[20].z_mm, 25.0);
+    assert_eq!(t.slices[20].insert_fraction, 0.5);
+    assert_eq!(t.slices[19].insert_fraction, 1.0);
+    // a body point away from the holes: (cx + 90, cy)
+    let c = ((t.pose.centre_x_mm + 90.0) / t.pixel_mm).round() as usize;
+    let r = (t.pose.centre_y_mm / t.pixel_mm).round() as usize;
+    assert_eq!(stack.hu[[19, r, c]], q(t.body_hu));
+    assert_eq!(stack.hu[[20, r, c]], q((t.body_hu - 1000.0) / 2.0));
+    // an insert: lung_inhale at outer_000 (x + 115): half lung, half air
+    let h = t.hole("outer_000").unwrap();
+    let (hc, hr) = (
+        (h.x_mm / t.pixel_mm).round() as usize,
+        (h.y_mm / t.pixel_mm).round() as usize,
+    );
+    assert_eq!(stack.hu[[19, hr, hc]], q(h.hu));
+    assert_eq!(stack.hu[[20, hr, hc]], q((h.hu - 1000.0) / 2.0));
+    // slice 0 is centred on the other face (z = −25)
+    assert_eq!(stack.hu[[0, hr, hc]], q((h.hu - 1000.0) / 2.0));
+}
+
+#[test]
+fn catphan_modules_along_z() {
+    let d = def("catphan_ctp404");
+    let p = SimParams {
+        pixel_mm: 0.5,
+        matrix: 512,
+        n_slices: 64,
+        slice_thickness_mm: 2.5,
+        noise_sigma_hu: 0.0,
+        ..SimParams::default()
+    };
+    let (stack, t) = render_stack(&p, &d).unwrap();
+    let names: Vec<&str> = t.modules.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["CTP486", "CTP515", "CTP404", "CTP528"]);
+    assert_eq!(t.insert_z_range_mm, [-12.5, 12.5]);
+    // the series covers CTP404 and both neighbours
+    for m in ["CTP515", "CTP404", "CTP528"] {
+        assert!(t.slices.iter().any(|s| s.module == m), "{m} not covered");
+    }
+    let (cx, cy) = (t.pose.centre_x_mm, t.pose.centre_y_mm);
+    let at = |i: usize, x: f64, y: f64| {
+        stack.hu[[
+            i,
+            (y / t.pixel_mm).round() as usize,
+            (x / t.pixel_mm).round() as usize,
+        ]] as f64
+    };
+    let pick = |m: &str| {
+        t.slices
+            .iter()
+            .filter(|s| s.module == m)
+            .map(|s| s.index)
+            .nth(3)
+            .unwrap()
+    };
+    let (i404, i528, i515) = (pick("CTP404"), pick("CTP528"), pick("CTP515"));
+    let teflon = t.holes.iter().find(|h| h.material == "teflon").unwrap();
+    assert!(at(i404, teflon.x_mm, teflon.y_mm) > 900.0);
+    // the inserts are only in CTP404
+    for i in [i528, i515] {
+        assert!((at(i, teflon.x_mm, teflon.y_mm) - t.body_hu).abs() < 2.0);
+    }
+    // CTP528: bright bars on the 40 mm ring (first group at the top, 1 lp/cm, 5 mm bars)
+    let ring_max = (0..360)
+        .map(|a| {
+            let a = (a as f64).to_radians();
+            at(i528, cx + 40.0 * a.cos(), cy + 40.0 * a.sin())
+        })
+        .fold(f64::MIN, f64::max);
+    assert!(ring_max > 1500.0, "{ring_max}");
+    // CTP515: the 15 mm +10 HU disc at −80° on the 50 mm ring
+    let a = (-80f64).to_radians();
+    let v = at(i515, cx + 50.0 * a.cos(), cy + 50.0 * a.sin());
+    assert!((v - t.body_hu - 10.0).abs() < 1.0, "{v}");
+    // outside the phantom along z: air
+    let far = t.slices.iter().position(|s| s.module == "air");
+    if let Some(i) = far {
+        assert_eq!(at(i, cx, cy), -1000.0);
+    }
+}
+
+#[test]
+fn uniform_body_and_noise_level() {
+    let d = def("catphan_ctp404");
+    for corr in [0.0, 1.0] {
+        let p = SimParams {
+            uniform: true,
+            noise_sigma_hu: 15.0,
+            noise_corr_mm: corr,
+            pixel_mm: 0.5,
+            matrix: 512,
+            n_slices: 2,
+            ..SimParams::default()
+        };
+        let (stack, t) = render_stack(&p, &d).unwrap();
+        assert!(t.holes.is_empty() && t.uniform && t.features.is_empty());
+        let (cx, cy) = (t.pose.centre_x_mm, t.pose.centre_y_mm);
+        let mut v = Vec::new();
+        for r in 0..512 {
+            for c in 0..512 {
+                let (x, y) = (c as f64 * 0.5 - cx, r as f64 * 0.5 - cy);
+                if x * x + y * y < 90.0 * 90.0 {
+                    v.push(stack.hu[[0, r, c]] as f64);
+                }
+            }
+        }
+        let n = v.len() as f64;
+        let m = v.iter().sum::<f64>() / n;
+        let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        assert!((sd - 15.0).abs() < 0.8, "corr {corr}: std {sd}");
+        assert!((m - t.body_hu).abs() < 1.5, "mean {m}");
+        if corr > 0.0 {
+            assert!(t.noise_n_corr > 20.0);
+        } else {
+            assert_eq!(t.noise_n_corr, 1.0);
+        }
+    }
+}
+
+#[test]
+fn couch_touches_the_lowest_point() {
+    let d = def("easycube");
+    let p = SimParams {
+        couch: true,
+        rotation_deg: 30.0,
+        noise_sigma_hu: 0.0,
+        blur_mm: 0.0,
+        pixel_mm: 1.0,
+        matrix: 400,
+        n_slices: 1,
+        ..SimParams::default()
+    };
+    let (stack, t) = render_stack(&p, &d).unwrap();
+    let couch = t.couch.clone().unwrap();
+    let expect_top =
+        t.pose.centre_y_mm + 90.0 * (30f64.to_radians().cos() + 30f64.to_radians().sin());
+    assert!((couch.top_y_mm - expect_top).abs() < 1e-9);
+    let c = 60;
+    let row = |y: f64| (y / t.pixel_mm).round() as usize;
+    assert_eq!(stack.hu[[0, row(couch.top_y_mm + 1.5), c]], 300.0);
+    assert_eq!(stack.hu[[0, row(couch.top_y_mm + 20.0), c]], -950.0);
+    assert_eq!(stack.hu[[0, row(couch.top_y_mm + 44.5), c]], 300.0);
+    assert_eq!(stack.hu[[0, row(couch.top_y_mm + 50.0), c]], -1000.0);
+}
+
+#[test]
+fn hu_offsets_and_body_hu() {
+    let d = def("cirs062");
+    let mut offs = BTreeMap::new();
+    offs.insert("water".to_string(), 35.0);
+    let p = SimParams {
+        hu_offsets: offs,
+        body_hu: Some(5.0),
+        noise_sigma_hu: 0.0,
+        ..small()
+    };
+    let (stack, t) = render_stack(&p, &d).unwrap();
+    let water = d.material("water").unwrap().hu_expected + 35.0;
+    assert_eq!(t.material("water").unwrap().hu, water);
+    assert_eq!(t.material("water").unwrap().hu_offset, 35.0);
+    assert_eq!(t.hole("centre").unwrap().hu, water);
+    assert_eq!(t.body_hu, 5.0);
+    let (cx, cy) = (t.pose.centre_x_mm, t.pose.centre_y_mm);
+    let at = |x: f64, y: f64| stack.hu[[2, (y / 2.5).round() as usize, (x / 2.5).round() as usize]];
+    assert!((at(cx, cy) as f64 - water).abs() < 0.5);
+    assert!((at(cx + 90.0, cy) - 5.0).abs() < 0.5);
+    let mut bad = BTreeMap::new();
+    bad.insert("unobtainium".to_string(), 1.0);
+    let e = render(
+        &SimParams {
+            hu_offsets: bad,
+            ..small()
+        },
+        &d,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("unobtainium") && e.contains("lung_inhale"),
+        "{e}"
+    );
+}
+
+#[test]
+fn truth_json_round_trips() {
+    let d = def("easycube");
+    let s = render(&small(), &d).unwrap();
+    let json = serde_json::to_string(&s.truth).unwrap();
+    let back: Truth = serde_json::from_str(&json).unwrap();
+    // serde_json's float parsing may differ in the last bit: compare positions with a tolerance
+    assert_eq!(back.holes.len(), s.truth.holes.len());
+    for (a, b) in back.holes.iter().zip(&s.truth.holes) {
+        assert_eq!((&a.hole, &a.material, a.hu), (&b.hole, &b.material, b.hu));
+        assert!((a.x_mm - b.x_mm).abs() < 1e-9 && (a.y_mm - b.y_mm).abs() < 1e-9);
+    }
+    assert_eq!(back.slices, s.truth.slices);
+    assert_eq!(back.params, s.truth.params);
+    assert_eq!(back.series_uid, s.truth.series_uid);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    for key in [
+        "phantom_id",
+        "pose",
+        "holes",
+        "materials",
+        "noise_sigma_hu",
+        "insert_z_range_mm",
+        "slices",
+        "pixel_mm",
+        "matrix",
+        "slice_thickness_mm",
+        "slice_spacing_mm",
+        "storage",
+        "series_uid",
+    ] {
+        assert!(v.get(key).is_some(), "{key}");
+    }
+    assert_eq!(v["holes"][0]["hole"], "rod_1");
+    assert!(v["pose"]["centre_x_mm"].is_f64());
+}
