@@ -447,10 +447,10 @@ fn check_text(name: &'static str, v: &str, max: usize) -> Result<(), SimError> {
             format!("'{v}' is longer than {max} characters"),
         ));
     }
-    if v.contains('\\') || v.chars().any(|c| c.is_control()) {
+    if !v.is_ascii() || v.contains('\\') || v.chars().any(|c| c.is_control()) {
         return Err(param_err(
             name,
-            format!("'{v}' contains a backslash or a control character"),
+            format!("'{v}' must be printable ASCII without a backslash"),
         ));
     }
     Ok(())
@@ -757,6 +757,17 @@ fn plan(p: &SimParams, def: &PhantomDef) -> Result<Plan, SimError> {
             rescale_intercept: intercept,
             padding_value: pad,
         });
+    }
+    if geometry::is_catphan(def) && p.catphan_modules && !p.uniform {
+        let covered = |m: &str| slices.iter().any(|s: &TruthSlice| s.module == m);
+        let room = n as f64 * spacing >= extent + 2.0 * (t + spacing);
+        if room && !(covered("CTP515") && covered("CTP404") && covered("CTP528")) {
+            tracing::warn!(
+                "simulate: the series (z {:.1}…{:.1} mm) does not cover CTP404 and both its neighbours; check z_offset_mm",
+                slices.first().map(|s| s.z_mm).unwrap_or(0.0),
+                slices.last().map(|s| s.z_mm).unwrap_or(0.0)
+            );
+        }
     }
     let modules: Vec<TruthModule> = segments
         .iter()

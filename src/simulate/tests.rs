@@ -826,3 +826,42 @@ fn truth_json_round_trips() {
     assert_eq!(v["holes"][0]["hole"], "rod_1");
     assert!(v["pose"]["centre_x_mm"].is_f64());
 }
+
+#[test]
+fn render_to_dir_writes_the_same_files_as_render_then_write() {
+    let d = def("cirs062");
+    let p = SimParams {
+        recon_circle: true,
+        vary_intercept: true,
+        ..small()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let a = write(&render(&p, &d).unwrap(), &dir.path().join("a")).unwrap();
+    let (b, truth) = render_to_dir(&p, &d, &dir.path().join("b")).unwrap();
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.file_name(), y.file_name());
+        assert_eq!(
+            std::fs::read(x).unwrap(),
+            std::fs::read(y).unwrap(),
+            "{x:?}"
+        );
+    }
+    assert_eq!(b.last().unwrap().file_name().unwrap(), "truth.json");
+    assert_eq!(truth.n_slices, 5);
+    // metadata must be plain ASCII (the files declare ISO_IR 100)
+    let e = render(
+        &SimParams {
+            station_name: "STATION\\X".into(),
+            ..small()
+        },
+        &d,
+    );
+    assert!(matches!(
+        e,
+        Err(SimError::Param {
+            name: "station_name",
+            ..
+        })
+    ));
+}
