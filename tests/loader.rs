@@ -665,3 +665,42 @@ fn non_axial_only_is_refused_unless_chosen() {
     assert_eq!(s.z_mm(), &[-2.0, -1.0, 0.0]);
     assert!(has_warning(&s.warnings, &["not axial"]), "{:?}", s.warnings);
 }
+
+#[test]
+fn undecodable_transfer_syntax_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let slices: Vec<Slice> = (0..3)
+        .map(|k| {
+            let mut s = z_slice(A, k, k as f64, 4);
+            s.transfer_syntax = "1.2.840.10008.1.2.4.100".into(); // MPEG2: no decoder
+            s
+        })
+        .collect();
+    write_all(dir.path(), &slices);
+    let err = load_series(dir.path(), None).unwrap_err();
+    assert!(matches!(err, DicomError::BadSeries { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("1.2.840.10008.1.2.4.100") && msg.contains("cannot decode"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn lossy_compressed_slices_are_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let slices: Vec<Slice> = (0..3)
+        .map(|k| {
+            let mut s = z_slice(A, k, k as f64, 4);
+            s.lossy = k == 1;
+            s
+        })
+        .collect();
+    write_all(dir.path(), &slices);
+    let s = load_series(dir.path(), None).unwrap();
+    assert!(
+        has_warning(&s.warnings, &["lossy", "f001.dcm"]),
+        "{:?}",
+        s.warnings
+    );
+}

@@ -215,3 +215,120 @@ pub(crate) fn median_spacing(z_mm: &[f64]) -> Option<f64> {
     d.sort_by(f64::total_cmp);
     Some(d[d.len() / 2])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AXIAL: [f64; 6] = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0];
+
+    fn h(label: &str, z: f64, n: i64) -> SliceHeader {
+        SliceHeader::for_test(label, Some([5.0, -3.0, z]), Some(AXIAL), Some(n))
+    }
+
+    #[test]
+    fn sorts_by_position_and_reports_nothing_for_a_regular_stack() {
+        let hs = vec![
+            h("a", 4.0, 1),
+            h("b", 0.0, 3),
+            h("c", 2.0, 2),
+            h("d", 6.0, 0),
+        ];
+        let s = sort_slices(&hs).unwrap();
+        assert_eq!(s.order, vec![1, 2, 0, 3]);
+        assert_eq!(s.z_mm, vec![0.0, 2.0, 4.0, 6.0]);
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    }
+
+    #[test]
+    fn tilted_stack_sorts_along_its_normal() {
+        // 10° tilt: the normal is (0, -sin, cos); positions move along z only (table feed)
+        let t = 10f64.to_radians();
+        let o = [1.0, 0.0, 0.0, 0.0, t.cos(), t.sin()];
+        let hs: Vec<SliceHeader> = (0..4)
+            .map(|k| {
+                SliceHeader::for_test(
+                    &format!("s{k}"),
+                    Some([0.0, 0.0, 10.0 - 3.0 * k as f64]),
+                    Some(o),
+                    Some(k),
+                )
+            })
+            .collect();
+        let s = sort_slices(&hs).unwrap();
+        assert_eq!(s.order, vec![3, 2, 1, 0]);
+        let spacing = 3.0 * t.cos();
+        for w in s.z_mm.windows(2) {
+            assert!((w[1] - w[0] - spacing).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn duplicates_keep_lowest_instance_number_and_warn() {
+        let hs = vec![
+            h("a", 0.0, 5),
+            h("b", 2.0, 9),
+            h("c", 2.004, 3),
+            h("d", 4.0, 1),
+        ];
+        let s = sort_slices(&hs).unwrap();
+        assert_eq!(s.order, vec![0, 2, 3]);
+        assert_eq!(s.warnings.len(), 1);
+        assert!(
+            s.warnings[0].contains("kept c (InstanceNumber 3)"),
+            "{:?}",
+            s.warnings
+        );
+        assert!(
+            s.warnings[0].contains("left out b (InstanceNumber 9)"),
+            "{:?}",
+            s.warnings
+        );
+    }
+
+    #[test]
+    fn gaps_warn_with_positions() {
+        let zs = [0.0, 1.0, 2.0, 3.0, 6.0, 7.0];
+        let hs: Vec<SliceHeader> = zs
+            .iter()
+            .enumerate()
+            .map(|(k, &z)| h(&format!("s{k}"), z, k as i64))
+            .collect();
+        let s = sort_slices(&hs).unwrap();
+        assert_eq!(s.warnings.len(), 1);
+        assert!(
+            s.warnings[0].contains("3.00 → 6.00 mm (3.00 mm)"),
+            "{:?}",
+            s.warnings
+        );
+        assert_eq!(median_spacing(&s.z_mm), Some(1.0));
+    }
+
+    #[test]
+    fn mixed_orientation_is_an_error() {
+        let mut hs = vec![h("a", 0.0, 1), h("b", 1.0, 2), h("c", 2.0, 3)];
+        hs[1].image_orientation = Some([1.0, 0.0, 0.0, 0.0, 0.0, -1.0]);
+        let e = sort_slices(&hs).unwrap_err();
+        assert!(
+            e.contains("different ImageOrientationPatient") && e.contains("b has"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_positions_fall_back_to_instance_number_or_fail() {
+        let mut hs = vec![h("a", 0.0, 3), h("b", 1.0, 1), h("c", 2.0, 2)];
+        hs[0].image_position = None;
+        let s = sort_slices(&hs).unwrap();
+        assert_eq!(s.order, vec![1, 2, 0]);
+        assert_eq!(
+            s.z_mm,
+            vec![2.0, 4.0, 6.0],
+            "InstanceNumber × SliceThickness"
+        );
+        assert!(s.warnings[0].contains("InstanceNumber"), "{:?}", s.warnings);
+        hs[1].instance_number = None;
+        let e = sort_slices(&hs).unwrap_err();
+        assert!(e.contains("cannot be ordered"), "{e}");
+    }
+}

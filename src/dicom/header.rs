@@ -58,6 +58,8 @@ pub(crate) struct SliceHeader {
     /// PixelPaddingValue as stored (before rescale), reinterpreted for the pixel representation.
     pub padding_value: Option<i64>,
     pub padding_range_limit: Option<i64>,
+    /// LossyImageCompression is "01": the pixel values were altered by a lossy compression.
+    pub lossy: bool,
 }
 
 /// CT image storage SOP classes that we load (classic, one slice per file).
@@ -255,6 +257,7 @@ impl SliceHeader {
             rescale_intercept: float(ds, tags::RESCALE_INTERCEPT),
             padding_value: us_or_ss(ds, tags::PIXEL_PADDING_VALUE, signed, ba),
             padding_range_limit: us_or_ss(ds, tags::PIXEL_PADDING_RANGE_LIMIT, signed, ba),
+            lossy: string(ds, tags::LOSSY_IMAGE_COMPRESSION).as_deref() == Some("01"),
         }
     }
 
@@ -312,5 +315,195 @@ impl SliceHeader {
             Some(n) if n[0].abs() > 0.9 => "sagittal",
             Some(_) => "oblique",
         }
+    }
+}
+
+#[cfg(test)]
+impl SliceHeader {
+    /// A header with only identity and geometry set, for unit tests.
+    pub(crate) fn for_test(
+        label: &str,
+        position: Option<[f64; 3]>,
+        orientation: Option<[f64; 6]>,
+        instance_number: Option<i64>,
+    ) -> SliceHeader {
+        SliceHeader {
+            source: Source::File(PathBuf::from(label)),
+            label: label.to_string(),
+            transfer_syntax: uids::EXPLICIT_VR_LITTLE_ENDIAN.into(),
+            sop_class_uid: uids::CT_IMAGE_STORAGE.into(),
+            sop_instance_uid: format!("1.2.3.{label}"),
+            modality: "CT".into(),
+            series_instance_uid: "1.2.3".into(),
+            study_instance_uid: "1.2".into(),
+            image_type: vec!["ORIGINAL".into(), "PRIMARY".into(), "AXIAL".into()],
+            series_description: None,
+            protocol_name: None,
+            kvp: None,
+            manufacturer: None,
+            manufacturer_model_name: None,
+            station_name: None,
+            device_serial_number: None,
+            study_date: None,
+            study_time: None,
+            series_number: None,
+            slice_thickness: Some(2.0),
+            spacing_between_slices: None,
+            reconstruction_kernel: None,
+            instance_number,
+            image_position: position,
+            image_orientation: orientation,
+            rows: Some(4),
+            columns: Some(4),
+            pixel_spacing: Some([1.0, 1.0]),
+            samples_per_pixel: Some(1),
+            photometric_interpretation: Some("MONOCHROME2".into()),
+            bits_allocated: Some(16),
+            number_of_frames: None,
+            rescale_slope: Some(1.0),
+            rescale_intercept: Some(0.0),
+            padding_value: None,
+            padding_range_limit: None,
+            lossy: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dicom_core::value::PrimitiveValue;
+    use dicom_core::{DataElement, VR};
+    use dicom_object::FileMetaTableBuilder;
+
+    const AXIAL: [f64; 6] = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0];
+
+    #[test]
+    fn normal_and_orientation_names() {
+        let h = SliceHeader::for_test("a", None, Some(AXIAL), None);
+        assert_eq!(h.normal(), Some([0.0, 0.0, 1.0]));
+        assert!(h.is_axial());
+        let cor = SliceHeader::for_test("c", None, Some([1.0, 0.0, 0.0, 0.0, 0.0, -1.0]), None);
+        assert_eq!(cor.orientation_name(), "coronal");
+        assert!(!cor.is_axial());
+        // 20° gantry tilt is still axial
+        let t = 20f64.to_radians();
+        let tilt = SliceHeader::for_test(
+            "t",
+            None,
+            Some([1.0, 0.0, 0.0, 0.0, t.cos(), t.sin()]),
+            None,
+        );
+        assert!(tilt.is_axial());
+        let degenerate =
+            SliceHeader::for_test("d", None, Some([1.0, 0.0, 0.0, 1.0, 0.0, 0.0]), None);
+        assert_eq!(degenerate.normal(), None);
+    }
+
+    fn object_with(elems: Vec<DataElement<InMemDicomObject>>) -> DefaultDicomObject {
+        let mut obj = InMemDicomObject::new_empty();
+        for e in elems {
+            obj.put(e);
+        }
+        obj.with_meta(
+            FileMetaTableBuilder::new()
+                .transfer_syntax(uids::IMPLICIT_VR_LITTLE_ENDIAN)
+                .media_storage_sop_class_uid(uids::CT_IMAGE_STORAGE)
+                .media_storage_sop_instance_uid("1.2.3.4"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn reads_padded_strings_numbers_and_us_or_ss() {
+        let obj = object_with(vec![
+            DataElement::new(
+                tags::SOP_CLASS_UID,
+                VR::UI,
+                PrimitiveValue::from("1.2.840.10008.5.1.4.1.1.2\0"),
+            ),
+            DataElement::new(tags::MODALITY, VR::CS, PrimitiveValue::from("CT ")),
+            DataElement::new(
+                tags::RESCALE_INTERCEPT,
+                VR::DS,
+                PrimitiveValue::from(" -1024 "),
+            ),
+            DataElement::new(tags::RESCALE_SLOPE, VR::DS, PrimitiveValue::from("1.0")),
+            DataElement::new(
+                tags::PIXEL_SPACING,
+                VR::DS,
+                PrimitiveValue::Strs(vec!["0.48828125".to_string(), "0.5 ".to_string()].into()),
+            ),
+            DataElement::new(
+                tags::CONVOLUTION_KERNEL,
+                VR::SH,
+                PrimitiveValue::Strs(vec!["FC13".to_string(), "AIDR 3D ".to_string()].into()),
+            ),
+            DataElement::new(
+                tags::PIXEL_REPRESENTATION,
+                VR::US,
+                PrimitiveValue::from(1u16),
+            ),
+            DataElement::new(tags::BITS_ALLOCATED, VR::US, PrimitiveValue::from(16u16)),
+            // SS -2000 read back as US (implicit VR files give no VR)
+            DataElement::new(
+                tags::PIXEL_PADDING_VALUE,
+                VR::US,
+                PrimitiveValue::from(63536u16),
+            ),
+            DataElement::new(
+                tags::IMAGE_TYPE,
+                VR::CS,
+                PrimitiveValue::Strs(
+                    vec![
+                        "ORIGINAL".to_string(),
+                        "PRIMARY".to_string(),
+                        "LOCALIZER ".to_string(),
+                    ]
+                    .into(),
+                ),
+            ),
+            DataElement::new(tags::INSTANCE_NUMBER, VR::IS, PrimitiveValue::from(" 12")),
+            DataElement::new(
+                tags::IMAGE_POSITION_PATIENT,
+                VR::DS,
+                PrimitiveValue::from("1\\2"),
+            ),
+        ]);
+        let h = SliceHeader::from_object(
+            &obj,
+            Source::Memory(std::sync::Arc::new(obj.clone())),
+            "x".into(),
+        );
+        assert_eq!(h.sop_class_uid, uids::CT_IMAGE_STORAGE);
+        assert_eq!(h.modality, "CT");
+        assert_eq!(h.rescale_intercept, Some(-1024.0));
+        assert_eq!(h.pixel_spacing, Some([0.48828125, 0.5]));
+        assert_eq!(h.reconstruction_kernel.as_deref(), Some("FC13\\AIDR 3D"));
+        assert_eq!(h.padding_value, Some(-2000));
+        assert!(h.is_localizer());
+        assert_eq!(h.instance_number, Some(12));
+        assert_eq!(h.image_position, None, "two values are not a position");
+        assert_eq!(h.series_description, None);
+        assert_eq!(h.transfer_syntax, uids::IMPLICIT_VR_LITTLE_ENDIAN);
+    }
+
+    #[test]
+    fn unsigned_padding_read_as_ss_is_reinterpreted() {
+        let obj = object_with(vec![
+            DataElement::new(
+                tags::PIXEL_REPRESENTATION,
+                VR::US,
+                PrimitiveValue::from(0u16),
+            ),
+            DataElement::new(tags::BITS_ALLOCATED, VR::US, PrimitiveValue::from(16u16)),
+            DataElement::new(
+                tags::PIXEL_PADDING_VALUE,
+                VR::SS,
+                PrimitiveValue::from(-1i16),
+            ),
+        ]);
+        let h = SliceHeader::from_object(&obj, Source::File("y".into()), "y".into());
+        assert_eq!(h.padding_value, Some(65535));
     }
 }

@@ -23,6 +23,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
+use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -691,6 +693,46 @@ fn build_series(
         return Err(bad(format!("not greyscale CT images: {}", list(&odd, 3))));
     }
 
+    // transfer syntaxes we can decode
+    let mut undecodable: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for h in &headers {
+        let ok = TransferSyntaxRegistry
+            .get(&h.transfer_syntax)
+            .is_some_and(|ts| ts.can_decode_all());
+        if !ok {
+            let name = TransferSyntaxRegistry
+                .get(&h.transfer_syntax)
+                .map(|ts| format!("{} ({})", ts.name(), h.transfer_syntax))
+                .unwrap_or_else(|| format!("unknown transfer syntax {}", h.transfer_syntax));
+            undecodable.entry(name).or_default().push(h.label.clone());
+        }
+    }
+    if !undecodable.is_empty() {
+        let what: Vec<String> = undecodable
+            .iter()
+            .map(|(ts, files)| format!("{ts} in {} file(s), e.g. {}", files.len(), files[0]))
+            .collect();
+        return Err(bad(format!(
+            "its pixel data is encoded with a transfer syntax hu-red cannot decode: {}; send or export the series uncompressed or with a lossless compression (JPEG lossless, JPEG-LS, JPEG 2000, RLE)",
+            what.join("; ")
+        )));
+    }
+    let lossy: Vec<String> = headers
+        .iter()
+        .filter(|h| h.lossy)
+        .map(|h| h.label.clone())
+        .collect();
+    if !lossy.is_empty() {
+        warn(
+            &mut warnings,
+            format!(
+                "series {uid}: {} slice(s) were lossy compressed (LossyImageCompression 01, e.g. {}): HU values may deviate from the scanner's",
+                lossy.len(),
+                lossy[0]
+            ),
+        );
+    }
+
     // order
     let sorted = geometry::sort_slices(&headers).map_err(bad)?;
     for w in sorted.warnings {
@@ -813,4 +855,16 @@ fn build_series(
         z_mm: sorted.z_mm,
         thickness_mm,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_can_move_to_a_blocking_thread() {
+        fn send_sync<T: Send + Sync + 'static>() {}
+        send_sync::<Series>();
+        send_sync::<DicomError>();
+    }
 }

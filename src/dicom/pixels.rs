@@ -2,8 +2,6 @@
 //! rescale with the slice's own slope/intercept, mask the outside of the reconstruction circle,
 //! and (for the overview) block-average right away so that no full-resolution stack is ever held.
 
-use std::borrow::Cow;
-
 use dicom_object::DefaultDicomObject;
 use dicom_pixeldata::PixelDecoder;
 
@@ -104,11 +102,9 @@ impl SliceRecipe {
             bits_stored: u32::from(bs),
             signed: decoded.pixel_representation() == dicom_pixeldata::PixelRepresentation::Signed,
         };
-        let data: Cow<[u8]> = Cow::Borrowed(
-            decoded
-                .frame_data(0)
-                .map_err(|e| self.err(format!("pixel data too short: {e}")))?,
-        );
+        let data = decoded
+            .frame_data(0)
+            .map_err(|e| self.err(format!("pixel data too short: {e}")))?;
         let n = self.rows * self.cols;
         if data.len() < n * layout.bytes {
             return Err(self.err(format!(
@@ -117,20 +113,38 @@ impl SliceRecipe {
                 n * layout.bytes
             )));
         }
-        let mut hu = vec![0f32; n];
-        let (slope, intercept) = (self.slope, self.intercept);
-        let padding = self.padding;
-        for (out, chunk) in hu.iter_mut().zip(data.chunks_exact(layout.bytes)) {
-            let v = layout.value(chunk);
-            let is_pad = matches!(padding, Some((lo, hi)) if v >= lo && v <= hi);
-            let h = (v as f64 * slope + intercept) as f32;
-            *out = if is_pad || h < MIN_VALID_HU {
+        let to_hu = |v: i64| -> f32 {
+            let is_pad = matches!(self.padding, Some((lo, hi)) if v >= lo && v <= hi);
+            let h = (v as f64 * self.slope + self.intercept) as f32;
+            if is_pad || h < MIN_VALID_HU {
                 f32::NAN
             } else {
                 h
-            };
+            }
+        };
+        let mut hu = vec![0f32; n];
+        match layout.bytes {
+            // 8 and 16 bits: a look-up table over all stored bit patterns
+            1 => {
+                let lut: Vec<f32> = (0..=255u8).map(|b| to_hu(layout.value(&[b]))).collect();
+                for (out, &b) in hu.iter_mut().zip(&data[..n]) {
+                    *out = lut[usize::from(b)];
+                }
+            }
+            2 => {
+                let lut: Vec<f32> = (0..=u16::MAX)
+                    .map(|w| to_hu(layout.value(&w.to_le_bytes())))
+                    .collect();
+                for (out, w) in hu.iter_mut().zip(data[..2 * n].chunks_exact(2)) {
+                    *out = lut[usize::from(u16::from_le_bytes([w[0], w[1]]))];
+                }
+            }
+            _ => {
+                for (out, w) in hu.iter_mut().zip(data[..4 * n].chunks_exact(4)) {
+                    *out = to_hu(layout.value(w));
+                }
+            }
         }
-        drop(data);
         drop(decoded);
         Ok(f(&hu))
     }

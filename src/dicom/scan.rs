@@ -147,48 +147,7 @@ fn check_file_pixel_data(path: &Path, h: &SliceHeader) -> Result<(), String> {
                 h.rows, h.columns, h.bits_allocated
             )
         })?;
-    let ts = TransferSyntaxRegistry
-        .get(&h.transfer_syntax)
-        .ok_or_else(|| format!("unknown transfer syntax {}", h.transfer_syntax))?;
-    let quick = (|| -> std::io::Result<bool> {
-        let mut f = File::open(path)?;
-        let size = f.metadata()?.len();
-        if ts.is_encapsulated_pixel_data() {
-            if size < 8 {
-                return Ok(false);
-            }
-            let mut tail = [0u8; 8];
-            f.seek(SeekFrom::Start(size - 8))?;
-            f.read_exact(&mut tail)?;
-            return Ok(tail == [0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
-        }
-        let explicit = match ts.uid() {
-            uids::EXPLICIT_VR_LITTLE_ENDIAN => true,
-            uids::IMPLICIT_VR_LITTLE_ENDIAN => false,
-            _ => return Ok(false),
-        };
-        let header_len: u64 = if explicit { 12 } else { 8 };
-        for value_len in [expected as u64, expected as u64 + 1] {
-            let Some(start) = size.checked_sub(value_len + header_len) else {
-                continue;
-            };
-            let mut buf = [0u8; 12];
-            f.seek(SeekFrom::Start(start))?;
-            f.read_exact(&mut buf[..header_len as usize])?;
-            let tag_ok = buf[0..4] == [0xE0, 0x7F, 0x10, 0x00];
-            let len_ok = if explicit {
-                (&buf[4..6] == b"OW" || &buf[4..6] == b"OB")
-                    && u32::from_le_bytes([buf[8], buf[9], buf[10], buf[11]]) as u64 == value_len
-            } else {
-                u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]) as u64 == value_len
-            };
-            if tag_ok && len_ok {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    })();
-    match quick {
+    match quick_pixel_check(path, &h.transfer_syntax, expected) {
         Ok(true) => return Ok(()),
         Ok(false) => {}
         Err(e) => return Err(format!("cannot read: {e}")),
@@ -197,6 +156,51 @@ fn check_file_pixel_data(path: &Path, h: &SliceHeader) -> Result<(), String> {
     let obj = dicom_object::open_file(path)
         .map_err(|e| format!("cannot read the whole file (truncated or damaged?): {e}"))?;
     check_object_pixel_data(&obj, h)
+}
+
+/// The quick look: `Ok(true)` when the file certainly holds complete pixel data of `expected`
+/// bytes (native) or ends with the pixel sequence delimiter (encapsulated); `Ok(false)` when
+/// that cannot be told this way.
+fn quick_pixel_check(path: &Path, ts_uid: &str, expected: usize) -> std::io::Result<bool> {
+    let Some(ts) = TransferSyntaxRegistry.get(ts_uid) else {
+        return Ok(false);
+    };
+    let mut f = File::open(path)?;
+    let size = f.metadata()?.len();
+    if ts.is_encapsulated_pixel_data() {
+        if size < 8 {
+            return Ok(false);
+        }
+        let mut tail = [0u8; 8];
+        f.seek(SeekFrom::Start(size - 8))?;
+        f.read_exact(&mut tail)?;
+        return Ok(tail == [0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+    }
+    let explicit = match ts.uid() {
+        uids::EXPLICIT_VR_LITTLE_ENDIAN => true,
+        uids::IMPLICIT_VR_LITTLE_ENDIAN => false,
+        _ => return Ok(false),
+    };
+    let header_len: u64 = if explicit { 12 } else { 8 };
+    for value_len in [expected as u64, expected as u64 + 1] {
+        let Some(start) = size.checked_sub(value_len + header_len) else {
+            continue;
+        };
+        let mut buf = [0u8; 12];
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(&mut buf[..header_len as usize])?;
+        let tag_ok = buf[0..4] == [0xE0, 0x7F, 0x10, 0x00];
+        let len_ok = if explicit {
+            (&buf[4..6] == b"OW" || &buf[4..6] == b"OB")
+                && u32::from_le_bytes([buf[8], buf[9], buf[10], buf[11]]) as u64 == value_len
+        } else {
+            u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]) as u64 == value_len
+        };
+        if tag_ok && len_ok {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Check an in-memory object's pixel data: present, and long enough when native.
@@ -239,5 +243,123 @@ pub(crate) fn check_object_pixel_data(
             }
         }
         dicom_core::DicomValue::Sequence(_) => Err("Pixel Data is a sequence".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dicom_core::value::PrimitiveValue;
+    use dicom_core::{DataElement, VR};
+    use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
+
+    fn write_ct(path: &Path, ts: &str, rows: u16, cols: u16) {
+        let mut obj = InMemDicomObject::new_empty();
+        let put = |o: &mut InMemDicomObject, tag, vr, v: PrimitiveValue| {
+            o.put(DataElement::new(tag, vr, v));
+        };
+        put(
+            &mut obj,
+            tags::SOP_CLASS_UID,
+            VR::UI,
+            uids::CT_IMAGE_STORAGE.into(),
+        );
+        put(&mut obj, tags::SOP_INSTANCE_UID, VR::UI, "1.2.3.4".into());
+        put(&mut obj, tags::MODALITY, VR::CS, "CT".into());
+        put(&mut obj, tags::SERIES_INSTANCE_UID, VR::UI, "1.2.3".into());
+        put(&mut obj, tags::SAMPLES_PER_PIXEL, VR::US, 1u16.into());
+        put(&mut obj, tags::ROWS, VR::US, rows.into());
+        put(&mut obj, tags::COLUMNS, VR::US, cols.into());
+        put(&mut obj, tags::BITS_ALLOCATED, VR::US, 16u16.into());
+        put(&mut obj, tags::BITS_STORED, VR::US, 16u16.into());
+        put(&mut obj, tags::HIGH_BIT, VR::US, 15u16.into());
+        put(&mut obj, tags::PIXEL_REPRESENTATION, VR::US, 1u16.into());
+        let words = vec![7u16; usize::from(rows) * usize::from(cols)];
+        put(
+            &mut obj,
+            tags::PIXEL_DATA,
+            VR::OW,
+            PrimitiveValue::U16(words.into()),
+        );
+        obj.with_meta(
+            FileMetaTableBuilder::new()
+                .transfer_syntax(ts)
+                .media_storage_sop_class_uid(uids::CT_IMAGE_STORAGE)
+                .media_storage_sop_instance_uid("1.2.3.4"),
+        )
+        .unwrap()
+        .write_to_file(path)
+        .unwrap();
+    }
+
+    #[test]
+    fn quick_check_accepts_complete_native_files_and_rejects_cut_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        for ts in [
+            uids::EXPLICIT_VR_LITTLE_ENDIAN,
+            uids::IMPLICIT_VR_LITTLE_ENDIAN,
+        ] {
+            let p = dir.path().join("ct.dcm");
+            write_ct(&p, ts, 8, 6);
+            assert!(quick_pixel_check(&p, ts, 8 * 6 * 2).unwrap(), "{ts}");
+            // the whole scan agrees
+            match scan_file(&p) {
+                Scanned::Header(h) => assert_eq!(h.rows, Some(8)),
+                _ => panic!("{ts}: complete file refused"),
+            }
+            // cut 10 bytes of pixel data: the quick look fails, and the full parse too
+            let len = std::fs::metadata(&p).unwrap().len();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_len(len - 10)
+                .unwrap();
+            assert!(!quick_pixel_check(&p, ts, 8 * 6 * 2).unwrap(), "{ts}");
+            match scan_file(&p) {
+                Scanned::Unreadable {
+                    reason, series_uid, ..
+                } => {
+                    assert_eq!(series_uid.as_deref(), Some("1.2.3"));
+                    assert!(reason.contains("truncated"), "{reason}");
+                }
+                _ => panic!("{ts}: truncated file accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn trailing_elements_fall_back_to_a_full_parse() {
+        // a complete file with bytes after the pixel data: the quick look cannot tell, the full
+        // parse accepts it
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ct.dcm");
+        write_ct(&p, uids::EXPLICIT_VR_LITTLE_ENDIAN, 4, 4);
+        let mut bytes = std::fs::read(&p).unwrap();
+        // (FFFC,FFFC) DataSetTrailingPadding, OB, 4 bytes
+        bytes.extend_from_slice(&[
+            0xFC, 0xFF, 0xFC, 0xFF, b'O', b'B', 0, 0, 4, 0, 0, 0, 0, 0, 0, 0,
+        ]);
+        std::fs::write(&p, &bytes).unwrap();
+        assert!(!quick_pixel_check(&p, uids::EXPLICIT_VR_LITTLE_ENDIAN, 32).unwrap());
+        assert!(matches!(scan_file(&p), Scanned::Header(_)));
+    }
+
+    #[test]
+    fn non_dicom_and_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(dir.path().join("a/b/x.txt"), "x").unwrap();
+        std::fs::write(dir.path().join("y"), vec![0u8; 10]).unwrap();
+        let (files, problems) = list_files(dir.path()).unwrap();
+        assert_eq!(files.len(), 2);
+        assert!(problems.is_empty());
+        assert!(files
+            .iter()
+            .all(|f| matches!(scan_file(f), Scanned::NotDicom { .. })));
+        assert!(matches!(
+            list_files(&dir.path().join("missing")),
+            Err(DicomError::PathNotFound { .. })
+        ));
     }
 }

@@ -41,6 +41,8 @@ pub struct Slice {
     /// Write no Pixel Data at all.
     pub no_pixel_data: bool,
     pub kernel: Option<String>,
+    /// Write LossyImageCompression "01".
+    pub lossy: bool,
 }
 
 impl Slice {
@@ -72,6 +74,7 @@ impl Slice {
             stored: vec![fill; rows * cols],
             no_pixel_data: false,
             kernel: Some("B30f".into()),
+            lossy: false,
         }
     }
 
@@ -254,6 +257,13 @@ impl Slice {
             if let Some(sl) = self.slope {
                 obj.put(DataElement::new(tags::RESCALE_SLOPE, VR::DS, ds(&[sl])));
             }
+        }
+        if self.lossy {
+            obj.put(DataElement::new(
+                tags::LOSSY_IMAGE_COMPRESSION,
+                VR::CS,
+                s("01"),
+            ));
         }
         if !self.no_pixel_data {
             let mask: i64 = (1i64 << self.bits_stored) - 1;
