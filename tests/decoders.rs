@@ -377,3 +377,51 @@ fn real_enhanced_ct_is_refused_clearly() {
         "{msg}"
     );
 }
+
+/// A small series from `hu-red simulate` (the project's own generator): a Catphan slab with
+/// noise, a reconstruction circle with padding and the given storage.
+fn simulated(dir: &Path, storage: hu_red::simulate::PixelRepresentation, vary: bool) {
+    use hu_red::simulate::{render_to_dir, SimParams};
+    let set = hu_red::phantom::PhantomSet::builtin();
+    let phantom = set.get("catphan_ctp404").unwrap();
+    let params = SimParams {
+        matrix: 160,
+        pixel_mm: 1.5,
+        n_slices: 3,
+        slice_thickness_mm: 2.0,
+        recon_circle: true,
+        catphan_modules: false,
+        pixel_representation: storage,
+        rescale_intercept: -1024.0,
+        vary_intercept: vary,
+        noise_sigma_hu: 15.0,
+        seed: 7,
+        ..SimParams::default()
+    };
+    let (paths, _truth) = render_to_dir(&params, phantom, dir).unwrap();
+    // keep the DICOM files only (the DCMTK loop transcodes every file of the folder)
+    for p in paths {
+        if p.extension().and_then(|e| e.to_str()) != Some("dcm") {
+            fs::remove_file(p).unwrap();
+        }
+    }
+}
+
+#[test]
+fn dcmtk_codecs_simulated_series() {
+    use hu_red::simulate::PixelRepresentation;
+    for (storage, vary) in [
+        (PixelRepresentation::Signed, false),
+        (PixelRepresentation::Unsigned, true),
+    ] {
+        let work = tempfile::tempdir().unwrap();
+        let src = work.path().join("src");
+        simulated(&src, storage, vary);
+        let (reference, _) = all_slices(&src);
+        let hu = reference.hu.as_slice().unwrap();
+        assert!(hu.iter().any(|v| v.is_nan()), "padding outside the circle");
+        assert!(hu.iter().any(|v| *v < -900.0), "air");
+        assert!(hu.iter().any(|v| *v > 800.0), "teflon");
+        check_codecs_against(&src, None, work.path(), &format!("simulated {storage:?}"));
+    }
+}
