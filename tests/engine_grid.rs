@@ -8,7 +8,7 @@
 use hu_red::analysis::{self, AnalysisOptions, AssignmentMethod, Detection, Measurement};
 use hu_red::dicom;
 use hu_red::phantom::PhantomSet;
-use hu_red::simulate::{self, SimParams, Truth};
+use hu_red::simulate::{self, PixelRepresentation, SimParams, Syntax, Truth};
 
 struct Case {
     phantom: &'static str,
@@ -44,10 +44,8 @@ impl Default for Case {
     }
 }
 
-fn run(case: Case) -> (Truth, Measurement) {
-    let set = PhantomSet::builtin();
-    let def = set.get(case.phantom).unwrap();
-    let params = SimParams {
+fn params(case: &Case) -> SimParams {
+    SimParams {
         rotation_deg: case.rotation,
         shift_x_mm: case.shift.0,
         shift_y_mm: case.shift.1,
@@ -61,7 +59,44 @@ fn run(case: Case) -> (Truth, Measurement) {
         air_gap_mm: case.air_gap,
         seed: case.seed,
         ..SimParams::default()
-    };
+    }
+}
+
+fn run(case: Case) -> (Truth, Measurement) {
+    run_with(&case, params(&case))
+}
+
+/// Plan and measure a simulated series; `Err` carries the engine's message.
+fn analyse(
+    phantom: &str,
+    params: &SimParams,
+) -> (Truth, Result<(analysis::Plan, Measurement), String>) {
+    let set = PhantomSet::builtin();
+    let def = set.get(phantom).unwrap();
+    let sim = simulate::render(params, def).unwrap();
+    let truth = sim.truth.clone();
+    let objects = sim
+        .objects
+        .into_iter()
+        .enumerate()
+        .map(|(i, o)| (format!("slice {i}"), o))
+        .collect();
+    let series = dicom::load_series_from_objects(objects, None).unwrap();
+    let ov = series.overview(2.0).unwrap();
+    let opts = AnalysisOptions::default();
+    let result = analysis::plan(&ov, &set.phantoms, &opts)
+        .and_then(|plan| {
+            let def = set.get(&plan.phantom_id).unwrap();
+            let slab = series.full_resolution(&plan.slab_indices).unwrap();
+            analysis::measure(&plan, def, &slab, &opts).map(|m| (plan, m))
+        })
+        .map_err(|e| e.to_string());
+    (truth, result)
+}
+
+fn run_with(case: &Case, params: SimParams) -> (Truth, Measurement) {
+    let set = PhantomSet::builtin();
+    let def = set.get(case.phantom).unwrap();
     let sim = simulate::render(&params, def).unwrap();
     let truth = sim.truth.clone();
     let objects = sim
@@ -307,4 +342,120 @@ fn easycube_minus30_noise20() {
         air_gap: 0.5,
         ..Case::default()
     });
+}
+
+#[test]
+fn storage_variants_padding_and_correlated_noise() {
+    // Unsigned storage with a −1000 intercept, per-slice intercepts, implicit VR, a
+    // reconstruction circle with padding, correlated noise and blur.
+    let case = Case {
+        rotation: 75.0,
+        shift: (10.0, -10.0),
+        pixel: 0.6,
+        thickness: 2.0,
+        n_slices: 36,
+        sigma: 12.0,
+        couch: true,
+        ..Case::default()
+    };
+    // Air is lifted 30 HU so that its noise is not clipped at the −1024 HU storage floor.
+    let p = SimParams {
+        hu_offsets: [("air".to_string(), 30.0)].into_iter().collect(),
+        pixel_representation: PixelRepresentation::Unsigned,
+        rescale_intercept: -1024.0,
+        vary_intercept: true,
+        transfer_syntax: Syntax::Implicit,
+        recon_circle: true,
+        padding_hu: -2000.0,
+        noise_corr_mm: 0.4,
+        blur_mm: 0.6,
+        ..params(&case)
+    };
+    run_with(&case, p);
+}
+
+#[test]
+fn extended_range_intercept() {
+    let case = Case {
+        phantom: "cirs062",
+        rotation: -12.0,
+        pixel: 1.0,
+        thickness: 5.0,
+        n_slices: 14,
+        ..Case::default()
+    };
+    let p = SimParams {
+        rescale_intercept: -8192.0,
+        pixel_representation: PixelRepresentation::Unsigned,
+        recon_circle: true,
+        ..params(&case)
+    };
+    run_with(&case, p);
+}
+
+#[test]
+fn uniform_cylinder_is_no_phantom() {
+    for phantom in ["catphan_ctp404", "cirs062", "easycube"] {
+        let case = Case {
+            phantom,
+            pixel: 1.0,
+            thickness: 5.0,
+            n_slices: 12,
+            ..Case::default()
+        };
+        let p = SimParams {
+            uniform: true,
+            catphan_modules: false,
+            ..params(&case)
+        };
+        let (_, r) = analyse(phantom, &p);
+        let e = r.err().unwrap_or_else(|| panic!("{phantom}: a uniform body gave a result"));
+        assert!(e.contains("no phantom recognised"), "{phantom}: {e}");
+    }
+}
+
+#[test]
+fn phantom_cut_by_the_fov_is_refused_or_measured_correctly() {
+    // The CIRS body (330 mm wide) in a 300 mm FOV with a reconstruction circle: the outer inserts
+    // at 115 mm are cut on one side.
+    let case = Case {
+        phantom: "cirs062",
+        shift: (40.0, 0.0),
+        pixel: 300.0 / 512.0,
+        thickness: 5.0,
+        n_slices: 14,
+        ..Case::default()
+    };
+    let p = SimParams {
+        recon_circle: true,
+        ..params(&case)
+    };
+    let (truth, r) = analyse("cirs062", &p);
+    match r {
+        Err(e) => assert!(
+            e.contains("outside the reconstructed field of view") || e.contains("no phantom"),
+            "{e}"
+        ),
+        Ok((_, m)) => {
+            assert!(m.warnings.iter().any(|w| w.contains("field of view")), "{:?}", m.warnings);
+            check(&truth, &m);
+        }
+    }
+    // The body cut by a 180 mm FOV but every insert inside: a warning and a correct result.
+    let case = Case {
+        phantom: "catphan_ctp404",
+        shift: (0.0, 0.0),
+        pixel: 180.0 / 512.0,
+        thickness: 5.0,
+        n_slices: 16,
+        ..Case::default()
+    };
+    let p = SimParams {
+        recon_circle: true,
+        ..params(&case)
+    };
+    let (truth, r) = analyse("catphan_ctp404", &p);
+    let (_, m) = r.unwrap();
+    assert!(m.warnings.iter().any(|w| w.contains("field of view")), "{:?}", m.warnings);
+    check(&truth, &m);
 }

@@ -293,18 +293,16 @@ fn locate_template(
     slab: &HuStack,
 ) -> Result<(Vec<Loc>, Pose), AnalysisError> {
     let steps = [(1.0, 1.0), (0.25, 0.25), (0.1, 0.05)];
-    // An elliptical outline leaves a 180° ambiguity that the holes alone cannot resolve: try
-    // both and let the layout decide.
-    let starts: Vec<Pose> = match def.outline {
-        Outline::Ellipse { .. } => vec![
-            plan.pose,
-            Pose {
-                rotation_deg: plan.pose.rotation_deg + 180.0,
-                ..plan.pose
-            },
-        ],
-        _ => vec![plan.pose],
-    };
+    // Rotations that map the hole pattern and the outline onto themselves (the CIRS ellipse and
+    // the Catphan 504 ring are both symmetric under 180°) cannot be told apart by the holes'
+    // contrast: try each and let the layout decide.
+    let starts: Vec<Pose> = symmetries(def)
+        .into_iter()
+        .map(|phi| Pose {
+            rotation_deg: plan.pose.rotation_deg + phi,
+            ..plan.pose
+        })
+        .collect();
     let mut best: Option<(f64, Vec<Loc>, Pose)> = None;
     for start in starts {
         let (_, pose) = refine_pose(img.view(), geo, def, start, &steps);
@@ -374,6 +372,42 @@ fn locate_template(
         why: "the hole template could not be placed".into(),
     })?;
     Ok((locs, pose))
+}
+
+/// Rotations (degrees, including 0) under which the definition's holes land on holes of the same
+/// radius (within half a radius) and the outline on itself.
+fn symmetries(def: &PhantomDef) -> Vec<f64> {
+    let outline_ok = |phi: f64| match def.outline {
+        Outline::Circle { .. } => true,
+        Outline::Ellipse {
+            width_mm,
+            height_mm,
+        } => (width_mm - height_mm).abs() < 1e-6 || (phi % 180.0).abs() < 1e-9,
+        Outline::Square { .. } => (phi % 90.0).abs() < 1e-9,
+    };
+    let mut out = vec![0.0];
+    for deg in 1..360 {
+        let phi = deg as f64;
+        if !outline_ok(phi) {
+            continue;
+        }
+        let p = Pose {
+            centre_x_mm: 0.0,
+            centre_y_mm: 0.0,
+            rotation_deg: phi,
+        };
+        let maps = def.holes.iter().all(|h| {
+            let (x, y) = hole_xy(h, &p);
+            def.holes.iter().any(|g| {
+                (g.radius_mm - h.radius_mm).abs() < 0.1 * h.radius_mm
+                    && (g.x_mm - x).hypot(g.y_mm - y) < 0.5 * h.radius_mm
+            })
+        });
+        if maps && !def.holes.is_empty() {
+            out.push(phi);
+        }
+    }
+    out
 }
 
 /// Mean, std, median and count of the pixels within `r` mm of (x, y), pooled over all slices.
@@ -528,6 +562,13 @@ mod tests {
             optional: false,
             note: None,
         }
+    }
+
+    #[test]
+    fn symmetries_of_the_builtins() {
+        let set = crate::phantom::PhantomSet::builtin();
+        assert_eq!(symmetries(set.get("catphan_ctp404").unwrap()), vec![0.0, 180.0]);
+        assert_eq!(symmetries(set.get("cirs062").unwrap()), vec![0.0, 180.0]);
     }
 
     #[test]

@@ -16,6 +16,10 @@ const MIN_BODY_MM2: f64 = 2000.0;
 const EVIDENCE_MIN: f64 = 0.6;
 /// Minimum candidate score for an automatic identification.
 const SCORE_MIN: f64 = 0.4;
+/// Weight of a detection phantom's score (see `evaluate`).
+const DETECTION_WEIGHT: f64 = 0.85;
+/// Two candidates closer than this ratio cannot be told apart: no automatic choice.
+const TIE_RATIO: f64 = 0.97;
 
 struct SliceBody {
     body: Option<Body>,
@@ -116,6 +120,13 @@ pub fn plan(
     };
     let mut warnings = Vec::new();
     let second = order.get(1).map(|i| evals[*i].1.score).unwrap_or(0.0);
+    if detection == Detection::Auto && second >= TIE_RATIO * best.score {
+        return Err(AnalysisError::NoPhantom(format!(
+            "the images fit {} and {} equally well ({reasons}); use --phantom to say which phantom was scanned",
+            def.id,
+            evals[order[1]].0.id
+        )));
+    }
     let confidence = if second > 0.0 {
         best.score * (1.0 - 0.5 * (second / best.score).min(1.0))
     } else {
@@ -364,8 +375,14 @@ fn evaluate(
             rotation_deg: 0.0,
         });
     let _ = ov;
+    // "Some rods inside" is weaker evidence than a whole hole template matching: a template
+    // phantom that matches explains the rods, so detection phantoms yield to it.
+    let specificity = match def.localisation {
+        Localisation::Template => 1.0,
+        Localisation::Detection => DETECTION_WEIGHT,
+    };
     Eval {
-        score: s_outline * run_ev,
+        score: s_outline * run_ev * specificity,
         reason: format!(
             "outline overlap {:.2}, inserts visible in {} slice(s) ({:.0} % of the expected holes)",
             iou,
