@@ -1,9 +1,18 @@
 //! The real Catphan 504 cone-beam CT shipped in pylinac 1.0.3's sdist (fetched from PyPI in test
-//! setup, sha256-checked, cached; see tests/common). Facts about the scan: README "Test data".
+//! setup, sha256-checked, cached; see tests/common). Varian OBI 2012: 64 CT slices 512²,
+//! 0.48828125 mm pixels, 2.5 mm slices, Implicit VR LE, unsigned storage with intercept −1000, no
+//! PixelPaddingValue, a 0.3° tilted ImageOrientationPatient, plus one RT Structure Set in the same
+//! folder. Reference values below were read with pydicom 3 + numpy from the same files.
 
 mod common;
 
 use std::fs;
+
+use hu_red::dicom::{load_series, DicomError};
+
+const CT_SERIES_UID: &str = "1.2.246.352.61.2.5147840527645334612.15241426881197360286";
+const RTSTRUCT_SERIES_UID: &str = "1.2.246.352.61.2.4885457275957534079.11838921101374228923";
+const PIXEL_MM: f64 = 0.48828125;
 
 #[test]
 fn fetch_is_checked_and_idempotent() {
@@ -21,4 +30,291 @@ fn fetch_is_checked_and_idempotent() {
     // The sdist in the cache is the pinned one.
     let sdist = common::testdata_dir().join(common::PYLINAC_SDIST_NAME);
     assert_eq!(common::sha256_file(&sdist), common::PYLINAC_SDIST_SHA256);
+}
+
+#[test]
+fn load_series_takes_the_ct_series_and_leaves_out_the_structure_set() {
+    let dir = common::fetch_pylinac_catphan();
+    let series = load_series(&dir, None).expect("the real Catphan series loads");
+
+    assert_eq!(series.n_slices(), 64);
+    let m = &series.meta;
+    assert_eq!(m.series_instance_uid, CT_SERIES_UID);
+    assert_eq!(m.modality, "CT");
+    assert_eq!(m.sop_class_uid, "1.2.840.10008.5.1.4.1.1.2");
+    assert_eq!(m.transfer_syntax, "1.2.840.10008.1.2");
+    assert_eq!(m.n_slices, 64);
+    assert_eq!((m.rows, m.columns), (512, 512));
+    assert!((m.pixel_spacing[0] - PIXEL_MM).abs() < 1e-9, "{m:?}");
+    assert!((m.pixel_spacing[1] - PIXEL_MM).abs() < 1e-9, "{m:?}");
+    assert_eq!(m.slice_thickness, Some(2.5));
+    assert!((series.thickness_mm() - 2.5).abs() < 1e-9);
+    assert_eq!(m.manufacturer.as_deref(), Some("Varian Medical Systems"));
+    assert_eq!(
+        m.manufacturer_model_name.as_deref(),
+        Some("OBI Cone-beam CT")
+    );
+    assert_eq!(m.kvp, Some(100.0));
+    assert_eq!(m.reconstruction_kernel.as_deref(), Some("Ram-Lak"));
+    assert_eq!(m.study_date.as_deref(), Some("20120620"));
+    assert_eq!(m.series_description, None);
+
+    // Every slice is a CT file; the RT Structure Set is not among them.
+    let labels = series.slice_labels();
+    assert_eq!(labels.len(), 64);
+    for l in &labels {
+        let name = std::path::Path::new(l)
+            .file_name()
+            .unwrap()
+            .to_string_lossy();
+        assert!(name.starts_with("CT."), "{l}");
+    }
+
+    // Sorted along the (0.3° tilted) slice normal: exactly −80 + 2.5·i mm.
+    let z = series.z_mm();
+    assert_eq!(z.len(), 64);
+    for (i, &zi) in z.iter().enumerate() {
+        let want = -80.0 + 2.5 * i as f64;
+        assert!((zi - want).abs() < 1e-3, "z[{i}] = {zi}, want {want}");
+    }
+    let spacing = series.slice_spacing_mm().unwrap();
+    assert!((spacing - 2.5).abs() < 1e-3, "{spacing}");
+
+    // Asking for the structure set's series is an error that names the series.
+    match load_series(&dir, Some(RTSTRUCT_SERIES_UID)) {
+        Err(e @ DicomError::SeriesNotFound { .. }) => {
+            assert!(e.to_string().contains(RTSTRUCT_SERIES_UID), "{e}")
+        }
+        Err(e) => panic!("wrong error for the RT Structure Set's series: {e}"),
+        Ok(s) => panic!("the RT Structure Set's series loaded: {:?}", s.meta),
+    }
+    // Asking for the CT series by UID gives the same series.
+    let again = load_series(&dir, Some(CT_SERIES_UID)).unwrap();
+    assert_eq!(again.n_slices(), 64);
+}
+
+#[test]
+fn decoded_hu_match_pydicom() {
+    let dir = common::fetch_pylinac_catphan();
+    let series = load_series(&dir, None).unwrap();
+
+    // Full resolution, slice 32 (pylinac's CTP404 slice).
+    let full = series.full_resolution(&[32]).unwrap();
+    assert_eq!(full.hu.shape(), &[1, 512, 512]);
+    assert_eq!(full.series_index, vec![32]);
+    assert_eq!(full.factor, 1);
+    assert!(full.z_mm[0].abs() < 1e-3, "{:?}", full.z_mm);
+    assert_eq!(full.origin_mm, [0.0, 0.0]);
+    // Stored 0..2810, intercept −1000, no padding: every pixel is a number, HU = stored − 1000.
+    for (r, c, want) in [
+        (0, 0, -1000.0),
+        (255, 256, 115.0),
+        (151, 316, 991.0),
+        (135, 256, -998.0),
+        (254, 376, 275.0),
+        (357, 317, 138.0),
+    ] {
+        assert_eq!(full.hu[[0, r, c]], want, "HU at row {r} col {c}");
+    }
+    assert!(full.hu.iter().all(|v| v.is_finite()));
+    let sum: f64 = full.hu.iter().map(|&v| v as f64).sum();
+    assert_eq!(sum, -120_247_454.0);
+
+    // Overview at ~2 mm: 4×4 block means of all 64 slices.
+    let ov = series.overview(2.0).unwrap();
+    assert_eq!(ov.factor, 4);
+    assert_eq!(ov.hu.shape(), &[64, 128, 128]);
+    assert!((ov.pixel_mm[0] - 4.0 * PIXEL_MM).abs() < 1e-9);
+    assert!((ov.origin_mm[1] - 1.5 * PIXEL_MM).abs() < 1e-9);
+    let ov_sum: f64 = ov.hu.iter().map(|&v| v as f64).sum();
+    let ov_mean = ov_sum / ov.hu.len() as f64;
+    // pydicom: mean HU of the whole volume −481.72625 (block means keep the mean).
+    assert!((ov_mean - -481.72625).abs() < 1e-3, "{ov_mean}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The engine on the real scan.
+
+use hu_red::analysis::{self, AnalysisOptions, AssignmentMethod, Detection, Measurement, Plan};
+use hu_red::phantom::PhantomSet;
+
+/// pylinac's published means for this scan (CTP404 at sorted slice 32, one slice, 5 mm ROI at
+/// 58.7 mm, roll −0.26°). Reproduced with pydicom to within 0.14 HU.
+const PYLINAC_MEANS: [(&str, f64); 7] = [
+    ("air", -996.5),
+    ("pmp", -200.1),
+    ("ldpe", -102.9),
+    ("polystyrene", -44.1),
+    ("acrylic", 115.8),
+    ("delrin", 340.8),
+    ("teflon", 996.7),
+];
+/// Phantom centre on slice 32 (centre of mass of the filled −800 HU outline), mm in the
+/// full-resolution frame: column 256.93, row 254.75.
+const CENTRE_X_MM: f64 = 256.93 * PIXEL_MM;
+const CENTRE_Y_MM: f64 = 254.75 * PIXEL_MM;
+
+/// Plan and measure the series the way the pipeline does (overview ~2 mm, then the slab at full
+/// resolution), automatic phantom identification among the built-ins.
+fn run_engine(set: &PhantomSet, slab_mm: f64) -> (Plan, Measurement) {
+    let dir = common::fetch_pylinac_catphan();
+    let series = load_series(&dir, None).unwrap();
+    let overview = series.overview(2.0).unwrap();
+    let opts = AnalysisOptions {
+        phantom: None,
+        slab_mm,
+    };
+    let plan = analysis::plan(&overview, &set.phantoms, &opts)
+        .unwrap_or_else(|e| panic!("plan failed on the real Catphan: {e}"));
+    let phantom = set.get(&plan.phantom_id).unwrap();
+    let slab = series.full_resolution(&plan.slab_indices).unwrap();
+    let m = analysis::measure(&plan, phantom, &slab, &opts)
+        .unwrap_or_else(|e| panic!("measure failed on the real Catphan: {e}"));
+    (plan, m)
+}
+
+fn check_identity_and_pose(plan: &Plan, m: &Measurement) {
+    assert_eq!(plan.phantom_id, "catphan_ctp404", "{:?}", plan.candidates);
+    assert_eq!(plan.detection, Detection::Auto);
+    assert_eq!(m.phantom_id, "catphan_ctp404");
+    assert!(m.confidence >= 0.5, "confidence {}", m.confidence);
+    // The CTP404 module, not one of the three other modules with the same outline.
+    assert_eq!(plan.centre_index, 32, "{plan:?}");
+    assert_eq!(m.slices.centre_index, 32);
+    let p = m.pose;
+    assert!(
+        (p.centre_x_mm - CENTRE_X_MM).abs() < 0.5 && (p.centre_y_mm - CENTRE_Y_MM).abs() < 0.5,
+        "centre ({:.2}, {:.2}) mm, expected ({CENTRE_X_MM:.2}, {CENTRE_Y_MM:.2})",
+        p.centre_x_mm,
+        p.centre_y_mm
+    );
+    // pylinac: roll −0.26°; hole centroids: −0.2 … −0.45°.
+    assert!(
+        (p.rotation_deg - -0.28).abs() < 0.5,
+        "rotation {}",
+        p.rotation_deg
+    );
+    assert_eq!(m.assignment, AssignmentMethod::Layout, "{:?}", m.warnings);
+}
+
+/// The acceptance test of issue 2: CTP404 found, materials right, and each mean within 2 HU of
+/// pylinac's published mean when measured the same way (5 mm ROI, the single slice 32).
+#[test]
+fn catphan_means_match_pylinac_with_a_5mm_roi() {
+    let mut set = PhantomSet::builtin();
+    // 5 mm ROI in the 6 mm holes.
+    set.apply_site_json(
+        r#"{"phantoms": {"catphan_ctp404": {"roi_radius_fraction": 0.8333333333}}}"#,
+    )
+    .unwrap();
+    // One slice, like pylinac (a 2.5 mm slab of 2.5 mm slices).
+    let (plan, m) = run_engine(&set, 2.5);
+    check_identity_and_pose(&plan, &m);
+    assert_eq!(plan.slab_indices, vec![32]);
+    assert_eq!(m.slices.indices, vec![32]);
+
+    eprintln!(
+        "pose ({:.2}, {:.2}) mm, {:.2}°",
+        m.pose.centre_x_mm, m.pose.centre_y_mm, m.pose.rotation_deg
+    );
+    for (name, published) in PYLINAC_MEANS {
+        let r = m
+            .inserts
+            .iter()
+            .find(|r| r.insert == name)
+            .unwrap_or_else(|| panic!("{name} not reported: {:?}", m.inserts));
+        for roi in &r.rois {
+            eprintln!(
+                "{name:12} {:9} mean {:8.2} median {:7.1} std {:5.1} n {} (pylinac {published})",
+                roi.hole, roi.hu_mean, roi.hu_median, roi.hu_std, roi.n_pixels
+            );
+        }
+        // Catphan 504 has two air holes (top, as pylinac measures, and bottom); the material
+        // value is their mean. Every other material has one hole.
+        let holes: Vec<&str> = r.rois.iter().map(|roi| roi.hole.as_str()).collect();
+        if name == "air" {
+            assert_eq!(r.n_rois, 2, "{holes:?}");
+            assert!(
+                holes.contains(&"ring_270") && holes.contains(&"ring_090"),
+                "{holes:?}"
+            );
+        } else {
+            assert_eq!(r.n_rois, 1, "{name}: {holes:?}");
+        }
+        for roi in &r.rois {
+            assert!((roi.roi_radius_mm - 5.0).abs() < 1e-6, "{name}: {roi:?}");
+            // π·(5 mm / 0.488 mm)² ≈ 330 pixels.
+            assert!((300..=360).contains(&roi.n_pixels), "{name}: {roi:?}");
+            assert_eq!(roi.n_slices, 1, "{name}: {roi:?}");
+            // Hole centre 58.7 mm from the phantom centre (fitted centroids: 58.0–58.6 mm).
+            let d =
+                (roi.center_x_mm - m.pose.centre_x_mm).hypot(roi.center_y_mm - m.pose.centre_y_mm);
+            assert!(
+                (d - 58.4).abs() < 1.0,
+                "{name}: ROI {d:.2} mm from the centre"
+            );
+            // The hole pylinac measures against its published mean; the bottom air hole
+            // against the same measurement made with pydicom (5 mm ROI, slice 32: −995.5).
+            let want = if roi.hole == "ring_090" {
+                -995.5
+            } else {
+                published
+            };
+            assert!(
+                (roi.hu_mean - want).abs() <= 2.0,
+                "{name} ({}): mean {:.2} HU, expected {want} HU (ROI at col {:.2} row {:.2})",
+                roi.hole,
+                roi.hu_mean,
+                roi.center_col_px,
+                roi.center_row_px
+            );
+        }
+        assert!(
+            (r.hu_mean - published).abs() <= 2.0,
+            "{name}: material mean {:.2} HU, pylinac {published} HU",
+            r.hu_mean
+        );
+    }
+    // No other material is reported (the 2nd air hole at +90° is not "water").
+    let names: Vec<&str> = m.inserts.iter().map(|r| r.insert.as_str()).collect();
+    assert_eq!(names.len(), 7, "{names:?}");
+}
+
+/// With the defaults (0.65 × 6 mm ROI, 5 mm slab) the engine still finds CTP404 and the right
+/// materials; the means move by up to ≈ 3 HU because this cone-beam scan varies from slice to
+/// slice (slices 32–33 differ by up to 5.9 HU in acrylic, delrin and teflon).
+#[test]
+fn catphan_defaults_find_ctp404_and_the_right_materials() {
+    let (plan, m) = run_engine(&PhantomSet::builtin(), 5.0);
+    check_identity_and_pose(&plan, &m);
+    for (name, published) in PYLINAC_MEANS {
+        let r = m
+            .inserts
+            .iter()
+            .find(|r| r.insert == name)
+            .unwrap_or_else(|| panic!("{name} not reported: {:?}", m.inserts));
+        assert!(
+            (r.hu_mean - published).abs() <= 5.0,
+            "{name}: mean {:.2} HU, pylinac {published} HU",
+            r.hu_mean
+        );
+        assert!(
+            r.hu_std > 3.0 && r.hu_std < 25.0,
+            "{name}: std {}",
+            r.hu_std
+        );
+    }
+    assert!(
+        m.slices.indices.iter().all(|i| (30..=34).contains(i)),
+        "{:?}",
+        m.slices
+    );
+    // The curve is sorted by HU and increasing in RED.
+    let pts = &m.curve.points;
+    assert_eq!(pts.len(), 7);
+    assert!(
+        pts.windows(2)
+            .all(|w| w[0].hu < w[1].hu && w[0].red < w[1].red),
+        "{pts:?}"
+    );
 }
