@@ -200,8 +200,11 @@ pub fn parse_baseline(bytes: &[u8], path: &Path) -> Result<BaselineFile, Baselin
             });
         }
         first_line.insert(insert.clone(), line);
-        let hu_mean = parse_number(record.get(hu_col).unwrap_or(""))
-            .map_err(|v| bad(format!("hu_mean '{v}' of insert '{insert}' is not a number")))?;
+        let hu_mean = parse_number(record.get(hu_col).unwrap_or("")).map_err(|v| {
+            bad(format!(
+                "hu_mean '{v}' of insert '{insert}' is not a number"
+            ))
+        })?;
         let red = match red_col {
             Some(i) => parse_number(record.get(i).unwrap_or(""))
                 .map_err(|v| bad(format!("red '{v}' of insert '{insert}' is not a number")))?,
@@ -312,7 +315,10 @@ mod tests {
         // the script writes NaN for an unmatched insert: kept, with no value
         let liver = b.entries.iter().find(|e| e.insert == "liver").unwrap();
         assert_eq!(liver.hu_mean, None);
-        assert_eq!(f.protocol.fields.get("KVP").map(String::as_str), Some("120"));
+        assert_eq!(
+            f.protocol.fields.get("KVP").map(String::as_str),
+            Some("120")
+        );
         assert_eq!(
             f.protocol
                 .fields
@@ -383,11 +389,20 @@ mod tests {
         let e = parse("insert,hu_mean\nwater,1\nair,-1000\nwater,2\n").unwrap_err();
         let msg = e.to_string();
         assert!(
-            matches!(e, BaselineError::Duplicate { first: 2, second: 4, .. }),
+            matches!(
+                e,
+                BaselineError::Duplicate {
+                    first: 2,
+                    second: 4,
+                    ..
+                }
+            ),
             "{msg}"
         );
         assert!(msg.contains("'water' appears twice"), "{msg}");
-        let msg = parse("insert,hu_mean\nwater,abc\n").unwrap_err().to_string();
+        let msg = parse("insert,hu_mean\nwater,abc\n")
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("line 2") && msg.contains("'abc'"), "{msg}");
         let msg = parse("insert,hu_mean\n,3\n").unwrap_err().to_string();
         assert!(msg.contains("'insert' cell is empty"), "{msg}");
@@ -401,7 +416,8 @@ mod tests {
     fn protocol_differences() {
         let mut p = BaselineProtocol::default();
         p.fields.insert("KVP".into(), "120".into());
-        p.fields.insert("ReconstructionKernel".into(), "B30f".into());
+        p.fields
+            .insert("ReconstructionKernel".into(), "B30f".into());
         p.fields.insert("SliceThickness".into(), "2.0".into());
         let mut cur = BTreeMap::new();
         cur.insert("KVP".to_string(), "120.0".to_string());

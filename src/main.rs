@@ -1,1 +1,75 @@
-fn main() {}
+//! The `hu-red` command line.
+
+use clap::{ArgAction, Parser, Subcommand};
+use hu_red::cli::analyze::{self, AnalyzeArgs};
+use hu_red::cli::simulate::{self, SimulateArgs};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hu-red",
+    version,
+    about = "CT HU-to-relative-electron-density calibration QA for radiotherapy",
+    long_about = "CT HU-to-relative-electron-density calibration QA for radiotherapy: finds the \
+                  phantom (CIRS 062M, Easy Cube, Catphan CTP404) in a CT series, measures the mean \
+                  HU of each insert, builds the HU–RED curve and compares it with a baseline."
+)]
+struct Cli {
+    /// More log output on stderr: -v info, -vv debug (RUST_LOG overrides).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Analyse a CT phantom series: CSV, summary JSON, curve PNG, console summary.
+    /// Exit 0: analysed (and constancy passed); 1: constancy failed; 2: could not analyse.
+    Analyze(AnalyzeArgs),
+    /// Write a synthetic CT series of a phantom with known ground truth (truth.json).
+    Simulate(SimulateArgs),
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => {
+            EnvFilter::try_new(&v).unwrap_or_else(|_| EnvFilter::new(level))
+        }
+        _ => EnvFilter::new(level),
+    };
+    // The JPEG 2000 decoder logs every frame at INFO.
+    let filter = match "jpeg2k=warn".parse() {
+        Ok(d) => filter.add_directive(d),
+        Err(_) => filter,
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(verbose >= 2)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let code = match &cli.command {
+        Command::Analyze(args) => analyze::run(args),
+        Command::Simulate(args) => match simulate::run(args.clone()) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("hu-red: error: {e:#}");
+                2
+            }
+        },
+    };
+    ExitCode::from(code)
+}

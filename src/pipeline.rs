@@ -1,1 +1,276 @@
 //! The offline pipeline: load a series, plan, load the slab, measure, evaluate constancy.
+//!
+//! Order: `dicom::load_series` → `Series::overview` (2 mm pixels) → `analysis::plan` →
+//! `Series::full_resolution(plan.slab_indices)` → `analysis::measure` →
+//! `analysis::constancy::evaluate`. Only the overview and the slab are ever decoded into memory.
+//!
+//! No printing, no process exit, no CLI types: the CLI and (later) the service's worker call
+//! [`analyze`] (from a blocking thread: it is CPU and disk work) and write reports from the
+//! outcome. A failure carries whatever was learnt before it (metadata, plan, warnings) so that
+//! the error summary can still say which series and phantom it was about.
+
+use crate::analysis::{
+    self, AnalysisError, AnalysisOptions, Baseline, HuStack, Measurement, Plan, ToleranceEvaluation,
+};
+use crate::baseline::BaselineProtocol;
+use crate::dicom::{self, DicomError, SeriesMeta};
+use crate::phantom::{PhantomDef, PhantomError, PhantomSet};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Pixel size of the overview the planner works on, mm.
+pub const OVERVIEW_PIXEL_MM: f64 = 2.0;
+
+/// Wall time of each stage, milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Timings {
+    pub load: f64,
+    pub overview: f64,
+    pub plan: f64,
+    pub slab: f64,
+    pub measure: f64,
+    pub constancy: f64,
+    pub total: f64,
+}
+
+/// Where the series comes from.
+pub enum SeriesSource {
+    /// A folder (searched recursively) or a single file.
+    Path(PathBuf),
+    /// Objects already in memory, each with a label for messages (file name, SOP Instance UID).
+    Objects(Vec<(String, dicom_object::DefaultDicomObject)>),
+}
+
+impl SeriesSource {
+    /// How the source is named in logs and reports.
+    pub fn describe(&self) -> String {
+        match self {
+            SeriesSource::Path(p) => p.display().to_string(),
+            SeriesSource::Objects(o) => format!("{} object(s) in memory", o.len()),
+        }
+    }
+}
+
+/// One analysis to run. Taken by value: in-memory objects are handed to the loader without a
+/// copy.
+pub struct AnalyzeRequest {
+    pub source: SeriesSource,
+    /// Analyse this series; `None` = the axial CT series with the most slices.
+    pub series_uid: Option<String>,
+    /// The phantom definitions in force (built-ins with the site file applied).
+    pub phantoms: PhantomSet,
+    pub options: AnalysisOptions,
+    pub baseline: Option<Baseline>,
+    /// The baseline file's acquisition metadata, to warn when the protocol differs.
+    pub baseline_protocol: Option<BaselineProtocol>,
+}
+
+/// The result of a successful analysis.
+#[derive(Debug, Clone)]
+pub struct AnalyzeOutcome {
+    pub meta: SeriesMeta,
+    /// Loader, planner, measurement and protocol warnings, in that order, without repeats.
+    pub warnings: Vec<String>,
+    pub plan: Plan,
+    pub measurement: Measurement,
+    pub evaluation: ToleranceEvaluation,
+    /// The definition the measurement used.
+    pub phantom: PhantomDef,
+    /// The slab measured at full resolution (for the overlay).
+    pub slab: HuStack,
+    pub timings: Timings,
+}
+
+/// The stage at which an analysis failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Setup,
+    Load,
+    Overview,
+    Plan,
+    Slab,
+    Measure,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineErrorKind {
+    #[error(transparent)]
+    Dicom(#[from] DicomError),
+    #[error(transparent)]
+    Analysis(#[from] AnalysisError),
+    #[error(transparent)]
+    Phantom(#[from] PhantomError),
+}
+
+/// Why an analysis failed, with what was known by then.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind}")]
+pub struct PipelineError {
+    pub kind: PipelineErrorKind,
+    pub stage: Stage,
+    /// The series' metadata, when loading got that far.
+    pub meta: Option<Box<SeriesMeta>>,
+    /// The plan, when planning succeeded (the failure was later).
+    pub plan: Option<Box<Plan>>,
+    pub warnings: Vec<String>,
+    pub timings: Timings,
+}
+
+/// Milliseconds since `t`, to 0.01 ms.
+fn ms(t: Instant) -> f64 {
+    (t.elapsed().as_secs_f64() * 100_000.0).round() / 100.0
+}
+
+fn push_unique(into: &mut Vec<String>, from: &[String]) {
+    for w in from {
+        if !into.contains(w) {
+            into.push(w.clone());
+        }
+    }
+}
+
+/// Run one analysis.
+pub fn analyze(req: AnalyzeRequest) -> Result<AnalyzeOutcome, PipelineError> {
+    let AnalyzeRequest {
+        source,
+        series_uid,
+        phantoms,
+        options,
+        baseline,
+        baseline_protocol,
+    } = req;
+    let span = tracing::info_span!(
+        "analyze",
+        source = %source.describe(),
+        series_uid = tracing::field::Empty
+    );
+    let _guard = span.enter();
+    let t0 = Instant::now();
+    let mut timings = Timings::default();
+    let mut warnings: Vec<String> = Vec::new();
+
+    macro_rules! fail {
+        ($stage:expr, $kind:expr, $meta:expr, $plan:expr) => {{
+            timings.total = ms(t0);
+            let e = PipelineError {
+                kind: $kind.into(),
+                stage: $stage,
+                meta: $meta,
+                plan: $plan,
+                warnings: warnings.clone(),
+                timings,
+            };
+            tracing::warn!(stage = ?e.stage, "analysis failed: {e}");
+            return Err(e);
+        }};
+    }
+
+    // A forced phantom must exist before any decoding is spent.
+    if let Some(id) = options.phantom.as_deref() {
+        if let Err(e) = phantoms.get(id) {
+            fail!(Stage::Setup, e, None, None);
+        }
+    }
+
+    let t = Instant::now();
+    let loaded = match source {
+        SeriesSource::Path(p) => dicom::load_series(&p, series_uid.as_deref()),
+        SeriesSource::Objects(o) => dicom::load_series_from_objects(o, series_uid.as_deref()),
+    };
+    timings.load = ms(t);
+    let series = match loaded {
+        Ok(s) => s,
+        Err(e) => fail!(Stage::Load, e, None, None),
+    };
+    span.record("series_uid", series.meta.series_instance_uid.as_str());
+    push_unique(&mut warnings, &series.warnings);
+    let meta = || Some(Box::new(series.meta.clone()));
+    tracing::info!(
+        slices = series.meta.n_slices,
+        rows = series.meta.rows,
+        columns = series.meta.columns,
+        "series loaded"
+    );
+
+    let t = Instant::now();
+    let overview = series.overview(OVERVIEW_PIXEL_MM);
+    timings.overview = ms(t);
+    let overview = match overview {
+        Ok(o) => o,
+        Err(e) => fail!(Stage::Overview, e, meta(), None),
+    };
+
+    let t = Instant::now();
+    let planned = analysis::plan(&overview, &phantoms.phantoms, &options);
+    timings.plan = ms(t);
+    drop(overview);
+    let plan = match planned {
+        Ok(p) => p,
+        Err(e) => fail!(Stage::Plan, e, meta(), None),
+    };
+    push_unique(&mut warnings, &plan.warnings);
+    tracing::info!(
+        phantom = %plan.phantom_id,
+        confidence = plan.confidence,
+        slab = ?plan.slab_indices,
+        "plan"
+    );
+    let phantom = match phantoms.get(&plan.phantom_id) {
+        Ok(p) => p.clone(),
+        Err(e) => fail!(Stage::Plan, e, meta(), Some(Box::new(plan))),
+    };
+
+    let t = Instant::now();
+    let slab = series.full_resolution(&plan.slab_indices);
+    timings.slab = ms(t);
+    let slab = match slab {
+        Ok(s) => s,
+        Err(e) => fail!(Stage::Slab, e, meta(), Some(Box::new(plan))),
+    };
+
+    let t = Instant::now();
+    let measured = analysis::measure(&plan, &phantom, &slab, &options);
+    timings.measure = ms(t);
+    let measurement = match measured {
+        Ok(m) => m,
+        Err(e) => fail!(Stage::Measure, e, meta(), Some(Box::new(plan))),
+    };
+    push_unique(&mut warnings, &measurement.warnings);
+
+    let t = Instant::now();
+    let evaluation = analysis::constancy::evaluate(&measurement, baseline.as_ref(), &phantom);
+    timings.constancy = ms(t);
+    if let (Some(bp), Some(b)) = (baseline_protocol.as_ref(), baseline.as_ref()) {
+        let current = crate::report::Metadata::from_series(&series.meta).protocol_fields();
+        let diffs = bp.differences(&current);
+        if !diffs.is_empty() {
+            push_unique(
+                &mut warnings,
+                &[format!(
+                    "the acquisition differs from the baseline's ({}): {}; HU depend on the protocol, so compare with a baseline of the same protocol",
+                    b.source,
+                    diffs.join(", ")
+                )],
+            );
+        }
+    }
+    timings.total = ms(t0);
+    tracing::info!(
+        phantom = %measurement.phantom_id,
+        pass = ?evaluation.pass,
+        total_ms = timings.total,
+        "analysis done"
+    );
+    Ok(AnalyzeOutcome {
+        meta: series.meta.clone(),
+        warnings,
+        plan,
+        measurement,
+        evaluation,
+        phantom,
+        slab,
+        timings,
+    })
+}

@@ -1,1 +1,290 @@
-//! `hu-red analyze`.
+//! `hu-red analyze`: analyse one CT phantom series, write the reports, print a summary.
+//!
+//! Exit codes (a contract): 0 analysed and (no baseline, or constancy passed); 1 analysed and
+//! constancy failed; 2 could not analyse (one-line reason on stderr; the summary JSON is still
+//! written, with status "error", when the output folder is writable).
+
+use crate::analysis::{AnalysisOptions, Detection};
+use crate::baseline::{read_baseline, BaselineFile};
+use crate::phantom::PhantomSet;
+use crate::pipeline::{self, AnalyzeRequest, SeriesSource};
+use crate::report::{self, Metadata, OkParts, Summary, UNKNOWN_PHANTOM};
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_CONSTANCY_FAILED: u8 = 1;
+pub const EXIT_NOT_ANALYSED: u8 = 2;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct AnalyzeArgs {
+    /// The CT series: a folder (searched recursively) or a single DICOM file.
+    #[arg(long, value_name = "PATH")]
+    pub dicom: PathBuf,
+    /// Folder for the CSV, JSON and PNG files (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub outdir: PathBuf,
+    /// Phantom: auto (identify), cirs062, easycube, catphan_ctp404, or an id defined in the
+    /// --config file.
+    #[arg(long, value_name = "ID", default_value = "auto")]
+    pub phantom: String,
+    /// Site phantom file (the Python script's config JSON or hu-red's richer format).
+    #[arg(long, value_name = "PHANTOMS.json")]
+    pub config: Option<PathBuf>,
+    /// Baseline CSV to compare with (any CSV with insert and hu_mean columns, e.g. an earlier
+    /// hu_red_PHANTOM.csv or the Python script's CSV).
+    #[arg(long, value_name = "BASELINE.csv")]
+    pub baseline: Option<PathBuf>,
+    /// Analyse this SeriesInstanceUID (default: the axial CT series with the most slices).
+    #[arg(long, value_name = "UID")]
+    pub series: Option<String>,
+    /// Thickness of the slab of slices averaged per ROI, mm.
+    #[arg(long, value_name = "MM", default_value_t = 5.0, value_parser = parse_slab_mm)]
+    pub slab_mm: f64,
+    /// Do not write the HU–RED curve PNG.
+    #[arg(long)]
+    pub no_plot: bool,
+    /// Also write the ROI overlay PNG (the measured slice with every ROI drawn).
+    #[arg(long)]
+    pub debug_overlay: bool,
+}
+
+fn parse_slab_mm(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of millimetres"))?;
+    if v.is_finite() && v > 0.0 && v <= 100.0 {
+        Ok(v)
+    } else {
+        Err(format!("the slab must be > 0 and ≤ 100 mm, got {v}"))
+    }
+}
+
+/// One line for stderr: the error chain joined, without line breaks.
+fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}")
+        .split('\n')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Context for writing an error summary.
+struct Run<'a> {
+    args: &'a AnalyzeArgs,
+    started: SystemTime,
+    forced: Option<String>,
+}
+
+impl Run<'_> {
+    fn dicom_path(&self) -> String {
+        self.args.dicom.display().to_string()
+    }
+
+    fn out(&self, name: String) -> PathBuf {
+        self.args.outdir.join(name)
+    }
+
+    /// Report a run that could not analyse: error summary (best effort), one line on stderr.
+    fn fail(
+        &self,
+        error: anyhow::Error,
+        metadata: Option<Metadata>,
+        plan: Option<&crate::analysis::Plan>,
+        warnings: Vec<String>,
+    ) -> u8 {
+        let msg = one_line(&error);
+        let id = self.forced.as_deref().unwrap_or(UNKNOWN_PHANTOM);
+        let detection = if self.forced.is_some() {
+            Detection::Forced
+        } else {
+            Detection::Auto
+        };
+        let mut summary = Summary::error(
+            &self.dicom_path(),
+            id,
+            detection,
+            msg.clone(),
+            metadata,
+            plan,
+            self.args.baseline.as_ref().map(|p| p.display().to_string()),
+            warnings,
+            self.started,
+        );
+        let path = self.out(report::summary_file_name(id));
+        summary.outputs.summary_json = Some(path.display().to_string());
+        eprintln!("hu-red: error: {msg}");
+        if self.args.outdir.is_dir() {
+            if let Err(e) = report::write_summary_json(&summary, &path) {
+                eprintln!("hu-red: warning: the error summary was not written: {e}");
+            }
+        }
+        EXIT_NOT_ANALYSED
+    }
+}
+
+/// Run `hu-red analyze`; returns the process exit code.
+pub fn run(args: &AnalyzeArgs) -> u8 {
+    let forced = match args.phantom.trim() {
+        "" | "auto" => None,
+        id => Some(id.to_string()),
+    };
+    let run = Run {
+        args,
+        started: SystemTime::now(),
+        forced,
+    };
+    if let Err(e) = std::fs::create_dir_all(&args.outdir) {
+        eprintln!(
+            "hu-red: error: cannot create the output folder {}: {e}",
+            args.outdir.display()
+        );
+        return EXIT_NOT_ANALYSED;
+    }
+
+    // Inputs that are checked before any DICOM is read: a typo there should not cost a load.
+    let phantoms = match &args.config {
+        Some(p) => match PhantomSet::with_site_file(p) {
+            Ok(set) => set,
+            Err(e) => {
+                return run.fail(
+                    anyhow::Error::new(e).context("the --config phantom file cannot be used"),
+                    None,
+                    None,
+                    vec![],
+                )
+            }
+        },
+        None => PhantomSet::builtin(),
+    };
+    if let Some(id) = run.forced.as_deref() {
+        if let Err(e) = phantoms.get(id) {
+            return run.fail(anyhow::Error::new(e), None, None, vec![]);
+        }
+    }
+    let baseline: Option<BaselineFile> = match &args.baseline {
+        Some(p) => match read_baseline(p) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                return run.fail(
+                    anyhow::Error::new(e).context("the --baseline file cannot be used"),
+                    None,
+                    None,
+                    vec![],
+                )
+            }
+        },
+        None => None,
+    };
+    if !args.dicom.exists() {
+        return run.fail(
+            anyhow::anyhow!(
+                "{}: no such file or folder; check the --dicom path",
+                args.dicom.display()
+            ),
+            None,
+            None,
+            vec![],
+        );
+    }
+
+    let request = AnalyzeRequest {
+        source: SeriesSource::Path(args.dicom.clone()),
+        series_uid: args.series.clone(),
+        phantoms,
+        options: AnalysisOptions {
+            phantom: run.forced.clone(),
+            slab_mm: args.slab_mm,
+        },
+        baseline: baseline.as_ref().map(|b| b.baseline.clone()),
+        baseline_protocol: baseline.as_ref().map(|b| b.protocol.clone()),
+    };
+    let outcome = match pipeline::analyze(request) {
+        Ok(o) => o,
+        Err(e) => {
+            let metadata = e.meta.as_deref().map(Metadata::from_series);
+            let plan = e.plan.clone();
+            let warnings = e.warnings.clone();
+            return run.fail(anyhow::Error::new(e), metadata, plan.as_deref(), warnings);
+        }
+    };
+
+    let mut summary = Summary::ok(OkParts {
+        dicom_path: &run.dicom_path(),
+        metadata: Metadata::from_series(&outcome.meta),
+        measurement: &outcome.measurement,
+        evaluation: &outcome.evaluation,
+        warnings: outcome.warnings.clone(),
+        timings: Some(outcome.timings),
+        started_at: run.started,
+    });
+    let id = outcome.measurement.phantom_id.clone();
+    match write_outputs(
+        &run,
+        &id,
+        &mut summary,
+        &outcome,
+        baseline.as_ref().map(|b| &b.baseline),
+    ) {
+        Ok(()) => {}
+        Err(e) => {
+            let metadata = Some(summary.metadata.clone());
+            return run.fail(e, metadata, Some(&outcome.plan), summary.warnings.clone());
+        }
+    }
+    print!("{}", report::console_summary(&summary));
+    match summary.constancy_pass() {
+        Some(false) => EXIT_CONSTANCY_FAILED,
+        _ => EXIT_OK,
+    }
+}
+
+/// CSV, PNGs (failures there are warnings), then the summary JSON (last, with every output
+/// path in it).
+fn write_outputs(
+    run: &Run<'_>,
+    id: &str,
+    summary: &mut Summary,
+    outcome: &pipeline::AnalyzeOutcome,
+    baseline: Option<&crate::analysis::Baseline>,
+) -> anyhow::Result<()> {
+    let csv = run.out(report::csv_file_name(id));
+    report::write_csv(summary, &csv).context("the CSV table was not written")?;
+    summary.outputs.csv = Some(csv.display().to_string());
+    if !run.args.no_plot {
+        let png = run.out(report::curve_png_name(id));
+        match report::write_curve_png(summary, baseline, &png) {
+            Ok(()) => summary.outputs.curve_png = Some(png.display().to_string()),
+            Err(e) => plot_warning(summary, format!("the curve plot was not written: {e}")),
+        }
+    }
+    if run.args.debug_overlay {
+        let png = run.out(report::overlay_png_name(id));
+        match report::write_overlay_png(summary, &outcome.slab, Some(&outcome.phantom), &png) {
+            Ok(()) => summary.outputs.overlay_png = Some(png.display().to_string()),
+            Err(e) => plot_warning(summary, format!("the overlay was not written: {e}")),
+        }
+    }
+    let json = run.out(report::summary_file_name(id));
+    summary.outputs.summary_json = Some(json.display().to_string());
+    report::write_summary_json(summary, &json).context("the summary JSON was not written")?;
+    Ok(())
+}
+
+fn plot_warning(summary: &mut Summary, w: String) {
+    tracing::warn!("{w}");
+    summary.warnings.push(w);
+}
+
+/// Used by tests and the service: the files a run with phantom `id` writes into `dir`.
+pub fn output_paths(dir: &Path, id: &str) -> [PathBuf; 4] {
+    [
+        dir.join(report::csv_file_name(id)),
+        dir.join(report::summary_file_name(id)),
+        dir.join(report::curve_png_name(id)),
+        dir.join(report::overlay_png_name(id)),
+    ]
+}

@@ -1,0 +1,190 @@
+//! `hu_red_PHANTOM.csv`: one row per material. The first 18 columns are the Python script's
+//! (its acquisition metadata, then `selected_slice_index, phantom, dicom_path, insert, red,
+//! hu_mean, hu_std`), so that the file works wherever the script's did, including as a
+//! baseline; hu-red's own columns follow. Missing values are empty cells, never `NaN`.
+
+use super::{write_atomically, ReportError, Summary};
+use crate::analysis::{InsertConstancy, MaterialResult};
+use std::path::Path;
+
+/// The header, in order.
+pub const CSV_COLUMNS: [&str; 34] = [
+    "SeriesDescription",
+    "ProtocolName",
+    "KVP",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "StationName",
+    "StudyDate",
+    "StudyTime",
+    "SliceThickness",
+    "ReconstructionKernel",
+    "PixelSpacing",
+    "selected_slice_index",
+    "phantom",
+    "dicom_path",
+    "insert",
+    "red",
+    "hu_mean",
+    "hu_std",
+    "hu_median",
+    "n_rois",
+    "n_pixels",
+    "hu_expected",
+    "hu_window_min",
+    "hu_window_max",
+    "within_window",
+    "baseline_hu",
+    "delta_hu",
+    "tolerance_hu",
+    "within_tolerance",
+    "delta_red_percent",
+    "series_instance_uid",
+    "assignment",
+    "status",
+    "note",
+];
+
+/// HU values: 3 decimals (far below any measurement's precision, so a baseline made from this
+/// file compares equal to the run it came from); empty when not finite.
+fn hu(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.3}")
+    } else {
+        String::new()
+    }
+}
+
+fn opt_hu(v: Option<f64>) -> String {
+    v.map(hu).unwrap_or_default()
+}
+
+/// Plain numbers (RED, tolerances) as given: Rust's shortest round-trip form.
+fn num(v: Option<f64>) -> String {
+    v.filter(|x| x.is_finite())
+        .map(|x| x.to_string())
+        .unwrap_or_default()
+}
+
+fn flag(v: Option<bool>) -> String {
+    v.map(|b| b.to_string()).unwrap_or_default()
+}
+
+/// The table's rows as cells (header excluded), in [`CSV_COLUMNS`] order.
+pub(crate) fn csv_rows(summary: &Summary) -> Vec<Vec<String>> {
+    let meta = summary.metadata.script_cells();
+    let per_insert = &summary.tolerance_evaluation.per_insert;
+    let constancy = |name: &str| per_insert.iter().find(|c| c.insert == name);
+    let assignment = summary
+        .assignment
+        .and_then(|a| serde_json::to_value(a).ok())
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let common = |row: &mut Vec<String>| {
+        row.extend(meta.iter().cloned());
+        row.push(
+            summary
+                .metadata
+                .selected_slice_index
+                .map(|i| i.to_string())
+                .unwrap_or_default(),
+        );
+        row.push(summary.phantom.id.clone());
+        row.push(summary.dicom_path.clone());
+    };
+    let tail = |row: &mut Vec<String>, c: Option<&InsertConstancy>| {
+        row.push(opt_hu(c.and_then(|c| c.baseline_hu)));
+        row.push(opt_hu(c.and_then(|c| c.delta_hu)));
+        row.push(num(c.map(|c| c.tolerance_hu)));
+        row.push(flag(c.map(|c| c.within_tolerance)));
+        row.push(
+            c.and_then(|c| c.delta_red_percent)
+                .filter(|v| v.is_finite())
+                .map(|v| format!("{v:.3}"))
+                .unwrap_or_default(),
+        );
+        row.push(
+            summary
+                .metadata
+                .series_instance_uid
+                .clone()
+                .unwrap_or_default(),
+        );
+        row.push(assignment.clone());
+    };
+    let mut rows = Vec::new();
+    for m in &summary.inserts {
+        let MaterialResult {
+            insert,
+            red,
+            hu_mean,
+            hu_std,
+            hu_median,
+            n_rois,
+            n_pixels,
+            hu_expected,
+            hu_window,
+            within_window,
+            ..
+        } = m;
+        let c = constancy(insert);
+        let mut row = Vec::with_capacity(CSV_COLUMNS.len());
+        common(&mut row);
+        row.push(insert.clone());
+        row.push(num(*red));
+        row.push(hu(*hu_mean));
+        row.push(hu(*hu_std));
+        row.push(hu(*hu_median));
+        row.push(n_rois.to_string());
+        row.push(n_pixels.to_string());
+        row.push(hu(*hu_expected));
+        row.push(opt_hu(hu_window.map(|w| w[0])));
+        row.push(opt_hu(hu_window.map(|w| w[1])));
+        row.push(flag(*within_window));
+        tail(&mut row, c);
+        let status = if !hu_mean.is_finite() {
+            "not measured"
+        } else if c.is_some_and(|c| !c.within_tolerance) {
+            "out of tolerance"
+        } else if *within_window == Some(false) {
+            "outside manufacturer window"
+        } else {
+            "ok"
+        };
+        row.push(status.to_string());
+        row.push(c.and_then(|c| c.note.clone()).unwrap_or_default());
+        rows.push(row);
+    }
+    // A baseline insert the measurement has no material for still gets a row: it fails.
+    for c in per_insert {
+        if summary.inserts.iter().any(|m| m.insert == c.insert) {
+            continue;
+        }
+        let mut row = Vec::with_capacity(CSV_COLUMNS.len());
+        common(&mut row);
+        row.push(c.insert.clone());
+        row.extend(std::iter::repeat_n(String::new(), 10));
+        tail(&mut row, Some(c));
+        row.push("not measured".to_string());
+        row.push(c.note.clone().unwrap_or_default());
+        rows.push(row);
+    }
+    rows
+}
+
+/// Write the CSV table of `summary` to `path`.
+pub fn write_csv(summary: &Summary, path: &Path) -> Result<(), ReportError> {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    let err = |e: csv::Error| super::ReportError::other(path, e);
+    w.write_record(CSV_COLUMNS).map_err(err)?;
+    for row in csv_rows(summary) {
+        debug_assert_eq!(row.len(), CSV_COLUMNS.len());
+        w.write_record(&row).map_err(err)?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| super::ReportError::other(path, e))?;
+    write_atomically(path, &bytes)
+}

@@ -1,0 +1,869 @@
+//! PNG plots with plotters' bitmap backend and the DejaVu font embedded in the binary (no
+//! system fonts): the HU–RED curve and the ROI overlay.
+
+use super::{ReportError, Summary};
+use crate::analysis::{Baseline, HuStack, Pose};
+use crate::phantom::{Outline, PhantomDef};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::path::Path;
+use std::sync::Once;
+
+const FONT: &str = "sans-serif";
+const MEASURED: RGBColor = RGBColor(0x1f, 0x5f, 0xbf);
+const BASELINE: RGBColor = RGBColor(0xe0, 0x7b, 0x00);
+const GRID: RGBColor = RGBColor(0xdd, 0xdd, 0xdd);
+const ROI: RGBColor = RGBColor(0xff, 0xe0, 0x20);
+const OUTLINE: RGBColor = RGBColor(0x30, 0xd0, 0xff);
+const FAIL: RGBColor = RGBColor(0xff, 0x40, 0x40);
+
+/// Register DejaVu Sans as plotters' "sans-serif" (once per process).
+fn register_fonts() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The font bytes are compiled in from the `dejavu` crate; failure would be a build defect.
+        if plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular()).is_err()
+            || plotters::style::register_font(FONT, FontStyle::Bold, dejavu::sans::bold()).is_err()
+        {
+            tracing::error!("the embedded DejaVu font could not be registered");
+        }
+    });
+}
+
+/// Font sizes are rounded to even pixels: plotters' ab_glyph renderer places each glyph at
+/// `(size / 2 + top) as i32`, which for odd sizes truncates glyphs above and below the
+/// baseline in opposite directions and lifts '.', ',' and '_' by a pixel ("35·0").
+fn even(size: f64) -> f64 {
+    (size / 2.0).round().max(1.0) * 2.0
+}
+
+fn font(size: f64) -> TextStyle<'static> {
+    (FONT, even(size)).into_font().into()
+}
+
+fn bold(size: f64) -> TextStyle<'static> {
+    (FONT, even(size), FontStyle::Bold).into_font().into()
+}
+
+/// Render to a hidden temporary file next to `path`, then rename: a reader never sees a half
+/// written PNG.
+fn render_png(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend, Shift>) -> Result<(), String>,
+) -> Result<(), ReportError> {
+    register_fonts();
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| ReportError::other(path, "not a file path"))?;
+    let tmp = path.with_file_name(format!(".{file_name}.tmp.png"));
+    let result = (|| {
+        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        draw(&root)?;
+        root.present().map_err(|e| e.to_string())
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(ReportError::other(path, e));
+    }
+    std::fs::rename(&tmp, path).map_err(|source| {
+        let _ = std::fs::remove_file(&tmp);
+        ReportError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
+fn e2s<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+/// A label to place near a point (pixel coordinates).
+struct Label {
+    text: String,
+    at: (i32, i32),
+    color: RGBColor,
+}
+
+type Rect = (i32, i32, i32, i32);
+
+fn overlaps(a: Rect, b: Rect) -> bool {
+    a.0 < b.2 && b.0 < a.2 && a.1 < b.3 && b.1 < a.3
+}
+
+/// Place labels next to their points without overlapping each other or the points, inside
+/// `bounds`; draws a leader line when a label had to move away from its point.
+fn place_labels(
+    area: &DrawingArea<BitMapBackend, Shift>,
+    labels: &[Label],
+    obstacles: &[(i32, i32)],
+    bounds: Rect,
+    style: &TextStyle,
+) -> Result<(), String> {
+    let mut taken: Vec<Rect> = obstacles
+        .iter()
+        .map(|&(x, y)| (x - 6, y - 6, x + 6, y + 6))
+        .collect();
+    let mut order: Vec<usize> = (0..labels.len()).collect();
+    order.sort_by_key(|&i| (labels[i].at.0, labels[i].at.1));
+    for i in order {
+        let l = &labels[i];
+        let (w, h) = area.estimate_text_size(&l.text, style).map_err(e2s)?;
+        let (w, h) = (w as i32 + 4, h as i32 + 2);
+        let (px, py) = l.at;
+        let mut best: Option<(i64, Rect)> = None;
+        for dist in [10, 22, 38, 56, 80] {
+            let cands = [
+                (px + dist, py - h / 2),
+                (px - dist - w, py - h / 2),
+                (px - w / 2, py - dist - h),
+                (px - w / 2, py + dist),
+                (px + dist, py - dist - h),
+                (px + dist, py + dist),
+                (px - dist - w, py - dist - h),
+                (px - dist - w, py + dist),
+            ];
+            for (x0, y0) in cands {
+                let r = (x0, y0, x0 + w, y0 + h);
+                let inside =
+                    r.0 >= bounds.0 && r.1 >= bounds.1 && r.2 <= bounds.2 && r.3 <= bounds.3;
+                if !inside {
+                    continue;
+                }
+                let hits = taken.iter().filter(|t| overlaps(**t, r)).count() as i64;
+                let cost = hits * 10_000 + dist as i64;
+                if best.is_none_or(|(c, _)| cost < c) {
+                    best = Some((cost, r));
+                }
+            }
+            if best.is_some_and(|(c, _)| c < 10_000) {
+                break;
+            }
+        }
+        let Some((_, r)) = best else { continue };
+        taken.push(r);
+        let (cx, cy) = ((r.0 + r.2) / 2, (r.1 + r.3) / 2);
+        let d2 = (cx - px).pow(2) + (cy - py).pow(2);
+        if d2 > 30 * 30 {
+            // leader from the point to the nearest edge of the label
+            let lx = cx.clamp(r.0, r.2);
+            let ly = if py < r.1 {
+                r.1
+            } else if py > r.3 {
+                r.3
+            } else {
+                cy
+            };
+            area.draw(&PathElement::new(
+                vec![(px, py), (lx, ly)],
+                l.color.mix(0.5).stroke_width(1),
+            ))
+            .map_err(e2s)?;
+        }
+        area.draw(&Text::new(
+            l.text.clone(),
+            (r.0 + 2, r.1 + 1),
+            style.color(&l.color),
+        ))
+        .map_err(e2s)?;
+    }
+    Ok(())
+}
+
+/// `hu_red_PHANTOM_curve.png`: RED on x and mean HU on y (the script's axes), the measured
+/// points labelled by insert with the piecewise-linear curve through them, and the baseline's
+/// points and curve (orange, dashed) when a baseline is given. A zoom panel on the soft-tissue
+/// region keeps the close materials (adipose … liver) readable.
+pub fn write_curve_png(
+    summary: &Summary,
+    baseline: Option<&Baseline>,
+    path: &Path,
+) -> Result<(), ReportError> {
+    let measured: Vec<(String, f64, f64)> = summary
+        .curve
+        .as_ref()
+        .map(|c| {
+            c.points
+                .iter()
+                .filter(|p| p.red.is_finite() && p.hu.is_finite())
+                .map(|p| (p.insert.clone(), p.red, p.hu))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut base: Vec<(String, f64, f64)> = Vec::new();
+    if let Some(b) = baseline {
+        for e in &b.entries {
+            let red = e.red.or_else(|| {
+                summary
+                    .inserts
+                    .iter()
+                    .find(|m| m.insert == e.insert)
+                    .and_then(|m| m.red)
+            });
+            if let (Some(red), Some(hu)) = (red, e.hu_mean) {
+                if red.is_finite() && hu.is_finite() {
+                    base.push((e.insert.clone(), red, hu));
+                }
+            }
+        }
+        base.sort_by(|a, b| a.2.total_cmp(&b.2));
+    }
+    let failing: Vec<&str> = summary
+        .tolerance_evaluation
+        .per_insert
+        .iter()
+        .filter(|c| !c.within_tolerance)
+        .map(|c| c.insert.as_str())
+        .collect();
+
+    render_png(path, (1400, 820), |root| {
+        let title = format!("HU–RED curve ({})", summary.phantom.id);
+        root.draw(&Text::new(
+            title,
+            (700, 14),
+            bold(30.0).pos(Pos::new(HPos::Center, VPos::Top)),
+        ))
+        .map_err(e2s)?;
+        root.draw(&Text::new(
+            subtitle(summary),
+            (700, 54),
+            font(17.0)
+                .color(&RGBColor(0x44, 0x44, 0x44))
+                .pos(Pos::new(HPos::Center, VPos::Top)),
+        ))
+        .map_err(e2s)?;
+        let body = root.margin(90, 10, 10, 10);
+        let (left, right) = body.split_horizontally(900);
+
+        let all: Vec<&(String, f64, f64)> = measured.iter().chain(base.iter()).collect();
+        if all.is_empty() {
+            left.draw(&Text::new(
+                "no material with a RED was measured",
+                (300, 300),
+                font(22.0),
+            ))
+            .map_err(e2s)?;
+            return Ok(());
+        }
+        let (rmin, rmax) = span(all.iter().map(|p| p.1));
+        let (hmin, hmax) = span(all.iter().map(|p| p.2));
+        let x_range = (rmin.min(0.0) - 0.05)..(rmax + 0.12);
+        let pad = ((hmax - hmin) * 0.08).max(50.0);
+        let y_range = (hmin - pad)..(hmax + pad);
+        draw_curve_chart(
+            root, &left, &measured, &base, &failing, x_range, y_range, 20.0, "",
+        )?;
+
+        // Soft-tissue zoom: RED 0.9–1.1, where materials lie within ~100 HU of each other.
+        let zoom: Vec<&(String, f64, f64)> = all
+            .iter()
+            .copied()
+            .filter(|p| (0.9..=1.1).contains(&p.1))
+            .collect();
+        if zoom.len() >= 2 {
+            let (zr0, zr1) = span(zoom.iter().map(|p| p.1));
+            let (zh0, zh1) = span(zoom.iter().map(|p| p.2));
+            let rpad = ((zr1 - zr0) * 0.15).max(0.01);
+            let hpad = ((zh1 - zh0) * 0.15).max(10.0);
+            draw_curve_chart(
+                root,
+                &right,
+                &measured,
+                &base,
+                &failing,
+                (zr0 - rpad)..(zr1 + rpad),
+                (zh0 - hpad)..(zh1 + hpad),
+                17.0,
+                "soft-tissue zoom",
+            )?;
+        } else {
+            legend_only(&right, !base.is_empty())?;
+        }
+        Ok(())
+    })
+}
+
+fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    })
+}
+
+fn subtitle(summary: &Summary) -> String {
+    let md = &summary.metadata;
+    let mut parts = Vec::new();
+    if let Some(s) = md.series_description.as_deref().filter(|s| !s.is_empty()) {
+        parts.push(s.to_string());
+    }
+    if let Some(s) = md.station_name.as_deref().filter(|s| !s.is_empty()) {
+        parts.push(s.to_string());
+    }
+    if let Some(d) = md.study_date.as_deref().filter(|s| s.len() == 8) {
+        parts.push(format!("{}-{}-{}", &d[0..4], &d[4..6], &d[6..8]));
+    }
+    if let Some(k) = md.kvp {
+        parts.push(format!("{k} kV"));
+    }
+    if let Some(k) = md
+        .reconstruction_kernel
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
+        parts.push(format!("kernel {k}"));
+    }
+    let ev = &summary.tolerance_evaluation;
+    if ev.has_baseline {
+        let verdict = match ev.pass {
+            Some(true) => "constancy PASS",
+            Some(false) => "constancy FAIL",
+            None => "constancy not evaluated",
+        };
+        parts.push(verdict.to_string());
+    }
+    if parts.is_empty() {
+        parts.push(summary.dicom_path.clone());
+    }
+    parts.join("  ·  ")
+}
+
+fn legend_only(
+    area: &DrawingArea<BitMapBackend, Shift>,
+    with_baseline: bool,
+) -> Result<(), String> {
+    draw_legend(area, (40, 60), with_baseline)
+}
+
+fn draw_legend(
+    area: &DrawingArea<BitMapBackend, Shift>,
+    at: (i32, i32),
+    with_baseline: bool,
+) -> Result<(), String> {
+    let (x, y) = at;
+    area.draw(&PathElement::new(
+        vec![(x, y), (x + 40, y)],
+        MEASURED.stroke_width(3),
+    ))
+    .map_err(e2s)?;
+    area.draw(&Circle::new((x + 20, y), 5, MEASURED.filled()))
+        .map_err(e2s)?;
+    area.draw(&Text::new(
+        "this run",
+        (x + 50, y),
+        font(16.0).pos(Pos::new(HPos::Left, VPos::Center)),
+    ))
+    .map_err(e2s)?;
+    if with_baseline {
+        let y = y + 26;
+        area.draw(&plotters::element::DashedPathElement::new(
+            vec![(x, y), (x + 40, y)],
+            7,
+            5,
+            BASELINE.stroke_width(2),
+        ))
+        .map_err(e2s)?;
+        area.draw(&Circle::new((x + 20, y), 5, BASELINE.stroke_width(2)))
+            .map_err(e2s)?;
+        area.draw(&Text::new(
+            "baseline",
+            (x + 50, y),
+            font(16.0).pos(Pos::new(HPos::Left, VPos::Center)),
+        ))
+        .map_err(e2s)?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn draw_curve_chart(
+    root: &DrawingArea<BitMapBackend, Shift>,
+    area: &DrawingArea<BitMapBackend, Shift>,
+    measured: &[(String, f64, f64)],
+    base: &[(String, f64, f64)],
+    failing: &[&str],
+    x_range: std::ops::Range<f64>,
+    y_range: std::ops::Range<f64>,
+    label_size: f64,
+    caption: &str,
+) -> Result<(), String> {
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .margin(12)
+        .x_label_area_size(55)
+        .y_label_area_size(80);
+    if !caption.is_empty() {
+        builder.caption(caption, font(19.0));
+    }
+    let mut chart = builder
+        .build_cartesian_2d(x_range.clone(), y_range.clone())
+        .map_err(e2s)?;
+    chart
+        .configure_mesh()
+        .x_desc("relative electron density (RED)")
+        .y_desc("mean CT number (HU)")
+        .axis_desc_style(font(18.0))
+        .label_style(font(15.0))
+        .light_line_style(GRID.mix(0.5))
+        .bold_line_style(GRID)
+        .x_labels(10)
+        .y_labels(10)
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .draw()
+        .map_err(e2s)?;
+    let inside = |p: &&(String, f64, f64)| x_range.contains(&p.1) && y_range.contains(&p.2);
+    if base.len() >= 2 {
+        chart
+            .draw_series(DashedLineSeries::new(
+                base.iter().map(|p| (p.1, p.2)),
+                9,
+                6,
+                BASELINE.stroke_width(2),
+            ))
+            .map_err(e2s)?;
+    }
+    chart
+        .draw_series(
+            base.iter()
+                .filter(inside)
+                .map(|p| Circle::new((p.1, p.2), 7, BASELINE.stroke_width(2))),
+        )
+        .map_err(e2s)?;
+    if measured.len() >= 2 {
+        chart
+            .draw_series(LineSeries::new(
+                measured.iter().map(|p| (p.1, p.2)),
+                MEASURED.stroke_width(2),
+            ))
+            .map_err(e2s)?;
+    }
+    chart
+        .draw_series(measured.iter().filter(inside).map(|p| {
+            let c = if failing.contains(&p.0.as_str()) {
+                FAIL
+            } else {
+                MEASURED
+            };
+            Circle::new((p.1, p.2), 5, c.filled())
+        }))
+        .map_err(e2s)?;
+
+    let plot = chart.plotting_area();
+    let (xr, yr) = plot.get_pixel_range();
+    let bounds = (xr.start + 2, yr.start + 2, xr.end - 2, yr.end - 2);
+    let labels: Vec<Label> = measured
+        .iter()
+        .filter(inside)
+        .map(|p| Label {
+            text: p.0.clone(),
+            at: plot.map_coordinate(&(p.1, p.2)),
+            color: if failing.contains(&p.0.as_str()) {
+                FAIL
+            } else {
+                RGBColor(0x10, 0x10, 0x10)
+            },
+        })
+        .collect();
+    let mut obstacles: Vec<(i32, i32)> = labels.iter().map(|l| l.at).collect();
+    obstacles.extend(
+        base.iter()
+            .filter(inside)
+            .map(|p| plot.map_coordinate(&(p.1, p.2))),
+    );
+    place_labels(root, &labels, &obstacles, bounds, &font(label_size))?;
+    let legend_at = (xr.start + 20, yr.start + 20);
+    // the legend goes where the curve is not: top left (low RED, high HU) is always empty
+    root.draw(&Rectangle::new(
+        [
+            (legend_at.0 - 10, legend_at.1 - 14),
+            (
+                legend_at.0 + 140,
+                legend_at.1 + if base.is_empty() { 14 } else { 40 },
+            ),
+        ],
+        WHITE.mix(0.85).filled(),
+    ))
+    .map_err(e2s)?;
+    draw_legend(root, legend_at, !base.is_empty())
+}
+
+/// `hu_red_PHANTOM_overlay.png`: the measured slab's centre slice (window −1000…+1000 HU, no
+/// data black) with every ROI drawn and labelled with its insert and mean HU, the insert
+/// outline, the fitted phantom outline and centre, and the pose; a side panel lists the ROIs.
+pub fn write_overlay_png(
+    summary: &Summary,
+    slab: &HuStack,
+    phantom: Option<&PhantomDef>,
+    path: &Path,
+) -> Result<(), ReportError> {
+    let (n, rows, cols) = (slab.n_slices(), slab.rows(), slab.cols());
+    if n == 0 || rows == 0 || cols == 0 {
+        return Err(ReportError::other(path, "the measured slab has no image"));
+    }
+    let centre_index = summary.slices.as_ref().map(|s| s.centre_index);
+    let k = centre_index
+        .and_then(|c| slab.series_index.iter().position(|&i| i == c))
+        .unwrap_or(n / 2);
+    let img = slab.hu.index_axis(ndarray::Axis(0), k);
+
+    // Display scale: the longer side at ~900 px (at least 1:1).
+    let scale = (900.0 / rows.max(cols) as f64).max(1.0);
+    let (w, h) = (
+        (cols as f64 * scale).round() as u32,
+        (rows as f64 * scale).round() as u32,
+    );
+    let grey = |r: usize, c: usize| -> f64 {
+        let v = img[[r, c]];
+        if v.is_finite() {
+            ((v as f64 + 1000.0) / 2000.0).clamp(0.0, 1.0) * 255.0
+        } else {
+            0.0
+        }
+    };
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    for v in 0..h as usize {
+        let sy = ((v as f64 + 0.5) / scale - 0.5).clamp(0.0, (rows - 1) as f64);
+        let (r0, fy) = (sy.floor() as usize, sy.fract());
+        let r1 = (r0 + 1).min(rows - 1);
+        for u in 0..w as usize {
+            let sx = ((u as f64 + 0.5) / scale - 0.5).clamp(0.0, (cols - 1) as f64);
+            let (c0, fx) = (sx.floor() as usize, sx.fract());
+            let c1 = (c0 + 1).min(cols - 1);
+            let g = (grey(r0, c0) * (1.0 - fx) + grey(r0, c1) * fx) * (1.0 - fy)
+                + (grey(r1, c0) * (1.0 - fx) + grey(r1, c1) * fx) * fy;
+            let g = g.round().clamp(0.0, 255.0) as u8;
+            let i = (v * w as usize + u) * 3;
+            buf[i] = g;
+            buf[i + 1] = g;
+            buf[i + 2] = g;
+        }
+    }
+    // image frame (mm) → display pixels
+    let to_px = |x_mm: f64, y_mm: f64| -> (i32, i32) {
+        (
+            ((slab.col_of(x_mm) + 0.5) * scale).round() as i32,
+            ((slab.row_of(y_mm) + 0.5) * scale).round() as i32,
+        )
+    };
+    let mm_to_px = scale / slab.pixel_mm[1];
+
+    let top = 64;
+    let panel = 430;
+    let (cw, ch) = (w + panel, (h + top).max(700));
+    render_png(path, (cw, ch), |root| {
+        root.fill(&RGBColor(0x20, 0x20, 0x20)).map_err(e2s)?;
+        let z = slab
+            .z_mm
+            .get(k)
+            .map(|z| format!(", z {z:.1} mm"))
+            .unwrap_or_default();
+        let idx = slab.series_index.get(k).copied().unwrap_or(k);
+        root.draw(&Text::new(
+            format!(
+                "ROI overlay ({}) — slice index {idx}{z}, window −1000…+1000 HU",
+                summary.phantom.id
+            ),
+            (14, 18),
+            bold(24.0).color(&WHITE),
+        ))
+        .map_err(e2s)?;
+        let image_area = root.margin(top, 0, 0, panel);
+        let element = BitMapElement::with_owned_buffer((0, 0), (w, h), buf)
+            .ok_or("image buffer size mismatch")?;
+        image_area.draw(&element).map_err(e2s)?;
+
+        // phantom outline, centre and orientation
+        if let Some(pose) = summary.pose {
+            if let Some(def) = phantom {
+                let pts: Vec<(i32, i32)> = outline_points(&def.outline, &pose)
+                    .into_iter()
+                    .map(|(x, y)| to_px(x, y))
+                    .collect();
+                image_area
+                    .draw(&PathElement::new(pts, OUTLINE.mix(0.8).stroke_width(2)))
+                    .map_err(e2s)?;
+            }
+            let c = to_px(pose.centre_x_mm, pose.centre_y_mm);
+            image_area
+                .draw(&PathElement::new(
+                    vec![(c.0 - 10, c.1), (c.0 + 10, c.1)],
+                    OUTLINE.stroke_width(2),
+                ))
+                .map_err(e2s)?;
+            image_area
+                .draw(&PathElement::new(
+                    vec![(c.0, c.1 - 10), (c.0, c.1 + 10)],
+                    OUTLINE.stroke_width(2),
+                ))
+                .map_err(e2s)?;
+        }
+
+        // ROIs: insert outline (thin), ROI circle (thick), label outward from the centre.
+        let centre = summary
+            .pose
+            .map(|p| to_px(p.centre_x_mm, p.centre_y_mm))
+            .unwrap_or(((w / 2) as i32, (h / 2) as i32));
+        let failing: Vec<&str> = summary
+            .tolerance_evaluation
+            .per_insert
+            .iter()
+            .filter(|c| !c.within_tolerance)
+            .map(|c| c.insert.as_str())
+            .collect();
+        let label_style = font(15.0);
+        // circles first, then labels placed where they cover no other insert and no label
+        struct Mark {
+            p: (i32, i32),
+            insert_r: i32,
+            text: String,
+            colour: RGBColor,
+        }
+        let mut marks: Vec<Mark> = Vec::new();
+        for m in &summary.inserts {
+            let colour = if failing.contains(&m.insert.as_str()) {
+                FAIL
+            } else {
+                ROI
+            };
+            for r in &m.rois {
+                if !(r.center_x_mm.is_finite() && r.center_y_mm.is_finite()) {
+                    continue;
+                }
+                let p = to_px(r.center_x_mm, r.center_y_mm);
+                let insert_r = (r.insert_radius_mm * mm_to_px).round().max(2.0) as i32;
+                let roi_r = (r.roi_radius_mm * mm_to_px).round().max(2.0) as i32;
+                image_area
+                    .draw(&Circle::new(p, insert_r, colour.mix(0.45).stroke_width(1)))
+                    .map_err(e2s)?;
+                image_area
+                    .draw(&Circle::new(p, roi_r, colour.stroke_width(2)))
+                    .map_err(e2s)?;
+                let text = if r.hu_mean.is_finite() {
+                    format!("{} {:.0}", r.insert, r.hu_mean)
+                } else {
+                    format!("{} —", r.insert)
+                };
+                marks.push(Mark {
+                    p,
+                    insert_r,
+                    text,
+                    colour,
+                });
+            }
+        }
+        let circles: Vec<Rect> = marks
+            .iter()
+            .map(|m| {
+                (
+                    m.p.0 - m.insert_r,
+                    m.p.1 - m.insert_r,
+                    m.p.0 + m.insert_r,
+                    m.p.1 + m.insert_r,
+                )
+            })
+            .collect();
+        let mut placed: Vec<Rect> = Vec::new();
+        for (i, mk) in marks.iter().enumerate() {
+            let (tw, th) = image_area
+                .estimate_text_size(&mk.text, &label_style)
+                .map_err(e2s)?;
+            let (tw, th) = (tw as i32, th as i32);
+            // preferred direction: away from the phantom centre (down for the centre hole)
+            let (dx, dy) = ((mk.p.0 - centre.0) as f64, (mk.p.1 - centre.1) as f64);
+            let d = (dx * dx + dy * dy).sqrt();
+            let a0 = if d < 5.0 {
+                std::f64::consts::FRAC_PI_2
+            } else {
+                dy.atan2(dx)
+            };
+            let mut best: Option<(f64, Rect)> = None;
+            for (k, turn) in [0.0, 45.0, -45.0, 90.0, -90.0, 135.0, -135.0, 180.0]
+                .iter()
+                .enumerate()
+            {
+                let a = a0 + f64::to_radians(*turn);
+                let (ux, uy) = (a.cos(), a.sin());
+                let reach = mk.insert_r as f64 + 6.0;
+                let ax = mk.p.0 as f64 + ux * reach;
+                let ay = mk.p.1 as f64 + uy * reach;
+                // anchor the box on the side facing the point
+                let x0 = (ax - tw as f64 * (1.0 - ux) / 2.0).round() as i32;
+                let y0 = (ay - th as f64 * (1.0 - uy) / 2.0).round() as i32;
+                let x0 = x0.clamp(4, w as i32 - tw - 4);
+                let y0 = y0.clamp(4, h as i32 - th - 4);
+                let r = (x0 - 3, y0 - 2, x0 + tw + 3, y0 + th + 3);
+                let hits = circles
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, c)| *j != i && overlaps(**c, r))
+                    .count()
+                    + placed.iter().filter(|c| overlaps(**c, r)).count();
+                let cost = hits as f64 * 100.0 + k as f64;
+                if best.is_none_or(|(c, _)| cost < c) {
+                    best = Some((cost, r));
+                }
+            }
+            let Some((_, r)) = best else { continue };
+            placed.push(r);
+            // a short leader from the insert's edge to the label ties each label to its insert
+            let (bx, by) = (mk.p.0.clamp(r.0, r.2) as f64, mk.p.1.clamp(r.1, r.3) as f64);
+            let (lx, ly) = (bx - mk.p.0 as f64, by - mk.p.1 as f64);
+            let ld = (lx * lx + ly * ly).sqrt();
+            if ld > mk.insert_r as f64 + 2.0 {
+                let e = (
+                    (mk.p.0 as f64 + lx / ld * mk.insert_r as f64).round() as i32,
+                    (mk.p.1 as f64 + ly / ld * mk.insert_r as f64).round() as i32,
+                );
+                image_area
+                    .draw(&PathElement::new(
+                        vec![e, (bx as i32, by as i32)],
+                        mk.colour.mix(0.8).stroke_width(1),
+                    ))
+                    .map_err(e2s)?;
+            }
+            image_area
+                .draw(&Rectangle::new(
+                    [(r.0, r.1), (r.2, r.3)],
+                    BLACK.mix(0.65).filled(),
+                ))
+                .map_err(e2s)?;
+            image_area
+                .draw(&Text::new(
+                    mk.text.clone(),
+                    (r.0 + 3, r.1 + 2),
+                    label_style.color(&mk.colour),
+                ))
+                .map_err(e2s)?;
+        }
+
+        // side panel
+        let side = root.margin(top, 0, w as i32 + 16, 10);
+        let mut y = 8;
+        let white = font(16.0).color(&WHITE);
+        let grey = font(15.0).color(&RGBColor(0xbb, 0xbb, 0xbb));
+        let mut line = |text: String, style: &TextStyle, dy: i32| -> Result<(), String> {
+            side.draw(&Text::new(text, (0, y), style.clone()))
+                .map_err(e2s)?;
+            y += dy;
+            Ok(())
+        };
+        if let Some(name) = &summary.phantom.name {
+            line(name.clone(), &white, 24)?;
+        }
+        if let Some(p) = summary.pose {
+            line(
+                format!(
+                    "centre x {:+.1} mm, y {:+.1} mm",
+                    p.centre_x_mm, p.centre_y_mm
+                ),
+                &white,
+                22,
+            )?;
+            line(
+                format!("rotation {:+.1}° (clockwise on screen)", p.rotation_deg),
+                &white,
+                22,
+            )?;
+        }
+        if let Some(s) = &summary.slices {
+            line(
+                format!(
+                    "ROIs averaged over {} slice{} ({} mm slab)",
+                    s.indices.len(),
+                    if s.indices.len() == 1 { "" } else { "s" },
+                    s.slab_mm
+                ),
+                &white,
+                22,
+            )?;
+        }
+        if let Some(r) = summary
+            .inserts
+            .iter()
+            .flat_map(|m| m.rois.iter())
+            .find(|r| r.roi_radius_mm.is_finite())
+        {
+            line(
+                format!(
+                    "ROI radius {:.1} mm ({:.1} px), insert radius {:.1} mm",
+                    r.roi_radius_mm, r.roi_radius_px, r.insert_radius_mm
+                ),
+                &white,
+                22,
+            )?;
+        }
+        line(
+            "yellow: ROI (thick) and insert (thin)".into(),
+            &font(15.0).color(&ROI),
+            20,
+        )?;
+        line(
+            "cyan: fitted phantom outline and centre".into(),
+            &font(15.0).color(&OUTLINE),
+            20,
+        )?;
+        if !failing.is_empty() {
+            line(
+                "red: out of constancy tolerance".into(),
+                &font(15.0).color(&FAIL),
+                20,
+            )?;
+        }
+        line(String::new(), &grey, 10)?;
+        line(
+            "ROI   insert   mean ± std HU".into(),
+            &bold(15.0).color(&WHITE),
+            22,
+        )?;
+        let mut rois: Vec<&crate::analysis::RoiMeasurement> =
+            summary.inserts.iter().flat_map(|m| m.rois.iter()).collect();
+        rois.sort_by(|a, b| a.hole.cmp(&b.hole));
+        for r in rois {
+            line(
+                format!(
+                    "{}  {}  {:.1} ± {:.1}",
+                    r.hole, r.insert, r.hu_mean, r.hu_std
+                ),
+                &grey,
+                20,
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// Points (mm, image frame) along the phantom outline at `pose`.
+fn outline_points(outline: &Outline, pose: &Pose) -> Vec<(f64, f64)> {
+    let (s, c) = pose.rotation_deg.to_radians().sin_cos();
+    let place = |px: f64, py: f64| {
+        (
+            pose.centre_x_mm + px * c - py * s,
+            pose.centre_y_mm + px * s + py * c,
+        )
+    };
+    match *outline {
+        Outline::Circle { diameter_mm } => ellipse(diameter_mm, diameter_mm, place),
+        Outline::Ellipse {
+            width_mm,
+            height_mm,
+        } => ellipse(width_mm, height_mm, place),
+        Outline::Square { side_mm } => {
+            let a = side_mm / 2.0;
+            [(-a, -a), (a, -a), (a, a), (-a, a), (-a, -a)]
+                .into_iter()
+                .map(|(x, y)| place(x, y))
+                .collect()
+        }
+    }
+}
+
+fn ellipse(w: f64, h: f64, place: impl Fn(f64, f64) -> (f64, f64)) -> Vec<(f64, f64)> {
+    (0..=180)
+        .map(|i| {
+            let t = i as f64 / 180.0 * std::f64::consts::TAU;
+            place(w / 2.0 * t.cos(), h / 2.0 * t.sin())
+        })
+        .collect()
+}

@@ -1,0 +1,490 @@
+//! Report writers on a hand-made measurement (no engine involved): file contents, strictness of
+//! the JSON, CSV columns, console text, and PNGs that decode to the promised size.
+
+use super::*;
+use crate::analysis::{
+    AssignmentMethod, Baseline, BaselineEntry, Candidate, Curve, CurvePoint, Detection, HuStack,
+    InsertConstancy, MaterialResult, Measurement, Pose, RoiMeasurement, SlicesUsed,
+    ToleranceEvaluation,
+};
+use crate::phantom::PhantomSet;
+use ndarray::Array3;
+use std::time::SystemTime;
+
+const PX: f64 = 0.8;
+const N: usize = 512;
+
+/// A CIRS-like measurement at a given pose, with the image it came from.
+pub(crate) fn fake_cirs(shift_water: f64) -> (Measurement, HuStack, crate::phantom::PhantomDef) {
+    let set = PhantomSet::builtin();
+    let def = set.get("cirs062").unwrap().clone();
+    let pose = Pose {
+        centre_x_mm: N as f64 * PX / 2.0 + 12.0,
+        centre_y_mm: N as f64 * PX / 2.0 - 8.0,
+        rotation_deg: 7.5,
+    };
+    let (s, c) = pose.rotation_deg.to_radians().sin_cos();
+    let place = |x: f64, y: f64| {
+        (
+            pose.centre_x_mm + x * c - y * s,
+            pose.centre_y_mm + x * s + y * c,
+        )
+    };
+    let mut rois = Vec::new();
+    for hole in &def.holes {
+        let Some(mat) = def.layout.get(&hole.id) else {
+            continue;
+        };
+        let m = def.material(mat).unwrap();
+        let (x, y) = place(hole.x_mm, hole.y_mm);
+        let ring_shift = if hole.ring.as_deref() == Some("outer") {
+            6.0
+        } else {
+            0.0
+        };
+        let hu = m.hu_expected + ring_shift + if mat == "water" { shift_water } else { 0.0 };
+        rois.push(RoiMeasurement {
+            hole: hole.id.clone(),
+            ring: hole.ring.clone(),
+            insert: mat.clone(),
+            center_x_mm: x,
+            center_y_mm: y,
+            center_col_px: x / PX,
+            center_row_px: y / PX,
+            roi_radius_mm: hole.radius_mm * def.roi_radius_fraction,
+            roi_radius_px: hole.radius_mm * def.roi_radius_fraction / PX,
+            insert_radius_mm: hole.radius_mm,
+            hu_mean: hu,
+            hu_std: 10.0,
+            hu_median: hu,
+            n_pixels: 500,
+            n_slices: 5,
+            refine_shift_mm: 0.1,
+            contrast_hu: (hu - def.body_hu).abs(),
+        });
+    }
+    // the image: elliptical body, inserts at their HU, NaN outside a reconstruction circle
+    let mut hu = Array3::<f32>::from_elem((3, N, N), -1000.0);
+    let (w, h) = def.outline.size_mm();
+    for r in 0..N {
+        for col in 0..N {
+            let (x, y) = (col as f64 * PX, r as f64 * PX);
+            let rc = ((x - N as f64 * PX / 2.0).powi(2) + (y - N as f64 * PX / 2.0).powi(2)).sqrt();
+            let (dx, dy) = (x - pose.centre_x_mm, y - pose.centre_y_mm);
+            let (px, py) = (dx * c + dy * s, -dx * s + dy * c);
+            let mut v = if (px / (w / 2.0)).powi(2) + (py / (h / 2.0)).powi(2) <= 1.0 {
+                def.body_hu as f32
+            } else {
+                -1000.0
+            };
+            for roi in &rois {
+                let d = ((x - roi.center_x_mm).powi(2) + (y - roi.center_y_mm).powi(2)).sqrt();
+                if d <= roi.insert_radius_mm {
+                    v = roi.hu_mean as f32;
+                }
+            }
+            if rc > N as f64 * PX / 2.0 {
+                v = f32::NAN;
+            }
+            for k in 0..3 {
+                hu[[k, r, col]] = v;
+            }
+        }
+    }
+    let slab = HuStack {
+        hu,
+        pixel_mm: [PX, PX],
+        origin_mm: [0.0, 0.0],
+        z_mm: vec![-2.0, 0.0, 2.0],
+        series_index: vec![40, 41, 42],
+        thickness_mm: 2.0,
+        factor: 1,
+    };
+    let mut inserts: Vec<MaterialResult> = Vec::new();
+    for m in def.expected_materials() {
+        let rs: Vec<RoiMeasurement> = rois
+            .iter()
+            .filter(|r| r.insert == m.name)
+            .cloned()
+            .collect();
+        let mean = rs.iter().map(|r| r.hu_mean).sum::<f64>() / rs.len() as f64;
+        inserts.push(MaterialResult {
+            insert: m.name.clone(),
+            red: m.red,
+            hu_mean: mean,
+            hu_std: 10.0,
+            hu_median: mean,
+            n_rois: rs.len(),
+            n_pixels: 500 * rs.len(),
+            hu_expected: m.hu_expected,
+            hu_window: m.hu_window,
+            within_window: m.hu_window.map(|w| mean >= w[0] && mean <= w[1]),
+            rois: rs,
+        });
+    }
+    let curve = Curve::from_points(
+        inserts
+            .iter()
+            .filter_map(|m| {
+                Some(CurvePoint {
+                    insert: m.insert.clone(),
+                    hu: m.hu_mean,
+                    red: m.red?,
+                })
+            })
+            .collect(),
+    );
+    let m = Measurement {
+        phantom_id: def.id.clone(),
+        phantom_name: def.name.clone(),
+        detection: Detection::Auto,
+        confidence: 0.93,
+        candidates: vec![Candidate {
+            id: def.id.clone(),
+            score: 0.93,
+            reason: "17 holes fit".into(),
+        }],
+        pose,
+        slices: SlicesUsed {
+            centre_index: 41,
+            indices: vec![40, 41, 42],
+            z_mm: vec![-2.0, 0.0, 2.0],
+            slab_mm: 5.0,
+            thickness_mm: 2.0,
+        },
+        assignment: AssignmentMethod::Layout,
+        inserts,
+        curve,
+        absolute_pass: true,
+        warnings: vec!["a test warning".into()],
+    };
+    (m, slab, def)
+}
+
+fn baseline_of(m: &Measurement) -> Baseline {
+    Baseline {
+        source: "/tmp/base.csv".into(),
+        entries: m
+            .inserts
+            .iter()
+            .map(|x| BaselineEntry {
+                insert: x.insert.clone(),
+                hu_mean: Some(if x.insert == "water" { 0.0 } else { x.hu_mean }),
+                red: x.red,
+            })
+            .collect(),
+    }
+}
+
+fn evaluation(
+    m: &Measurement,
+    b: &Baseline,
+    def: &crate::phantom::PhantomDef,
+) -> ToleranceEvaluation {
+    crate::analysis::constancy::evaluate(m, Some(b), def)
+}
+
+fn summary_of(m: &Measurement, ev: &ToleranceEvaluation) -> Summary {
+    let metadata = Metadata {
+        series_description: Some("QA HU-RED".into()),
+        kvp: Some(120.0),
+        station_name: Some("CT01".into()),
+        study_date: Some("20240312".into()),
+        reconstruction_kernel: Some("B30f".into()),
+        slice_thickness: Some(2.0),
+        pixel_spacing: Some("0.8,0.8".into()),
+        pixel_spacing_mm: Some([0.8, 0.8]),
+        rows: Some(N),
+        columns: Some(N),
+        n_slices: Some(80),
+        series_instance_uid: Some("1.2.3.4".into()),
+        ..Default::default()
+    };
+    Summary::ok(OkParts {
+        dicom_path: "/data/cirs",
+        metadata,
+        measurement: m,
+        evaluation: ev,
+        warnings: m.warnings.clone(),
+        timings: None,
+        started_at: SystemTime::now(),
+    })
+}
+
+fn out_dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// Keep the PNGs for a look when HU_RED_KEEP_PLOTS names a folder.
+fn keep(path: &std::path::Path) {
+    if let Ok(dir) = std::env::var("HU_RED_KEEP_PLOTS") {
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::copy(
+            path,
+            std::path::Path::new(&dir).join(path.file_name().unwrap()),
+        );
+    }
+}
+
+fn png_size(path: &std::path::Path) -> (u32, u32) {
+    let b = std::fs::read(path).unwrap();
+    assert_eq!(
+        &b[..8],
+        b"\x89PNG\r\n\x1a\n",
+        "{} is not a PNG",
+        path.display()
+    );
+    (
+        u32::from_be_bytes(b[16..20].try_into().unwrap()),
+        u32::from_be_bytes(b[20..24].try_into().unwrap()),
+    )
+}
+
+#[test]
+fn summary_json_is_strict_and_has_the_contract_keys() {
+    let (mut m, _, def) = fake_cirs(35.0);
+    // a NaN must never reach the file
+    m.inserts[0].hu_std = f64::NAN;
+    m.inserts[0].rois[0].contrast_hu = f64::INFINITY;
+    let b = baseline_of(&m);
+    let ev = evaluation(&m, &b, &def);
+    let s = summary_of(&m, &ev);
+    let text = s.to_json_string();
+    assert!(
+        !text.contains("NaN") && !text.contains("Infinity"),
+        "{text}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["status"], "ok");
+    assert!(v["error"].is_null());
+    assert_eq!(v["phantom"]["id"], "cirs062");
+    assert_eq!(v["phantom"]["detection"], "auto");
+    assert_eq!(v["phantom"]["confidence"], 0.93);
+    let ins = v["inserts"].as_array().unwrap();
+    assert_eq!(ins.len(), 9);
+    for key in ["insert", "red", "hu_mean", "hu_std", "n_rois", "rois"] {
+        assert!(ins[0].get(key).is_some(), "inserts[].{key}");
+    }
+    assert!(ins[0]["hu_std"].is_null());
+    let te = &v["tolerance_evaluation"];
+    assert_eq!(te["has_baseline"], true);
+    assert_eq!(te["pass"], false);
+    assert!(te["pearson_r"].as_f64().unwrap() > 0.99);
+    let water = te["per_insert"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["insert"] == "water")
+        .unwrap();
+    for key in [
+        "insert",
+        "baseline_hu",
+        "hu_mean",
+        "delta_hu",
+        "tolerance_hu",
+        "within_tolerance",
+        "delta_red_percent",
+    ] {
+        assert!(water.get(key).is_some(), "per_insert[].{key}");
+    }
+    assert_eq!(water["within_tolerance"], false);
+    assert_eq!(water["delta_hu"], 35.0);
+    for key in ["csv", "curve_png", "overlay_png"] {
+        assert!(v["outputs"].get(key).is_some(), "outputs.{key}");
+    }
+    assert!(v["warnings"].is_array());
+    for key in [
+        "pose",
+        "slices",
+        "metadata",
+        "curve",
+        "hu_red_version",
+        "started_at",
+    ] {
+        assert!(!v[key].is_null(), "{key}");
+    }
+    assert_eq!(v["metadata"]["KVP"], 120.0);
+    assert_eq!(v["metadata"]["selected_slice_index"], 41);
+    assert_eq!(v["metadata"]["phantom"], "cirs062");
+}
+
+#[test]
+fn error_summary_shape() {
+    let s = Summary::error(
+        "/data/empty",
+        UNKNOWN_PHANTOM,
+        Detection::Auto,
+        "no DICOM files in /data/empty".into(),
+        None,
+        None,
+        Some("/tmp/base.csv".into()),
+        vec![],
+        SystemTime::now(),
+    );
+    let v: serde_json::Value = serde_json::from_str(&s.to_json_string()).unwrap();
+    assert_eq!(v["status"], "error");
+    assert_eq!(v["error"], "no DICOM files in /data/empty");
+    assert_eq!(v["phantom"]["id"], "unknown");
+    assert!(v["phantom"]["confidence"].is_null());
+    assert_eq!(v["inserts"], serde_json::json!([]));
+    assert_eq!(v["tolerance_evaluation"]["has_baseline"], true);
+    assert!(v["tolerance_evaluation"]["pass"].is_null());
+    assert!(v["outputs"]["csv"].is_null());
+    assert_eq!(v["metadata"]["dicom_path"], "/data/empty");
+}
+
+#[test]
+fn csv_has_script_columns_first_and_no_nan() {
+    let (mut m, _, def) = fake_cirs(35.0);
+    m.inserts[1].hu_mean = f64::NAN;
+    let b = baseline_of(&m);
+    let ev = evaluation(&m, &b, &def);
+    let s = summary_of(&m, &ev);
+    let dir = out_dir();
+    let path = dir.path().join(csv_file_name("cirs062"));
+    write_csv(&s, &path).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.to_lowercase().contains("nan"), "{text}");
+    let mut r = csv::Reader::from_path(&path).unwrap();
+    let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(&header[..11], &crate::baseline::METADATA_COLUMNS[..]);
+    assert_eq!(
+        &header[11..18],
+        [
+            "selected_slice_index",
+            "phantom",
+            "dicom_path",
+            "insert",
+            "red",
+            "hu_mean",
+            "hu_std"
+        ]
+    );
+    let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+    assert_eq!(rows.len(), 9);
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let water = rows.iter().find(|r| &r[col("insert")] == "water").unwrap();
+    assert_eq!(&water[col("KVP")], "120");
+    assert_eq!(&water[col("PixelSpacing")], "0.8,0.8");
+    assert_eq!(&water[col("delta_hu")], "35.000");
+    assert_eq!(&water[col("within_tolerance")], "false");
+    assert_eq!(&water[col("tolerance_hu")], "30");
+    assert_eq!(&water[col("ProtocolName")], "");
+    let lung_exhale = &rows[1];
+    assert_eq!(&lung_exhale[col("hu_mean")], "");
+    assert_eq!(&lung_exhale[col("status")], "not measured");
+    // the file is itself a valid baseline, equal to what was measured
+    let back = crate::baseline::read_baseline(&path).unwrap();
+    let w = back
+        .baseline
+        .entries
+        .iter()
+        .find(|e| e.insert == "water")
+        .unwrap();
+    assert_eq!(w.hu_mean, Some(35.0));
+    assert_eq!(w.red, Some(1.0));
+    assert_eq!(back.protocol.fields["KVP"], "120");
+}
+
+#[test]
+fn console_summary_has_table_and_script_verdict() {
+    let (m, _, def) = fake_cirs(35.0);
+    let b = baseline_of(&m);
+    let ev = evaluation(&m, &b, &def);
+    let s = summary_of(&m, &ev);
+    let text = console_summary(&s);
+    assert!(text.contains("Phantom:   cirs062"), "{text}");
+    assert!(text.contains("confidence 0.93"), "{text}");
+    assert!(text.contains("centre index 41"), "{text}");
+    assert!(text.contains("rotation +7.5°"), "{text}");
+    assert!(
+        text.contains("Baseline comparison: FAIL | Pearson r = "),
+        "{text}"
+    );
+    assert!(text.contains("- water: ΔHU=35.0 (tol ±30)"), "{text}");
+    assert_eq!(text.matches("\n- ").count(), 1, "{text}");
+    assert!(text.contains("a test warning"), "{text}");
+    let line = text.lines().find(|l| l.starts_with("water ")).unwrap();
+    assert!(
+        line.contains("35.0 ± 10.0") && line.contains("FAIL"),
+        "{line}"
+    );
+
+    let b = Baseline {
+        entries: b
+            .entries
+            .iter()
+            .map(|e| BaselineEntry {
+                hu_mean: if e.insert == "water" {
+                    Some(35.0)
+                } else {
+                    e.hu_mean
+                },
+                ..e.clone()
+            })
+            .collect(),
+        ..b
+    };
+    let ev = evaluation(&m, &b, &def);
+    let text = console_summary(&summary_of(&m, &ev));
+    assert!(
+        text.contains("Baseline comparison: PASS | Pearson r = 1.00000"),
+        "{text}"
+    );
+    let none = ToleranceEvaluation {
+        has_baseline: false,
+        pass: None,
+        pearson_r: None,
+        baseline_source: None,
+        per_insert: vec![],
+    };
+    let text = console_summary(&summary_of(&m, &none));
+    assert!(text.contains("Baseline comparison: none"), "{text}");
+}
+
+#[test]
+fn missing_baseline_value_fails_with_a_reason() {
+    let (m, _, def) = fake_cirs(0.0);
+    let mut b = baseline_of(&m);
+    b.entries[2].hu_mean = None;
+    let ev = evaluation(&m, &b, &def);
+    let s = summary_of(&m, &ev);
+    let c: &InsertConstancy = &ev.per_insert[2];
+    assert!(!c.within_tolerance);
+    let lines = console::verdict_lines(&s);
+    assert!(
+        lines[0].starts_with("Baseline comparison: FAIL"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("- {}:", c.insert))),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn curve_and_overlay_pngs() {
+    let (m, slab, def) = fake_cirs(35.0);
+    let b = baseline_of(&m);
+    let ev = evaluation(&m, &b, &def);
+    let s = summary_of(&m, &ev);
+    let dir = out_dir();
+    let curve = dir.path().join(curve_png_name("cirs062"));
+    write_curve_png(&s, Some(&b), &curve).unwrap();
+    keep(&curve);
+    let (w, h) = png_size(&curve);
+    assert!(w >= 800 && h >= 600, "{w}x{h}");
+    let overlay = dir.path().join(overlay_png_name("cirs062"));
+    write_overlay_png(&s, &slab, Some(&def), &overlay).unwrap();
+    keep(&overlay);
+    let (w, h) = png_size(&overlay);
+    assert!(w >= 800 && h >= 600, "{w}x{h}");
+    // no temporary files left behind
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}
