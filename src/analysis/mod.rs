@@ -6,6 +6,7 @@
 //!   phantom identification, coarse pose, and the choice of the slab of slices to measure;
 //! - [`measure`] works on that slab at full resolution: pose refinement, insert localisation,
 //!   ROI statistics, material assignment and the HU–RED curve.
+//!
 //! [`constancy::evaluate`] compares a measurement with a baseline.
 
 mod body;
