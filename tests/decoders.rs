@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use common_dicom::{assert_hu_eq, Slice};
 use dicom_dictionary_std::uids;
 use hu_red::analysis::HuStack;
-use hu_red::dicom::{load_series, DicomError};
+use hu_red::dicom::load_series;
 
 /// pydicom-data 1.0.0 (PyPI wheel): real test files of the pydicom project.
 const PYDICOM_DATA_WHEEL: &str = "pydicom_data-1.0.0-py3-none-any.whl";
@@ -363,19 +363,66 @@ fn dcmtk_codecs_real_ct_slice() {
     check_codecs_against(&src, None, work.path(), "693_UNCR (real CT, signed 14-bit)");
 }
 
+/// Pydicom-data's Enhanced CT (2 frames 512², unsigned, intercept -1024 in the shared
+/// functional groups, positions per frame, orientation flipped in x): frames sorted along the
+/// normal and decoded like DCMTK's raw dump of the pixel data (`dcmdump +W`).
 #[test]
-fn real_enhanced_ct_is_refused_clearly() {
+fn real_enhanced_ct_frames_match_dcmtk_raw_pixels() {
     let data = pydicom_data();
-    let err = load_series(&data.join("eCT_Supplemental.dcm"), None).unwrap_err();
+    let file = data.join("eCT_Supplemental.dcm");
+    let s = load_series(&file, None).unwrap();
+    assert_eq!(s.meta.sop_class_uid, uids::ENHANCED_CT_IMAGE_STORAGE);
+    assert_eq!(s.n_slices(), 2);
+    // IOP (-1,0,0)/(0,1,0): normal (0,0,-1); frame 1 at z -159, frame 2 at z -149
+    assert_eq!(s.z_mm(), &[149.0, 159.0]);
     assert!(
-        matches!(err, DicomError::EnhancedCtNotSupported { .. }),
-        "{err}"
+        s.slice_labels()[0].ends_with("[frame 2]"),
+        "{:?}",
+        s.slice_labels()
     );
-    let msg = err.to_string();
-    assert!(
-        msg.contains("Enhanced CT not yet supported") && msg.contains("2 frames"),
-        "{msg}"
-    );
+    assert_eq!(s.meta.pixel_spacing, [0.388672, 0.388672]);
+    assert_eq!(s.meta.slice_thickness, Some(10.0));
+    let st = s.full_resolution(&[0, 1]).unwrap();
+
+    let work = tempfile::tempdir().unwrap();
+    let out = Command::new("dcmdump")
+        .arg("+W")
+        .arg(work.path())
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run DCMTK's dcmdump: {e}; install DCMTK"));
+    assert!(out.status.success(), "dcmdump +W failed");
+    let raw_path = fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "raw"))
+        .expect("dcmdump wrote no .raw file");
+    let raw = fs::read(raw_path).unwrap();
+    assert_eq!(raw.len(), 2 * 512 * 512 * 2);
+    let frame_hu = |frame: usize| -> Vec<f32> {
+        raw[frame * 512 * 512 * 2..(frame + 1) * 512 * 512 * 2]
+            .chunks_exact(2)
+            .map(|b| {
+                let hu = u16::from_le_bytes([b[0], b[1]]) as f32 - 1024.0;
+                if hu < -1500.0 {
+                    f32::NAN
+                } else {
+                    hu
+                }
+            })
+            .collect()
+    };
+    let got = |k: usize| -> Vec<f32> {
+        st.hu
+            .index_axis(ndarray::Axis(0), k)
+            .iter()
+            .copied()
+            .collect()
+    };
+    // sorted slice 0 is storage frame 2 (index 1)
+    assert_hu_eq(&got(0), &frame_hu(1), "eCT sorted slice 0 = frame 2");
+    assert_hu_eq(&got(1), &frame_hu(0), "eCT sorted slice 1 = frame 1");
+    assert!(got(0).iter().any(|v| *v > 0.0) && got(0).iter().any(|v| *v < -900.0));
 }
 
 /// A small series from `hu-red simulate` (the project's own generator): a Catphan slab with

@@ -628,20 +628,94 @@ fn in_memory_objects_load_like_files() {
     ));
 }
 
+fn enhanced_frames(n: usize) -> Vec<common_dicom::Frame> {
+    // storage order scrambled relative to z; each frame's values tell its z; frame 2 is a
+    // localizer frame and must be left out
+    let zs = [6.0, 0.0, 99.0, 3.0, 9.0];
+    zs.iter()
+        .enumerate()
+        .map(|(k, &z)| common_dicom::Frame {
+            z,
+            intercept: if k % 2 == 0 { -1024.0 } else { 0.0 },
+            slope: 1.0,
+            in_stack_position: k as i64 + 1,
+            frame_type: if z == 99.0 {
+                "ORIGINAL\\PRIMARY\\LOCALIZER\\NONE".into()
+            } else {
+                "ORIGINAL\\PRIMARY\\AXIAL\\NONE".into()
+            },
+            stored: (0..n * n)
+                .map(|p| {
+                    let hu = if p == 0 {
+                        -2000
+                    } else {
+                        (z * 10.0) as i64 + (p % 7) as i64
+                    };
+                    if p == 0 {
+                        -2000 // padding
+                    } else if k % 2 == 0 {
+                        hu + 1024
+                    } else {
+                        hu
+                    }
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 #[test]
-fn enhanced_ct_is_refused_clearly() {
+fn enhanced_ct_frames_are_sorted_and_rescaled_per_frame() {
+    let n = 8;
+    let frames = enhanced_frames(n);
+    let obj = common_dicom::enhanced_ct(A, "1.2.826.0.1.3680043.8.498.60", n, n, &frames);
+    // from a file and from memory
     let dir = tempfile::tempdir().unwrap();
-    let mut s = z_slice(A, 1, 0.0, 4);
-    s.sop_class = uids::ENHANCED_CT_IMAGE_STORAGE.into();
-    s.write(&dir.path().join("enhanced.dcm"));
-    let err = load_series(dir.path(), None).unwrap_err();
+    obj.write_to_file(dir.path().join("enhanced.dcm")).unwrap();
+    let from_file = load_series(dir.path(), None).unwrap();
+    let from_mem = load_series_from_objects(vec![("enh".into(), obj)], None).unwrap();
+    for s in [&from_file, &from_mem] {
+        assert_eq!(
+            s.z_mm(),
+            &[0.0, 3.0, 6.0, 9.0],
+            "localizer frame left out, sorted"
+        );
+        assert_eq!(s.meta.sop_class_uid, uids::ENHANCED_CT_IMAGE_STORAGE);
+        assert_eq!(s.meta.pixel_spacing, [0.5, 0.5]);
+        assert_eq!(s.meta.slice_thickness, Some(1.5));
+        assert_eq!(s.meta.kvp, Some(140.0));
+        assert_eq!(s.meta.reconstruction_kernel.as_deref(), Some("FC17"));
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        let st = s.full_resolution(&[0, 1, 2, 3]).unwrap();
+        for (k, z) in st.z_mm.iter().enumerate() {
+            assert!(st.hu[[k, 0, 0]].is_nan(), "padding");
+            for p in 1..n * n {
+                let want = (z * 10.0) as f32 + (p % 7) as f32;
+                assert_eq!(st.hu[[k, p / n, p % n]], want, "z {z} pixel {p}");
+            }
+        }
+        let ov = s.overview(1.0).unwrap();
+        assert_eq!(ov.hu.shape(), &[4, 4, 4]);
+    }
+    let labels = from_file.slice_labels();
+    assert!(labels[0].ends_with("enhanced.dcm [frame 2]"), "{labels:?}");
+}
+
+#[test]
+fn enhanced_and_classic_series_compete_on_slice_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 4;
+    common_dicom::enhanced_ct(A, "1.2.826.0.1.3680043.8.498.61", n, n, &enhanced_frames(n))
+        .write_to_file(dir.path().join("enhanced.dcm"))
+        .unwrap();
+    let slices: Vec<Slice> = (0..3).map(|k| z_slice(B, k, k as f64, n)).collect();
+    write_all(dir.path(), &slices);
+    let s = load_series(dir.path(), None).unwrap();
+    assert_eq!(s.meta.series_instance_uid, A, "4 frames beat 3 slices");
     assert!(
-        matches!(err, DicomError::EnhancedCtNotSupported { .. }),
-        "{err}"
-    );
-    assert!(
-        err.to_string().contains("Enhanced CT not yet supported"),
-        "{err}"
+        has_warning(&s.warnings, &[B, "3 CT image(s)"]),
+        "{:?}",
+        s.warnings
     );
 }
 

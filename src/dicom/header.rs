@@ -60,6 +60,26 @@ pub(crate) struct SliceHeader {
     pub padding_range_limit: Option<i64>,
     /// LossyImageCompression is "01": the pixel values were altered by a lossy compression.
     pub lossy: bool,
+    /// For one frame of a multi-frame (Enhanced CT) object: its index (0-based).
+    pub frame: Option<u32>,
+    /// For an Enhanced CT object before [`SliceHeader::expand_frames`]: what the functional
+    /// groups say about each frame.
+    pub frames: Vec<FrameInfo>,
+}
+
+/// Per-frame attributes of a multi-frame object (from the per-frame functional group, else the
+/// shared one).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct FrameInfo {
+    pub position: Option<[f64; 3]>,
+    pub orientation: Option<[f64; 6]>,
+    pub pixel_spacing: Option<[f64; 2]>,
+    pub slice_thickness: Option<f64>,
+    pub spacing_between_slices: Option<f64>,
+    pub rescale_slope: Option<f64>,
+    pub rescale_intercept: Option<f64>,
+    pub frame_type: Vec<String>,
+    pub in_stack_position: Option<i64>,
 }
 
 /// CT image storage SOP classes that we load (classic, one slice per file).
@@ -194,6 +214,94 @@ fn us_or_ss(obj: &InMemDicomObject, tag: Tag, signed: bool, bits_allocated: u16)
     })
 }
 
+fn first_item(obj: &InMemDicomObject, seq: Tag) -> Option<&InMemDicomObject> {
+    obj.get(seq)?.items()?.first()
+}
+
+/// Functional-group lookup for one frame: the macro `seq` in the frame's per-frame item, else in
+/// the shared item; then `f` on the macro's first item.
+fn fg<T>(
+    per_frame: Option<&InMemDicomObject>,
+    shared: Option<&InMemDicomObject>,
+    seq: Tag,
+    f: impl Fn(&InMemDicomObject) -> Option<T>,
+) -> Option<T> {
+    per_frame
+        .and_then(|p| first_item(p, seq))
+        .and_then(&f)
+        .or_else(|| shared.and_then(|s| first_item(s, seq)).and_then(&f))
+}
+
+fn frame_infos(ds: &InMemDicomObject, n_frames: usize) -> Vec<FrameInfo> {
+    let shared = first_item(ds, tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE);
+    let per_frame: &[InMemDicomObject] = ds
+        .get(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE)
+        .and_then(|e| e.items())
+        .unwrap_or(&[]);
+    (0..n_frames)
+        .map(|k| {
+            let pf = per_frame.get(k);
+            let v3 = |o: &InMemDicomObject| {
+                floats(o, tags::IMAGE_POSITION_PATIENT)
+                    .filter(|v| v.len() == 3)
+                    .map(|v| [v[0], v[1], v[2]])
+            };
+            let v6 = |o: &InMemDicomObject| {
+                floats(o, tags::IMAGE_ORIENTATION_PATIENT)
+                    .filter(|v| v.len() == 6)
+                    .map(|v| [v[0], v[1], v[2], v[3], v[4], v[5]])
+            };
+            let ps = |o: &InMemDicomObject| {
+                floats(o, tags::PIXEL_SPACING)
+                    .filter(|v| v.len() == 2 && v[0] > 0.0 && v[1] > 0.0)
+                    .map(|v| [v[0], v[1]])
+            };
+            FrameInfo {
+                position: fg(pf, shared, tags::PLANE_POSITION_SEQUENCE, v3),
+                orientation: fg(pf, shared, tags::PLANE_ORIENTATION_SEQUENCE, v6),
+                pixel_spacing: fg(pf, shared, tags::PIXEL_MEASURES_SEQUENCE, ps),
+                slice_thickness: fg(pf, shared, tags::PIXEL_MEASURES_SEQUENCE, |o| {
+                    float(o, tags::SLICE_THICKNESS).filter(|t| *t > 0.0)
+                }),
+                spacing_between_slices: fg(pf, shared, tags::PIXEL_MEASURES_SEQUENCE, |o| {
+                    float(o, tags::SPACING_BETWEEN_SLICES).filter(|t| *t > 0.0)
+                }),
+                rescale_slope: fg(pf, shared, tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE, |o| {
+                    float(o, tags::RESCALE_SLOPE)
+                }),
+                rescale_intercept: fg(pf, shared, tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE, |o| {
+                    float(o, tags::RESCALE_INTERCEPT)
+                }),
+                frame_type: fg(pf, shared, tags::CT_IMAGE_FRAME_TYPE_SEQUENCE, |o| {
+                    strings(o, tags::FRAME_TYPE)
+                })
+                .unwrap_or_default(),
+                in_stack_position: fg(pf, shared, tags::FRAME_CONTENT_SEQUENCE, |o| {
+                    int(o, tags::IN_STACK_POSITION_NUMBER)
+                }),
+            }
+        })
+        .collect()
+}
+
+/// An attribute of an Enhanced CT object that may sit at the top level, in a shared functional
+/// group macro, or (Legacy Converted) in the unassigned shared converted attributes.
+fn shared_attr<T>(
+    ds: &InMemDicomObject,
+    macro_seq: Tag,
+    f: impl Fn(&InMemDicomObject) -> Option<T>,
+) -> Option<T> {
+    let shared = first_item(ds, tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE);
+    shared
+        .and_then(|s| first_item(s, macro_seq))
+        .and_then(&f)
+        .or_else(|| {
+            shared
+                .and_then(|s| first_item(s, tags::UNASSIGNED_SHARED_CONVERTED_ATTRIBUTES_SEQUENCE))
+                .and_then(&f)
+        })
+}
+
 impl SliceHeader {
     /// Read what we need from a parsed object (which may lack its pixel data).
     pub(crate) fn from_object(obj: &DefaultDicomObject, source: Source, label: String) -> Self {
@@ -220,6 +328,31 @@ impl SliceHeader {
             .filter(|v| v.len() == 2 && v[0] > 0.0 && v[1] > 0.0)
             .map(|v| [v[0], v[1]]);
 
+        let enhanced = is_enhanced_ct(&sop_class_uid);
+        let number_of_frames = int(ds, tags::NUMBER_OF_FRAMES);
+        let frames = if enhanced {
+            let n = number_of_frames.unwrap_or(1).clamp(1, 100_000) as usize;
+            frame_infos(ds, n)
+        } else {
+            Vec::new()
+        };
+        let kvp = float(ds, tags::KVP).or_else(|| {
+            enhanced
+                .then(|| shared_attr(ds, tags::CTX_RAY_DETAILS_SEQUENCE, |o| float(o, tags::KVP)))
+                .flatten()
+        });
+        let reconstruction_kernel = strings(ds, tags::CONVOLUTION_KERNEL)
+            .or_else(|| {
+                enhanced
+                    .then(|| {
+                        shared_attr(ds, tags::CT_RECONSTRUCTION_SEQUENCE, |o| {
+                            strings(o, tags::CONVOLUTION_KERNEL)
+                        })
+                    })
+                    .flatten()
+            })
+            .map(|v| v.join("\\"));
+
         SliceHeader {
             source,
             label,
@@ -232,7 +365,7 @@ impl SliceHeader {
             image_type: strings(ds, tags::IMAGE_TYPE).unwrap_or_default(),
             series_description: string(ds, tags::SERIES_DESCRIPTION),
             protocol_name: string(ds, tags::PROTOCOL_NAME),
-            kvp: float(ds, tags::KVP),
+            kvp,
             manufacturer: string(ds, tags::MANUFACTURER),
             manufacturer_model_name: string(ds, tags::MANUFACTURER_MODEL_NAME),
             station_name: string(ds, tags::STATION_NAME),
@@ -242,7 +375,7 @@ impl SliceHeader {
             series_number: int(ds, tags::SERIES_NUMBER),
             slice_thickness: float(ds, tags::SLICE_THICKNESS).filter(|t| *t > 0.0),
             spacing_between_slices: float(ds, tags::SPACING_BETWEEN_SLICES).filter(|t| *t > 0.0),
-            reconstruction_kernel: strings(ds, tags::CONVOLUTION_KERNEL).map(|v| v.join("\\")),
+            reconstruction_kernel,
             instance_number: int(ds, tags::INSTANCE_NUMBER),
             image_position,
             image_orientation,
@@ -252,12 +385,14 @@ impl SliceHeader {
             samples_per_pixel: small_uint(ds, tags::SAMPLES_PER_PIXEL),
             photometric_interpretation: string(ds, tags::PHOTOMETRIC_INTERPRETATION),
             bits_allocated,
-            number_of_frames: int(ds, tags::NUMBER_OF_FRAMES),
+            number_of_frames,
             rescale_slope: float(ds, tags::RESCALE_SLOPE),
             rescale_intercept: float(ds, tags::RESCALE_INTERCEPT),
             padding_value: us_or_ss(ds, tags::PIXEL_PADDING_VALUE, signed, ba),
             padding_range_limit: us_or_ss(ds, tags::PIXEL_PADDING_RANGE_LIMIT, signed, ba),
             lossy: string(ds, tags::LOSSY_IMAGE_COMPRESSION).as_deref() == Some("01"),
+            frame: None,
+            frames,
         }
     }
 
@@ -266,6 +401,41 @@ impl SliceHeader {
         self.image_type
             .iter()
             .any(|t| t.eq_ignore_ascii_case("LOCALIZER"))
+    }
+
+    /// One header per frame of an Enhanced CT object, with the frame's own geometry and rescale
+    /// (functional groups override the top level); frames whose FrameType says LOCALIZER are
+    /// left out. A classic (single-frame) header is returned as is.
+    pub(crate) fn expand_frames(mut self) -> Vec<SliceHeader> {
+        if self.frames.is_empty() {
+            return vec![self];
+        }
+        let frames = std::mem::take(&mut self.frames);
+        frames
+            .into_iter()
+            .enumerate()
+            .filter(|(_, f)| {
+                !f.frame_type
+                    .iter()
+                    .any(|t| t.eq_ignore_ascii_case("LOCALIZER"))
+            })
+            .map(|(k, f)| {
+                let mut h = self.clone();
+                h.label = format!("{} [frame {}]", self.label, k + 1);
+                h.frame = Some(k as u32);
+                h.image_position = f.position.or(h.image_position);
+                h.image_orientation = f.orientation.or(h.image_orientation);
+                h.pixel_spacing = f.pixel_spacing.or(h.pixel_spacing);
+                h.slice_thickness = f.slice_thickness.or(h.slice_thickness);
+                h.spacing_between_slices = f.spacing_between_slices.or(h.spacing_between_slices);
+                h.rescale_slope = f.rescale_slope.or(h.rescale_slope);
+                h.rescale_intercept = f.rescale_intercept.or(h.rescale_intercept);
+                // frames are told apart by their position in the stack (or their number)
+                h.instance_number = f.in_stack_position.or(Some(k as i64 + 1));
+                h.sop_instance_uid = format!("{} [frame {}]", self.sop_instance_uid, k + 1);
+                h
+            })
+            .collect()
     }
 
     /// Bytes one frame's native pixel data must hold.
@@ -365,6 +535,8 @@ impl SliceHeader {
             padding_value: None,
             padding_range_limit: None,
             lossy: false,
+            frame: None,
+            frames: Vec::new(),
         }
     }
 }

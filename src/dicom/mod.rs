@@ -12,6 +12,11 @@
 //! equal to PixelPaddingValue (or within PixelPaddingRangeLimit) and HU below −1500 (outside the
 //! reconstruction circle).
 //!
+//! CT Image Storage (one slice per file) and Enhanced / Legacy Converted Enhanced CT (multi-frame:
+//! each frame becomes a slice with the geometry and rescale of its functional groups; frames of
+//! FrameType LOCALIZER are left out) are loaded. A multi-frame file is read once per
+//! overview/full-resolution call and held in memory while its frames are decoded.
+//!
 //! This is blocking, CPU-bound code (rayon inside): call it from `spawn_blocking` in async code.
 
 mod geometry;
@@ -64,8 +69,6 @@ pub enum DicomError {
         location: String,
         available: String,
     },
-    #[error("Enhanced CT not yet supported: {what} in {location}; export or send the series as classic CT Image Storage (one file per slice)")]
-    EnhancedCtNotSupported { what: String, location: String },
     #[error("series {uid} in {location} has mixed {attribute}: {values}; all slices of a series must share it: select one reconstruction (or remove the odd files)")]
     MixedGeometry {
         uid: String,
@@ -201,11 +204,30 @@ impl Series {
         let (orows, ocols) = (rows / f, cols / f);
         let plane = orows * ocols;
         let mut data = vec![f32::NAN; plane * indices.len()];
-        data.par_chunks_mut(plane.max(1))
-            .zip(indices.par_iter())
-            .try_for_each(|(out, &i)| {
-                self.slices[i].with_hu(|hu| block_mean(hu, rows, cols, f, out))
+        // Frames of one multi-frame file are decoded from one reading of that file; every other
+        // slice is read, decoded, reduced and dropped on its own.
+        let mut single: Vec<(&mut [f32], usize)> = Vec::new();
+        let mut by_file: BTreeMap<&Path, Vec<(&mut [f32], usize)>> = BTreeMap::new();
+        for (out, &i) in data.chunks_mut(plane.max(1)).zip(indices) {
+            match (&self.slices[i].source, self.slices[i].frame) {
+                (Source::File(p), Some(_)) => {
+                    by_file.entry(p.as_path()).or_default().push((out, i))
+                }
+                _ => single.push((out, i)),
+            }
+        }
+        single.into_par_iter().try_for_each(|(out, i)| {
+            self.slices[i].with_hu(|hu| block_mean(hu, rows, cols, f, out))
+        })?;
+        for (path, group) in by_file {
+            let obj = dicom_object::open_file(path).map_err(|e| DicomError::Decode {
+                file: path.display().to_string(),
+                reason: e.to_string(),
             })?;
+            group.into_par_iter().try_for_each(|(out, i)| {
+                self.slices[i].hu_from(&obj, |hu| block_mean(hu, rows, cols, f, out))
+            })?;
+        }
         let hu =
             ndarray::Array3::from_shape_vec((indices.len(), orows, ocols), data).map_err(|e| {
                 DicomError::Decode {
@@ -409,24 +431,27 @@ fn assemble(
 
     // classify
     let mut ct: BTreeMap<String, Vec<SliceHeader>> = BTreeMap::new();
-    let mut enhanced: BTreeMap<String, Vec<SliceHeader>> = BTreeMap::new();
     let mut localizers: Vec<SliceHeader> = Vec::new();
     let mut others: Vec<SliceHeader> = Vec::new();
+    let mut localizer_frames = 0usize;
     for h in headers {
-        if is_classic_ct(&h.sop_class_uid) {
+        if is_classic_ct(&h.sop_class_uid) || is_enhanced_ct(&h.sop_class_uid) {
             if h.is_localizer() {
                 localizers.push(h);
             } else {
-                ct.entry(h.series_instance_uid.clone()).or_default().push(h);
+                let n_frames = h.frames.len();
+                let frames = h.expand_frames();
+                localizer_frames += n_frames.saturating_sub(frames.len());
+                for f in frames {
+                    ct.entry(f.series_instance_uid.clone()).or_default().push(f);
+                }
             }
-        } else if is_enhanced_ct(&h.sop_class_uid) {
-            enhanced
-                .entry(h.series_instance_uid.clone())
-                .or_default()
-                .push(h);
         } else {
             others.push(h);
         }
+    }
+    if localizer_frames > 0 {
+        tracing::info!("left out {localizer_frames} Enhanced CT frame(s) of FrameType LOCALIZER");
     }
     if !localizers.is_empty() {
         tracing::info!(
@@ -442,36 +467,16 @@ fn assemble(
         );
     }
 
-    let enhanced_desc = |uid: &str, hs: &[SliceHeader]| {
-        let frames: i64 = hs.iter().map(|h| h.number_of_frames.unwrap_or(1)).sum();
-        format!(
-            "series {uid}{} ({} {} object(s), {frames} frames)",
-            hs[0]
-                .series_description
-                .as_deref()
-                .map(|d| format!(" \"{d}\""))
-                .unwrap_or_default(),
-            hs.len(),
-            sop_class_name(&hs[0].sop_class_uid)
-        )
-    };
-
     let chosen_uid: String = match series_uid {
         Some(uid) => {
             let uid = uid.trim();
             if ct.contains_key(uid) {
                 uid.to_string()
-            } else if let Some(hs) = enhanced.get(uid) {
-                return Err(DicomError::EnhancedCtNotSupported {
-                    what: enhanced_desc(uid, hs),
-                    location: location.to_string(),
-                });
             } else {
                 let mut available: Vec<String> = ct
                     .iter()
                     .map(|(u, hs)| format!("CT series {}", describe_series(u, hs, "CT")))
                     .collect();
-                available.extend(enhanced.iter().map(|(u, hs)| enhanced_desc(u, hs)));
                 if !localizers.is_empty() {
                     available.push(format!(
                         "{} CT localizer image(s) (left out)",
@@ -494,12 +499,6 @@ fn assemble(
         }
         None => {
             if ct.is_empty() {
-                if let Some((uid, hs)) = enhanced.iter().next() {
-                    return Err(DicomError::EnhancedCtNotSupported {
-                        what: enhanced_desc(uid, hs),
-                        location: location.to_string(),
-                    });
-                }
                 let mut parts = summarize_others(&others.iter().collect::<Vec<_>>());
                 if !localizers.is_empty() {
                     parts.push(format!(
@@ -550,16 +549,11 @@ fn assemble(
                 })
                 .map(|(u, _)| (*u).clone())
                 .unwrap_or_default();
-            let mut left: Vec<String> = ct
+            let left: Vec<String> = ct
                 .iter()
                 .filter(|(u, _)| **u != best)
                 .map(|(u, hs)| describe_series(u, hs, "CT"))
                 .collect();
-            left.extend(
-                enhanced
-                    .iter()
-                    .map(|(u, hs)| format!("{} — not supported yet", enhanced_desc(u, hs))),
-            );
             if !left.is_empty() {
                 let hs = &ct[&best];
                 warn(
@@ -621,7 +615,7 @@ fn build_series(
     // one frame per file
     let multi: Vec<String> = headers
         .iter()
-        .filter(|h| h.number_of_frames.unwrap_or(1) > 1)
+        .filter(|h| h.frame.is_none() && h.number_of_frames.unwrap_or(1) > 1)
         .map(|h| format!("{} ({} frames)", h.label, h.number_of_frames.unwrap_or(1)))
         .collect();
     if !multi.is_empty() {
@@ -776,6 +770,7 @@ fn build_series(
         });
         slices.push(SliceRecipe {
             source: h.source.clone(),
+            frame: h.frame,
             label: h.label.clone(),
             rows,
             cols: columns,

@@ -16,6 +16,8 @@ pub const MIN_VALID_HU: f32 = -1500.0;
 #[derive(Debug, Clone)]
 pub(crate) struct SliceRecipe {
     pub source: Source,
+    /// Frame of a multi-frame object; `None` = the single frame of a classic image.
+    pub frame: Option<u32>,
     pub label: String,
     pub rows: usize,
     pub cols: usize,
@@ -64,16 +66,23 @@ impl SliceRecipe {
     /// Decode this slice and hand its HU values (row-major, NaN = no data) to `f`.
     /// The decoded object and buffers are dropped when this returns.
     pub(crate) fn with_hu<R>(&self, f: impl FnOnce(&[f32]) -> R) -> Result<R, DicomError> {
-        let owned;
-        let obj: &DefaultDicomObject = match &self.source {
-            Source::Memory(o) => o,
+        match &self.source {
+            Source::Memory(o) => self.hu_from(o, f),
             Source::File(p) => {
-                owned = dicom_object::open_file(p).map_err(|e| self.err(e.to_string()))?;
-                &owned
+                let obj = dicom_object::open_file(p).map_err(|e| self.err(e.to_string()))?;
+                self.hu_from(&obj, f)
             }
-        };
+        }
+    }
+
+    /// Like [`SliceRecipe::with_hu`], from this slice's object already in memory.
+    pub(crate) fn hu_from<R>(
+        &self,
+        obj: &DefaultDicomObject,
+        f: impl FnOnce(&[f32]) -> R,
+    ) -> Result<R, DicomError> {
         let decoded = obj
-            .decode_pixel_data_frame(0)
+            .decode_pixel_data_frame(self.frame.unwrap_or(0))
             .map_err(|e| self.err(e.to_string()))?;
         if decoded.rows() as usize != self.rows || decoded.columns() as usize != self.cols {
             return Err(self.err(format!(

@@ -361,3 +361,220 @@ pub fn assert_hu_eq(got: &[f32], want: &[f32], what: &str) {
         );
     }
 }
+
+/// One frame of an Enhanced CT object: position z (axial), rescale, stored values.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub z: f64,
+    pub intercept: f64,
+    pub slope: f64,
+    pub in_stack_position: i64,
+    pub frame_type: String,
+    pub stored: Vec<i64>,
+}
+
+/// An Enhanced CT Image Storage object (signed 16-bit, explicit VR LE) with shared functional
+/// groups (orientation, pixel measures, frame type) and per-frame ones (position, frame content,
+/// rescale). `frames` in storage order.
+pub fn enhanced_ct(
+    series_uid: &str,
+    sop_uid: &str,
+    rows: usize,
+    cols: usize,
+    frames: &[Frame],
+) -> DefaultDicomObject {
+    use dicom_core::value::DataSetSequence;
+    let s = |v: &str| PrimitiveValue::from(v.to_string());
+    let ds = |v: &[f64]| {
+        PrimitiveValue::Strs(v.iter().map(|x| format!("{x}")).collect::<Vec<_>>().into())
+    };
+    let item =
+        |elems: Vec<DataElement<InMemDicomObject>>| InMemDicomObject::from_element_iter(elems);
+    let seq = |tag, items: Vec<InMemDicomObject>| {
+        DataElement::new(tag, VR::SQ, DataSetSequence::from(items))
+    };
+
+    let mut obj = InMemDicomObject::new_empty();
+    obj.put(DataElement::new(
+        tags::IMAGE_TYPE,
+        VR::CS,
+        PrimitiveValue::Strs(
+            vec![
+                "ORIGINAL".to_string(),
+                "PRIMARY".to_string(),
+                "AXIAL".to_string(),
+                "NONE".to_string(),
+            ]
+            .into(),
+        ),
+    ));
+    obj.put(DataElement::new(
+        tags::SOP_CLASS_UID,
+        VR::UI,
+        s(uids::ENHANCED_CT_IMAGE_STORAGE),
+    ));
+    obj.put(DataElement::new(tags::SOP_INSTANCE_UID, VR::UI, s(sop_uid)));
+    obj.put(DataElement::new(tags::MODALITY, VR::CS, s("CT")));
+    obj.put(DataElement::new(
+        tags::SERIES_DESCRIPTION,
+        VR::LO,
+        s("Enhanced test"),
+    ));
+    obj.put(DataElement::new(
+        tags::STUDY_INSTANCE_UID,
+        VR::UI,
+        s(STUDY_UID),
+    ));
+    obj.put(DataElement::new(
+        tags::SERIES_INSTANCE_UID,
+        VR::UI,
+        s(series_uid),
+    ));
+    obj.put(DataElement::new(tags::INSTANCE_NUMBER, VR::IS, s("1")));
+    obj.put(DataElement::new(
+        tags::NUMBER_OF_FRAMES,
+        VR::IS,
+        s(&frames.len().to_string()),
+    ));
+    obj.put(DataElement::new(
+        tags::SAMPLES_PER_PIXEL,
+        VR::US,
+        PrimitiveValue::from(1u16),
+    ));
+    obj.put(DataElement::new(
+        tags::PHOTOMETRIC_INTERPRETATION,
+        VR::CS,
+        s("MONOCHROME2"),
+    ));
+    obj.put(DataElement::new(
+        tags::ROWS,
+        VR::US,
+        PrimitiveValue::from(rows as u16),
+    ));
+    obj.put(DataElement::new(
+        tags::COLUMNS,
+        VR::US,
+        PrimitiveValue::from(cols as u16),
+    ));
+    obj.put(DataElement::new(
+        tags::BITS_ALLOCATED,
+        VR::US,
+        PrimitiveValue::from(16u16),
+    ));
+    obj.put(DataElement::new(
+        tags::BITS_STORED,
+        VR::US,
+        PrimitiveValue::from(16u16),
+    ));
+    obj.put(DataElement::new(
+        tags::HIGH_BIT,
+        VR::US,
+        PrimitiveValue::from(15u16),
+    ));
+    obj.put(DataElement::new(
+        tags::PIXEL_REPRESENTATION,
+        VR::US,
+        PrimitiveValue::from(1u16),
+    ));
+    obj.put(DataElement::new(
+        tags::PIXEL_PADDING_VALUE,
+        VR::SS,
+        PrimitiveValue::from(-2000i16),
+    ));
+    let shared = item(vec![
+        seq(
+            tags::PLANE_ORIENTATION_SEQUENCE,
+            vec![item(vec![DataElement::new(
+                tags::IMAGE_ORIENTATION_PATIENT,
+                VR::DS,
+                ds(&[1.0, 0.0, 0.0, 0.0, 1.0, 0.0]),
+            )])],
+        ),
+        seq(
+            tags::PIXEL_MEASURES_SEQUENCE,
+            vec![item(vec![
+                DataElement::new(tags::SLICE_THICKNESS, VR::DS, ds(&[1.5])),
+                DataElement::new(tags::PIXEL_SPACING, VR::DS, ds(&[0.5, 0.5])),
+            ])],
+        ),
+        seq(
+            tags::CTX_RAY_DETAILS_SEQUENCE,
+            vec![item(vec![DataElement::new(
+                tags::KVP,
+                VR::DS,
+                ds(&[140.0]),
+            )])],
+        ),
+        seq(
+            tags::CT_RECONSTRUCTION_SEQUENCE,
+            vec![item(vec![DataElement::new(
+                tags::CONVOLUTION_KERNEL,
+                VR::SH,
+                s("FC17"),
+            )])],
+        ),
+    ]);
+    obj.put(seq(tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE, vec![shared]));
+    let per_frame: Vec<InMemDicomObject> = frames
+        .iter()
+        .map(|f| {
+            item(vec![
+                seq(
+                    tags::FRAME_CONTENT_SEQUENCE,
+                    vec![item(vec![DataElement::new(
+                        tags::IN_STACK_POSITION_NUMBER,
+                        VR::UL,
+                        PrimitiveValue::from(f.in_stack_position as u32),
+                    )])],
+                ),
+                seq(
+                    tags::PLANE_POSITION_SEQUENCE,
+                    vec![item(vec![DataElement::new(
+                        tags::IMAGE_POSITION_PATIENT,
+                        VR::DS,
+                        ds(&[-5.0, -5.0, f.z]),
+                    )])],
+                ),
+                seq(
+                    tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE,
+                    vec![item(vec![
+                        DataElement::new(tags::RESCALE_INTERCEPT, VR::DS, ds(&[f.intercept])),
+                        DataElement::new(tags::RESCALE_SLOPE, VR::DS, ds(&[f.slope])),
+                        DataElement::new(tags::RESCALE_TYPE, VR::LO, s("HU")),
+                    ])],
+                ),
+                seq(
+                    tags::CT_IMAGE_FRAME_TYPE_SEQUENCE,
+                    vec![item(vec![DataElement::new(
+                        tags::FRAME_TYPE,
+                        VR::CS,
+                        PrimitiveValue::Strs(
+                            f.frame_type
+                                .split('\\')
+                                .map(|x| x.to_string())
+                                .collect::<Vec<_>>()
+                                .into(),
+                        ),
+                    )])],
+                ),
+            ])
+        })
+        .collect();
+    obj.put(seq(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE, per_frame));
+    let words: Vec<u16> = frames
+        .iter()
+        .flat_map(|f| f.stored.iter().map(|&v| v as u16))
+        .collect();
+    obj.put(DataElement::new(
+        tags::PIXEL_DATA,
+        VR::OW,
+        PrimitiveValue::U16(words.into()),
+    ));
+    obj.with_meta(
+        FileMetaTableBuilder::new()
+            .transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN)
+            .media_storage_sop_class_uid(uids::ENHANCED_CT_IMAGE_STORAGE)
+            .media_storage_sop_instance_uid(sop_uid),
+    )
+    .expect("valid file meta")
+}
