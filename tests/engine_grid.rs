@@ -409,7 +409,9 @@ fn uniform_cylinder_is_no_phantom() {
             ..params(&case)
         };
         let (_, r) = analyse(phantom, &p);
-        let e = r.err().unwrap_or_else(|| panic!("{phantom}: a uniform body gave a result"));
+        let e = r
+            .err()
+            .unwrap_or_else(|| panic!("{phantom}: a uniform body gave a result"));
         assert!(e.contains("no phantom recognised"), "{phantom}: {e}");
     }
 }
@@ -437,7 +439,11 @@ fn phantom_cut_by_the_fov_is_refused_or_measured_correctly() {
             "{e}"
         ),
         Ok((_, m)) => {
-            assert!(m.warnings.iter().any(|w| w.contains("field of view")), "{:?}", m.warnings);
+            assert!(
+                m.warnings.iter().any(|w| w.contains("field of view")),
+                "{:?}",
+                m.warnings
+            );
             check(&truth, &m);
         }
     }
@@ -456,6 +462,10 @@ fn phantom_cut_by_the_fov_is_refused_or_measured_correctly() {
     };
     let (truth, r) = analyse("catphan_ctp404", &p);
     let (_, m) = r.unwrap();
-    assert!(m.warnings.iter().any(|w| w.contains("field of view")), "{:?}", m.warnings);
+    assert!(
+        m.warnings.iter().any(|w| w.contains("field of view")),
+        "{:?}",
+        m.warnings
+    );
     check(&truth, &m);
 }

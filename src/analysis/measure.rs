@@ -567,7 +567,10 @@ mod tests {
     #[test]
     fn symmetries_of_the_builtins() {
         let set = crate::phantom::PhantomSet::builtin();
-        assert_eq!(symmetries(set.get("catphan_ctp404").unwrap()), vec![0.0, 180.0]);
+        assert_eq!(
+            symmetries(set.get("catphan_ctp404").unwrap()),
+            vec![0.0, 180.0]
+        );
         assert_eq!(symmetries(set.get("cirs062").unwrap()), vec![0.0, 180.0]);
     }
 
