@@ -9,4 +9,5 @@ pub mod dicom;
 pub mod phantom;
 pub mod pipeline;
 pub mod report;
+pub mod scp;
 pub mod simulate;

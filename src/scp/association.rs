@@ -1,0 +1,650 @@
+//! One connection: negotiation, then the DIMSE loop until release, abort, timeout or shutdown.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dicom_ul::association::{Association, AsyncServerAssociation, Error as UlError};
+use dicom_ul::pdu::{
+    AbortRQServiceProviderReason, AbortRQSource, PDataValue, PDataValueType, Pdu,
+    PresentationContextResultReason,
+};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tracing::{debug, info, warn};
+
+use super::dimse::{self, status, Command};
+use super::negotiation::{self, AePolicy};
+use super::storage::{is_valid_uid, Failure, Origin, TempInstance};
+use super::{Level, Shared, StoredInstance};
+
+/// Largest command set we accept (real ones are a few hundred bytes).
+const MAX_COMMAND_BYTES: usize = 64 * 1024;
+
+/// Render an error with its sources.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        let t = inner.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = inner.source();
+    }
+    s
+}
+
+/// Accept (or reject) one connection and serve it.
+pub(crate) async fn handle(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64) {
+    let settings = &shared.settings;
+    let seen = Arc::new(Mutex::new(None));
+    let options = negotiation::server_options(
+        &settings.ae_title,
+        settings.max_pdu,
+        settings.read_timeout,
+        &shared.transfer_syntaxes,
+        AePolicy {
+            allowed_calling: Arc::from(settings.allowed_calling_aes.clone()),
+            seen: seen.clone(),
+        },
+    );
+    let established =
+        tokio::time::timeout(settings.read_timeout, options.establish_async(stream)).await;
+    let titles = || seen.lock().ok().and_then(|s| s.clone()).unwrap_or_default();
+    let assoc = match established {
+        Err(_) => {
+            warn!(
+                "no complete A-ASSOCIATE-RQ within {:?}: connection dropped",
+                settings.read_timeout
+            );
+            return;
+        }
+        Ok(Err(UlError::Rejected { association_rj, .. })) => {
+            let (calling, called) = titles();
+            info!(
+                calling_ae = %calling,
+                called_ae = %called,
+                "association rejected ({:?}): {}",
+                association_rj.result,
+                association_rj.source
+            );
+            return;
+        }
+        Ok(Err(e)) => {
+            warn!("connection dropped during negotiation: {}", chain(&e));
+            return;
+        }
+        Ok(Ok(a)) => a,
+    };
+    let calling = assoc.peer_ae_title().to_string();
+    let called = assoc.called_ae_title().to_string();
+    let span = tracing::Span::current();
+    span.record("calling_ae", calling.as_str());
+    span.record("called_ae", called.as_str());
+    let accepted: Vec<String> = assoc
+        .presentation_contexts()
+        .iter()
+        .map(|pc| {
+            format!(
+                "{}:{}:{}",
+                pc.id,
+                pc.abstract_syntax,
+                if pc.reason == PresentationContextResultReason::Acceptance {
+                    pc.transfer_syntax.as_str()
+                } else {
+                    "rejected"
+                }
+            )
+        })
+        .collect();
+    debug!(
+        peer_max_pdu = assoc.requestor_max_pdu_length(),
+        contexts = ?accepted,
+        "association accepted"
+    );
+    let mut conn = Connection {
+        shared: shared.clone(),
+        assoc,
+        id,
+        origin: Origin {
+            calling_ae: calling,
+            called_ae: called,
+            peer: peer.to_string(),
+            transfer_syntax: String::new(),
+        },
+        pending: Pending::Idle,
+        stats: Stats::default(),
+        shutdown: shared.shutdown.clone(),
+    };
+    let started = Instant::now();
+    let end = conn.run().await;
+    let s = &conn.stats;
+    info!(
+        peer = %peer,
+        calling_ae = %conn.origin.calling_ae,
+        called_ae = %conn.origin.called_ae,
+        end = %end,
+        stored = s.stored,
+        failed = s.failed,
+        echoes = s.echoes,
+        bytes = s.bytes,
+        duration_ms = started.elapsed().as_millis() as u64,
+        "association ended"
+    );
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    stored: u64,
+    failed: u64,
+    echoes: u64,
+    bytes: u64,
+}
+
+/// How the association ended (for the summary line).
+#[derive(Debug)]
+enum End {
+    Released,
+    AbortedByPeer,
+    ClosedByPeer,
+    IdleTimeout,
+    ReadTimeout,
+    Shutdown,
+    ProtocolError(String),
+    ConnectionError(String),
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::Released => f.write_str("released"),
+            End::AbortedByPeer => f.write_str("aborted by peer"),
+            End::ClosedByPeer => f.write_str("connection closed by peer without release"),
+            End::IdleTimeout => f.write_str("aborted: idle timeout"),
+            End::ReadTimeout => f.write_str("aborted: read timeout in the middle of a message"),
+            End::Shutdown => f.write_str("aborted: server shutdown"),
+            End::ProtocolError(e) => write!(f, "aborted: protocol error: {e}"),
+            End::ConnectionError(e) => write!(f, "connection error: {e}"),
+        }
+    }
+}
+
+/// Where the DIMSE message assembly stands.
+enum Pending {
+    Idle,
+    /// Command fragments received so far.
+    Command {
+        pc: u8,
+        buf: Vec<u8>,
+    },
+    /// Command complete, its data set is arriving.
+    Data {
+        pc: u8,
+        cmd: Command,
+        sink: DataSink,
+    },
+}
+
+enum DataSink {
+    /// A C-STORE being written to its temp file.
+    Store(Box<TempInstance>),
+    /// A C-STORE that already failed (the data set is read and dropped, then answered).
+    Failed(Failure),
+    /// A request we do not implement: read and drop its data set, then answer.
+    Unsupported,
+}
+
+struct Connection {
+    shared: Arc<Shared>,
+    assoc: AsyncServerAssociation<TcpStream>,
+    id: u64,
+    origin: Origin,
+    pending: Pending,
+    stats: Stats,
+    shutdown: tokio::sync::watch::Receiver<Level>,
+}
+
+/// A fatal condition for this association (answered with A-ABORT).
+struct Fatal(End);
+
+fn protocol(what: impl Into<String>) -> Fatal {
+    Fatal(End::ProtocolError(what.into()))
+}
+
+impl Connection {
+    async fn run(&mut self) -> End {
+        let end = loop {
+            let busy = !matches!(self.pending, Pending::Idle);
+            let level = *self.shutdown.borrow();
+            if level == Level::Hard || (level == Level::Graceful && !busy) {
+                break End::Shutdown;
+            }
+            let wait = if busy {
+                self.shared.settings.read_timeout
+            } else {
+                self.shared.settings.idle_timeout
+            };
+            let received = tokio::select! {
+                changed = self.shutdown.changed() => {
+                    if changed.is_err() {
+                        // the server is gone: nothing will ever signal again
+                        break End::Shutdown;
+                    }
+                    continue;
+                }
+                r = tokio::time::timeout(wait, self.assoc.receive()) => r,
+            };
+            let pdu = match received {
+                Err(_) => {
+                    break if busy {
+                        End::ReadTimeout
+                    } else {
+                        End::IdleTimeout
+                    }
+                }
+                Ok(Err(UlError::ConnectionClosed { .. })) => break End::ClosedByPeer,
+                Ok(Err(e @ UlError::ReceivePdu { .. })) => {
+                    let msg = chain(&e);
+                    if msg.contains("closed") || msg.contains("reset") {
+                        break End::ConnectionError(msg);
+                    }
+                    break End::ProtocolError(msg);
+                }
+                Ok(Err(e)) => break End::ConnectionError(chain(&e)),
+                Ok(Ok(pdu)) => pdu,
+            };
+            match pdu {
+                Pdu::PData { data } => {
+                    if let Err(Fatal(end)) = self.on_pdata(data).await {
+                        break end;
+                    }
+                }
+                Pdu::ReleaseRQ => {
+                    if busy {
+                        warn!("A-RELEASE-RQ in the middle of a message: that message is dropped");
+                    }
+                    self.pending = Pending::Idle;
+                    if let Err(e) = self.assoc.send(&Pdu::ReleaseRP).await {
+                        break End::ConnectionError(format!(
+                            "cannot send A-RELEASE-RP: {}",
+                            chain(&e)
+                        ));
+                    }
+                    let _ = self.assoc.inner_stream().shutdown().await;
+                    break End::Released;
+                }
+                Pdu::AbortRQ { .. } => break End::AbortedByPeer,
+                other => {
+                    break End::ProtocolError(format!("unexpected {}", other.short_description()))
+                }
+            }
+        };
+        // whatever was in progress is dropped (its temp file removed, never acknowledged)
+        self.pending = Pending::Idle;
+        let abort = match &end {
+            End::Released | End::AbortedByPeer | End::ClosedByPeer | End::ConnectionError(_) => {
+                None
+            }
+            End::IdleTimeout | End::Shutdown => Some(AbortRQSource::ServiceUser),
+            End::ReadTimeout => Some(AbortRQSource::ServiceProvider(
+                AbortRQServiceProviderReason::ReasonNotSpecified,
+            )),
+            End::ProtocolError(e) => Some(AbortRQSource::ServiceProvider(
+                if e.contains("unexpected") {
+                    AbortRQServiceProviderReason::UnexpectedPdu
+                } else if e.contains("too large") || e.contains("PDU") {
+                    AbortRQServiceProviderReason::InvalidPduParameter
+                } else {
+                    AbortRQServiceProviderReason::ReasonNotSpecified
+                },
+            )),
+        };
+        match &end {
+            End::Released | End::AbortedByPeer | End::IdleTimeout | End::Shutdown => {}
+            other => warn!("{other}"),
+        }
+        if let Some(source) = abort {
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                let _ = self.assoc.send(&Pdu::AbortRQ { source }).await;
+                let _ = self.assoc.inner_stream().shutdown().await;
+            })
+            .await;
+        }
+        end
+    }
+
+    async fn on_pdata(&mut self, pdvs: Vec<PDataValue>) -> Result<(), Fatal> {
+        for pdv in pdvs {
+            let PDataValue {
+                presentation_context_id: pc,
+                value_type,
+                is_last,
+                data,
+            } = pdv;
+            match value_type {
+                PDataValueType::Command => {
+                    match &self.pending {
+                        Pending::Idle => {
+                            self.pending = Pending::Command {
+                                pc,
+                                buf: Vec::with_capacity(data.len()),
+                            }
+                        }
+                        Pending::Command { pc: p, .. } if *p == pc => {}
+                        Pending::Command { pc: p, .. } => {
+                            return Err(protocol(format!(
+                                "command fragment on presentation context {pc} while the command on context {p} is incomplete"
+                            )))
+                        }
+                        Pending::Data { .. } => {
+                            return Err(protocol("command fragment while a data set was expected"))
+                        }
+                    }
+                    let Pending::Command { buf, .. } = &mut self.pending else {
+                        unreachable!()
+                    };
+                    buf.extend_from_slice(&data);
+                    if buf.len() > MAX_COMMAND_BYTES {
+                        return Err(protocol("command set larger than 64 KiB"));
+                    }
+                    if is_last {
+                        let Pending::Command { pc, buf } =
+                            std::mem::replace(&mut self.pending, Pending::Idle)
+                        else {
+                            unreachable!()
+                        };
+                        self.on_command(pc, &buf).await?;
+                    }
+                }
+                PDataValueType::Data => {
+                    let Pending::Data { pc: p, sink, .. } = &mut self.pending else {
+                        return Err(protocol("data fragment without a command"));
+                    };
+                    if *p != pc {
+                        return Err(protocol(format!(
+                            "data fragment on presentation context {pc}, the command was on {p}"
+                        )));
+                    }
+                    self.stats.bytes += data.len() as u64;
+                    if let DataSink::Store(temp) = sink {
+                        temp.push(&data);
+                        if temp.should_flush() {
+                            self.flush_temp().await;
+                        }
+                    }
+                    if is_last {
+                        let Pending::Data { pc, cmd, sink } =
+                            std::mem::replace(&mut self.pending, Pending::Idle)
+                        else {
+                            unreachable!()
+                        };
+                        self.on_data_set(pc, cmd, sink).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Write the buffered data to the temp file off the reactor; a failure turns the store into
+    /// a failed one (its remaining data is dropped, the answer is 0xA700).
+    async fn flush_temp(&mut self) {
+        let Pending::Data { sink, .. } = &mut self.pending else {
+            return;
+        };
+        let DataSink::Store(temp) = std::mem::replace(sink, DataSink::Unsupported) else {
+            return;
+        };
+        let result = tokio::task::spawn_blocking(move || {
+            let mut temp = temp;
+            temp.flush().map(|_| temp)
+        })
+        .await;
+        *sink = match result {
+            Ok(Ok(temp)) => DataSink::Store(temp),
+            Ok(Err(f)) => DataSink::Failed(f),
+            Err(e) => DataSink::Failed(Failure::resources(format!("write task failed: {e}"))),
+        };
+    }
+
+    /// The accepted presentation context `pc`, or a protocol error.
+    fn context(&self, pc: u8) -> Result<(String, String), Fatal> {
+        self.assoc
+            .presentation_contexts()
+            .iter()
+            .find(|c| c.id == pc && c.reason == PresentationContextResultReason::Acceptance)
+            .map(|c| (c.abstract_syntax.clone(), c.transfer_syntax.clone()))
+            .ok_or_else(|| {
+                protocol(format!(
+                    "message on presentation context {pc}, which was not accepted"
+                ))
+            })
+    }
+
+    async fn on_command(&mut self, pc: u8, bytes: &[u8]) -> Result<(), Fatal> {
+        let (abstract_syntax, transfer_syntax) = self.context(pc)?;
+        let cmd = dimse::parse_command(bytes).map_err(|e| protocol(e))?;
+        debug!(
+            pc,
+            field = format_args!("{:#06x}", cmd.field),
+            message_id = ?cmd.message_id,
+            "command"
+        );
+        match cmd.field {
+            dimse::C_ECHO_RQ if !cmd.has_data_set => {
+                let id = cmd
+                    .message_id
+                    .ok_or_else(|| protocol("C-ECHO-RQ without MessageID"))?;
+                self.stats.echoes += 1;
+                self.respond(
+                    pc,
+                    dimse::C_ECHO_RSP,
+                    id,
+                    Some(
+                        cmd.affected_sop_class
+                            .as_deref()
+                            .unwrap_or(negotiation::VERIFICATION),
+                    ),
+                    None,
+                    status::SUCCESS,
+                    None,
+                )
+                .await
+            }
+            dimse::C_STORE_RQ if cmd.has_data_set => {
+                if cmd.message_id.is_none() {
+                    return Err(protocol("C-STORE-RQ without MessageID"));
+                }
+                let sink = self
+                    .start_store(&cmd, &abstract_syntax, &transfer_syntax)
+                    .await;
+                self.pending = Pending::Data { pc, cmd, sink };
+                Ok(())
+            }
+            dimse::C_STORE_RQ => {
+                // a C-STORE without a data set cannot be stored
+                let id = cmd
+                    .message_id
+                    .ok_or_else(|| protocol("C-STORE-RQ without MessageID"))?;
+                self.stats.failed += 1;
+                self.respond(
+                    pc,
+                    dimse::C_STORE_RSP,
+                    id,
+                    cmd.affected_sop_class.as_deref(),
+                    cmd.affected_sop_instance.as_deref(),
+                    status::CANNOT_UNDERSTAND,
+                    Some("C-STORE-RQ without a data set"),
+                )
+                .await
+            }
+            dimse::C_CANCEL_RQ => Ok(()), // nothing of ours can be cancelled; no response
+            field if field & 0x8000 != 0 => Err(protocol(format!(
+                "unexpected response command {field:#06x} (this SCP sends no requests)"
+            ))),
+            _ if cmd.has_data_set => {
+                self.pending = Pending::Data {
+                    pc,
+                    cmd,
+                    sink: DataSink::Unsupported,
+                };
+                Ok(())
+            }
+            _ => self.answer_unsupported(pc, &cmd).await,
+        }
+    }
+
+    async fn answer_unsupported(&mut self, pc: u8, cmd: &Command) -> Result<(), Fatal> {
+        let id = cmd.message_id.ok_or_else(|| {
+            protocol(format!(
+                "unsupported command {:#06x} without MessageID",
+                cmd.field
+            ))
+        })?;
+        warn!(
+            "unsupported command {:#06x} (message {id}): answered {:#06x}",
+            cmd.field,
+            status::UNRECOGNIZED_OPERATION
+        );
+        self.respond(
+            pc,
+            cmd.field | 0x8000,
+            id,
+            cmd.affected_sop_class.as_deref(),
+            cmd.affected_sop_instance.as_deref(),
+            status::UNRECOGNIZED_OPERATION,
+            Some("operation not supported by this SCP"),
+        )
+        .await
+    }
+
+    /// Validate the C-STORE command and open its temp file (or decide its failure now).
+    async fn start_store(
+        &mut self,
+        cmd: &Command,
+        abstract_syntax: &str,
+        transfer_syntax: &str,
+    ) -> DataSink {
+        let (Some(class), Some(instance)) = (
+            cmd.affected_sop_class.clone(),
+            cmd.affected_sop_instance.clone(),
+        ) else {
+            return DataSink::Failed(Failure::cannot_understand(
+                "C-STORE-RQ without AffectedSOPClassUID/AffectedSOPInstanceUID",
+            ));
+        };
+        if !is_valid_uid(&class) || !is_valid_uid(&instance) {
+            return DataSink::Failed(Failure::cannot_understand(format!(
+                "invalid Affected SOP Class/Instance UID {class:?} / {instance:?}"
+            )));
+        }
+        if class != abstract_syntax {
+            return DataSink::Failed(Failure {
+                status: status::SOP_CLASS_NOT_SUPPORTED,
+                reason: format!(
+                    "AffectedSOPClassUID {class} sent on the presentation context of {abstract_syntax}"
+                ),
+            });
+        }
+        let mut origin = self.origin.clone();
+        origin.transfer_syntax = transfer_syntax.to_string();
+        let tmp_dir = self.shared.tmp_dir.clone();
+        let tag = format!("{}-{}", self.id, cmd.message_id.unwrap_or(0));
+        let created = tokio::task::spawn_blocking(move || {
+            TempInstance::create(&tmp_dir, &tag, &class, &instance, origin)
+        })
+        .await;
+        match created {
+            Ok(Ok(t)) => DataSink::Store(Box::new(t)),
+            Ok(Err(f)) => DataSink::Failed(f),
+            Err(e) => DataSink::Failed(Failure::resources(format!("temp file task failed: {e}"))),
+        }
+    }
+
+    async fn on_data_set(&mut self, pc: u8, cmd: Command, sink: DataSink) -> Result<(), Fatal> {
+        let id = cmd.message_id.unwrap_or(0);
+        let class = cmd.affected_sop_class.clone();
+        let instance = cmd.affected_sop_instance.clone();
+        let outcome = match sink {
+            DataSink::Unsupported => return self.answer_unsupported(pc, &cmd).await,
+            DataSink::Failed(f) => Err(f),
+            DataSink::Store(temp) => self.store(temp).await,
+        };
+        let (st, comment) = match outcome {
+            Ok(stored) => {
+                self.stats.stored += 1;
+                debug!(
+                    sop_instance_uid = %stored.sop_instance_uid,
+                    path = %stored.rel_path,
+                    bytes = stored.size_bytes,
+                    "stored"
+                );
+                (status::SUCCESS, None)
+            }
+            Err(f) => {
+                self.stats.failed += 1;
+                warn!(
+                    sop_instance_uid = instance.as_deref().unwrap_or("?"),
+                    status = format_args!("{:#06x}", f.status),
+                    "C-STORE failed: {}",
+                    f.reason
+                );
+                (f.status, Some(f.reason))
+            }
+        };
+        self.respond(
+            pc,
+            dimse::C_STORE_RSP,
+            id,
+            class.as_deref(),
+            instance.as_deref(),
+            st,
+            comment.as_deref(),
+        )
+        .await
+    }
+
+    /// Finish the file (off the reactor), then record it. Ok only when both are durable.
+    async fn store(&self, temp: Box<TempInstance>) -> Result<StoredInstance, Failure> {
+        let data_dir = self.shared.settings.data_dir.clone();
+        let stored = tokio::task::spawn_blocking(move || temp.finish(&data_dir))
+            .await
+            .map_err(|e| Failure::resources(format!("storage task failed: {e}")))??;
+        self.shared
+            .sink
+            .record(stored.clone())
+            .await
+            .map_err(|e| Failure::resources(format!("cannot record the instance: {e}")))?;
+        Ok(stored)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn respond(
+        &mut self,
+        pc: u8,
+        field: u16,
+        message_id: u16,
+        class: Option<&str>,
+        instance: Option<&str>,
+        st: u16,
+        comment: Option<&str>,
+    ) -> Result<(), Fatal> {
+        let data = dimse::encode_response(field, message_id, class, instance, st, comment);
+        let pdu = Pdu::PData {
+            data: vec![PDataValue {
+                presentation_context_id: pc,
+                value_type: PDataValueType::Command,
+                is_last: true,
+                data,
+            }],
+        };
+        self.assoc.send(&pdu).await.map_err(|e| {
+            Fatal(End::ConnectionError(format!(
+                "cannot send the response: {}",
+                chain(&e)
+            )))
+        })
+    }
+}

@@ -1,0 +1,402 @@
+//! The DICOM Storage SCP of `hu-red serve` (Verification and Storage service classes on
+//! dicom-ul's async associations).
+//!
+//! dicom-ul stops at the PDU level; this module does the rest: association admission (called AE,
+//! calling-AE allow-list, a cap on concurrent associations answered with a hand-written
+//! A-ASSOCIATE-RJ), DIMSE (command sets in Implicit VR Little Endian, fragmented or not, data sets
+//! spanning many P-DATA PDUs, C-ECHO and C-STORE), timeouts, and the durable storage of every
+//! instance before it is acknowledged.
+//!
+//! # The path of one instance
+//! 1. C-STORE-RQ command (fragments concatenated until the last one); the Affected SOP Class /
+//!    Instance UIDs are validated as DICOM UIDs and the context's abstract syntax must be the
+//!    Affected SOP Class.
+//! 2. A temp file `data_dir/tmp/<association>-<message>-<n>.part` is created with the 128-byte
+//!    preamble, `DICM` and the file meta group (Media Storage SOP Class / Instance UID from the
+//!    command, Transfer Syntax UID = the negotiated one, hu-red's Implementation Class UID and
+//!    Version Name, Source AE Title = the calling AE), and the data set bytes are appended
+//!    **exactly as received** as they arrive (a bounded buffer of [`FLUSH_BYTES`] per
+//!    association; never the whole instance in memory when it is larger).
+//! 3. When the last data fragment arrived, the header of the data set is parsed from the temp
+//!    file (deflate is inflated by the reader) up to Pixel Data: SOP Instance/Class UID (must
+//!    equal the command's), Study/Series Instance UID (valid UIDs: they become path components),
+//!    Modality, StationName, SeriesDescription.
+//! 4. fsync of the file, rename to `data_dir/<Study>/<Series>/<SOP>.dcm` (directories created,
+//!    their parents fsynced when created; a re-sent instance replaces the file), fsync of the
+//!    series directory.
+//! 5. [`InstanceSink::record`] (the service records it in the database, durable when it returns).
+//! 6. Only then C-STORE-RSP 0x0000. Any failure gives a failure status (see [`status`]) and never
+//!    success: out of resources (0xA700) for disk and database errors, cannot understand (0xC000)
+//!    for unparsable data sets and missing/invalid UIDs, 0xA900 when the data set's SOP Class
+//!    differs from the command's.
+//!
+//! # Accepted SOP classes and transfer syntaxes
+//! See [`ACCEPTED_SOP_CLASSES`] and [`TRANSFER_SYNTAXES`]; anything else is rejected per
+//! presentation context (abstract syntax / transfer syntaxes not supported) while the other
+//! contexts of the association proceed.
+//!
+//! # Timeouts, limits, shutdown
+//! - `read_timeout`: the A-ASSOCIATE-RQ must arrive within it; while a message is incomplete (a
+//!   command or data set in progress), the next PDU must arrive within it; it is also the write
+//!   timeout. `idle_timeout`: an association with no message in progress that receives nothing
+//!   for that long is aborted (A-ABORT).
+//! - `max_pdu`: the largest P-DATA PDU we accept (announced in the A-ASSOCIATE-AC). dicom-ul runs
+//!   in strict mode: a peer PDU above it aborts that association (this bounds the memory a peer
+//!   can make us allocate). What we send is bounded by the peer's announced maximum.
+//! - `max_associations`: concurrent connections (negotiating or associated); one more is answered
+//!   with A-ASSOCIATE-RJ rejected-transient, source service-provider (presentation), reason
+//!   local-limit-exceeded.
+//! - Shutdown (the future given to [`serve`] completes): stop accepting; associations with no
+//!   message in progress are aborted at once; the others finish their current message (stored,
+//!   recorded, answered) and are then aborted; after `shutdown_grace` whatever is still running
+//!   is aborted without a response (its temp file removed; the sender sees the instance failed).
+
+mod association;
+pub(crate) mod dimse;
+mod negotiation;
+mod storage;
+
+pub use dimse::status;
+pub use negotiation::{
+    accepted_transfer_syntaxes, is_analysable_sop_class, SopClass, ACCEPTED_SOP_CLASSES,
+    TRANSFER_SYNTAXES,
+};
+pub use storage::{is_valid_uid, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME};
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tracing::{info, warn, Instrument};
+
+/// Data set bytes buffered per association before they are written to the temp file.
+pub const FLUSH_BYTES: usize = 1 << 20;
+
+/// What the SCP needs to run (the service builds it from `[scp]` and `[storage]`).
+#[derive(Debug, Clone)]
+pub struct ScpSettings {
+    /// Our AE title; the called AE title of every association must equal it.
+    pub ae_title: String,
+    /// Calling AE titles allowed to associate; empty = any.
+    pub allowed_calling_aes: Vec<String>,
+    /// Concurrent connections (negotiating or associated) before new ones are rejected.
+    pub max_associations: usize,
+    /// Maximum P-DATA PDU length we receive (announced to the peer).
+    pub max_pdu: u32,
+    /// A-ASSOCIATE-RQ deadline, gap allowed between PDUs of one message, write timeout.
+    pub read_timeout: Duration,
+    /// An association with no message in progress is aborted after this long without a PDU.
+    pub idle_timeout: Duration,
+    /// Instances go to `data_dir/<Study>/<Series>/<SOP>.dcm`; temp files to `data_dir/tmp/`.
+    pub data_dir: PathBuf,
+    /// How long a shutdown waits for in-flight messages before aborting them.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ScpSettings {
+    fn default() -> Self {
+        ScpSettings {
+            ae_title: "HURED_QA".into(),
+            allowed_calling_aes: Vec::new(),
+            max_associations: 16,
+            max_pdu: 131_072,
+            read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(120),
+            data_dir: PathBuf::from("./data"),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One durably stored instance, handed to the [`InstanceSink`]. The fields are those of
+/// `crate::store::NewInstance`, plus the absolute path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredInstance {
+    pub sop_instance_uid: String,
+    pub sop_class_uid: String,
+    pub series_instance_uid: String,
+    pub study_instance_uid: String,
+    /// The negotiated transfer syntax (that of the stored file).
+    pub transfer_syntax: String,
+    /// Relative to data_dir, '/' separated: `<Study>/<Series>/<SOP>.dcm`.
+    pub rel_path: String,
+    /// Size of the Part-10 file in bytes.
+    pub size_bytes: i64,
+    pub calling_ae: String,
+    pub called_ae: String,
+    /// The peer's socket address.
+    pub peer: String,
+    pub modality: Option<String>,
+    pub station_name: Option<String>,
+    pub series_description: Option<String>,
+    /// CT Image Storage or Enhanced CT Image Storage.
+    pub analysable: bool,
+    /// `data_dir.join(rel_path)`.
+    pub path: PathBuf,
+}
+
+/// A failure of the sink (e.g. the database); the instance is answered with 0xA700.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct SinkError {
+    pub message: String,
+}
+
+impl SinkError {
+    pub fn new(message: impl std::fmt::Display) -> Self {
+        SinkError {
+            message: message.to_string(),
+        }
+    }
+}
+
+/// A boxed `Send` future (what [`InstanceSink::record`] returns).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where stored instances are recorded ("record this instance durably"). Called after the file
+/// is durable and before the response; `Ok` must mean the record is durable too. The service
+/// implements it with `Store::record_instance`.
+pub trait InstanceSink: Send + Sync + 'static {
+    fn record(&self, instance: StoredInstance) -> BoxFuture<'_, Result<(), SinkError>>;
+}
+
+/// Errors that stop [`serve`] from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum ScpError {
+    #[error("scp: invalid setting {name}: {what}")]
+    Setting { name: &'static str, what: String },
+    #[error("scp: cannot prepare the temp folder {path}: {source}; check storage.data_dir exists and is writable")]
+    TempDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl ScpSettings {
+    /// Checks what the SCP itself relies on (the config layer gives key-named messages first).
+    pub fn validate(&self) -> Result<(), ScpError> {
+        let bad = |name, what: &str| {
+            Err(ScpError::Setting {
+                name,
+                what: what.to_string(),
+            })
+        };
+        let ae = self.ae_title.trim();
+        if ae.is_empty() || ae.len() > 16 || !ae.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            return bad(
+                "ae_title",
+                "must be 1 to 16 printable ASCII characters (no backslash)",
+            );
+        }
+        if ae.contains('\\') {
+            return bad("ae_title", "must not contain a backslash");
+        }
+        if self.max_associations == 0 {
+            return bad("max_associations", "must be at least 1");
+        }
+        if !(4096..=dicom_ul::pdu::MAXIMUM_PDU_SIZE).contains(&self.max_pdu) {
+            return bad("max_pdu", "must be between 4096 and 4294967288 bytes");
+        }
+        if self.read_timeout.is_zero() {
+            return bad("read_timeout", "must be positive");
+        }
+        if self.idle_timeout.is_zero() {
+            return bad("idle_timeout", "must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// Shutdown level broadcast to the association tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Level {
+    Running,
+    /// Finish the message in progress, then abort.
+    Graceful,
+    /// Abort now.
+    Hard,
+}
+
+/// What every association task shares.
+pub(crate) struct Shared {
+    pub settings: ScpSettings,
+    pub sink: Arc<dyn InstanceSink>,
+    pub tmp_dir: PathBuf,
+    pub transfer_syntaxes: Vec<&'static str>,
+    pub shutdown: watch::Receiver<Level>,
+}
+
+static NEXT_ASSOCIATION: AtomicU64 = AtomicU64::new(1);
+
+/// Run the SCP on `listener` until `shutdown` completes (e.g. `token.cancelled_owned()` of a
+/// tokio-util CancellationToken, `async { rx.changed().await.ok(); }` of a watch channel, or a
+/// signal future), then shut down gracefully (see the module docs) and return.
+///
+/// At start, `data_dir/tmp/` is created and emptied (temp files are incomplete instances that
+/// were never acknowledged). Errors only at start; everything later is logged and answered.
+pub async fn serve<F>(
+    listener: TcpListener,
+    settings: ScpSettings,
+    sink: Arc<dyn InstanceSink>,
+    shutdown: F,
+) -> Result<(), ScpError>
+where
+    F: Future<Output = ()> + Send,
+{
+    settings.validate()?;
+    let tmp_dir = settings.data_dir.join("tmp");
+    storage::prepare_tmp_dir(&tmp_dir).map_err(|source| ScpError::TempDir {
+        path: tmp_dir.clone(),
+        source,
+    })?;
+    let transfer_syntaxes = accepted_transfer_syntaxes();
+    let local = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "?".into());
+    info!(
+        addr = %local,
+        ae_title = %settings.ae_title,
+        max_associations = settings.max_associations,
+        max_pdu = settings.max_pdu,
+        transfer_syntaxes = ?transfer_syntaxes,
+        "DICOM SCP listening"
+    );
+
+    let (level_tx, level_rx) = watch::channel(Level::Running);
+    let max = settings.max_associations;
+    let grace = settings.shutdown_grace;
+    let shared = Arc::new(Shared {
+        settings,
+        sink,
+        tmp_dir,
+        transfer_syntaxes,
+        shutdown: level_rx,
+    });
+    let slots = Arc::new(Semaphore::new(max));
+    // connections being told "too busy" (bounded too: beyond it they are just closed)
+    let reject_slots = Arc::new(Semaphore::new(max.clamp(4, 64)));
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    if let Err(e) = stream.set_nodelay(true) {
+                        warn!(%peer, "cannot set TCP_NODELAY: {e}");
+                    }
+                    spawn_connection(&shared, &slots, &reject_slots, &mut tasks, stream, peer);
+                }
+                Err(e) => {
+                    // e.g. EMFILE: keep serving, but do not spin
+                    warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => log_join(done),
+        }
+    }
+    drop(listener);
+    info!(
+        in_flight = tasks.len(),
+        "DICOM SCP: shutting down, no longer accepting associations"
+    );
+    let _ = level_tx.send(Level::Graceful);
+    let deadline = tokio::time::sleep(grace);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            done = tasks.join_next() => match done {
+                Some(done) => log_join(done),
+                None => break,
+            },
+            _ = &mut deadline => {
+                warn!(still_running = tasks.len(), "shutdown grace of {grace:?} over: aborting the remaining associations");
+                let _ = level_tx.send(Level::Hard);
+                let hard = tokio::time::sleep(Duration::from_secs(2));
+                tokio::pin!(hard);
+                loop {
+                    tokio::select! {
+                        done = tasks.join_next() => match done {
+                            Some(done) => log_join(done),
+                            None => break,
+                        },
+                        _ = &mut hard => { tasks.abort_all(); break; }
+                    }
+                }
+                while let Some(done) = tasks.join_next().await {
+                    log_join(done);
+                }
+                break;
+            }
+        }
+    }
+    info!("DICOM SCP stopped");
+    Ok(())
+}
+
+fn log_join(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        if e.is_panic() {
+            tracing::error!("association task panicked: {e}");
+        }
+    }
+}
+
+fn spawn_connection(
+    shared: &Arc<Shared>,
+    slots: &Arc<Semaphore>,
+    reject_slots: &Arc<Semaphore>,
+    tasks: &mut JoinSet<()>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+) {
+    let id = NEXT_ASSOCIATION.fetch_add(1, Ordering::Relaxed);
+    let span = tracing::info_span!(
+        "association",
+        id,
+        peer = %peer,
+        calling_ae = tracing::field::Empty,
+        called_ae = tracing::field::Empty
+    );
+    match slots.clone().try_acquire_owned() {
+        Ok(permit) => {
+            let shared = shared.clone();
+            tasks.spawn(
+                async move {
+                    association::handle(shared, stream, peer, id).await;
+                    drop(permit);
+                }
+                .instrument(span),
+            );
+        }
+        Err(_) => match reject_slots.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let read_timeout = shared.settings.read_timeout.min(Duration::from_secs(10));
+                let max_pdu = shared.settings.max_pdu;
+                let max = shared.settings.max_associations;
+                tasks.spawn(
+                    async move {
+                        negotiation::reject_busy(stream, read_timeout, max_pdu, max).await;
+                        drop(permit);
+                    }
+                    .instrument(span),
+                );
+            }
+            Err(_) => {
+                let _enter = span.enter();
+                warn!("too many connections: closed without an answer");
+                drop(stream);
+            }
+        },
+    }
+}
