@@ -733,7 +733,11 @@ fn non_axial_only_is_refused_unless_chosen() {
         .collect();
     write_all(dir.path(), &slices);
     let err = load_series(dir.path(), None).unwrap_err();
-    assert!(err.to_string().contains("sagittal"), "{err}");
+    assert!(matches!(err, DicomError::NoAxialSeries { .. }), "{err}");
+    assert!(
+        err.to_string().contains("sagittal") && err.to_string().contains(A),
+        "{err}"
+    );
     let s = load_series(dir.path(), Some(A)).unwrap();
     // normal = (0,1,0) × (0,0,-1) = (-1,0,0): positions along it are -x
     assert_eq!(s.z_mm(), &[-2.0, -1.0, 0.0]);

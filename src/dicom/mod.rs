@@ -61,6 +61,8 @@ pub enum DicomError {
     NoDicomFiles { location: String, detail: String },
     #[error("no CT image series in {location}: found only {found}; hu-red needs an axial CT series (CT Image Storage) of the phantom")]
     NoCtSeries { location: String, found: String },
+    #[error("no axial CT series in {location}: found {found}; hu-red needs axial slices of the phantom: reconstruct axial images, or give the series UID to use one of these anyway")]
+    NoAxialSeries { location: String, found: String },
     #[error(
         "series {uid} not found among the CT image series in {location}; present: {available}"
     )]
@@ -525,12 +527,9 @@ fn assemble(
                     .iter()
                     .map(|(u, hs)| format!("CT series {}", describe_series(u, hs, "CT")))
                     .collect();
-                return Err(DicomError::NoCtSeries {
+                return Err(DicomError::NoAxialSeries {
                     location: location.to_string(),
-                    found: format!(
-                        "non-axial CT series ({}); choose one explicitly if it really is what you want",
-                        found.join("; ")
-                    ),
+                    found: found.join("; "),
                 });
             }
             let best = axial
