@@ -5,9 +5,11 @@
 pub mod analysis;
 pub mod baseline;
 pub mod cli;
+pub mod config;
 pub mod dicom;
 pub mod phantom;
 pub mod pipeline;
 pub mod report;
 pub mod scp;
 pub mod simulate;
+pub mod store;
