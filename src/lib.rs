@@ -11,5 +11,6 @@ pub mod phantom;
 pub mod pipeline;
 pub mod report;
 pub mod scp;
+pub mod scu;
 pub mod simulate;
 pub mod store;
