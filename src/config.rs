@@ -1094,7 +1094,7 @@ mod tests {
         let mut c = defaults();
         c.qa.phantom = "site_cube".into();
         assert_problem(
-            &c.validate().unwrap_err().problems().to_vec(),
+            c.validate().unwrap_err().problems(),
             "qa.phantom",
             "site_cube",
         );

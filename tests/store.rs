@@ -1,0 +1,1094 @@
+//! The store against real databases: every test runs on SQLite (a temporary file) and on
+//! PostgreSQL when `HURED_TEST_POSTGRES_URL` is set (each Postgres test in its own schema, so
+//! tests run in parallel). With `CI=true`, a missing `HURED_TEST_POSTGRES_URL` fails the
+//! Postgres half instead of skipping it.
+//!
+//! Local Postgres (as root):
+//!     pg_ctlcluster 15 main start
+//!     su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'postgres'\""
+//!     su postgres -c "psql -q -c 'CREATE DATABASE hured_test'"
+//!     export HURED_TEST_POSTGRES_URL=postgres://postgres:postgres@127.0.0.1/hured_test
+
+use hu_red::store::*;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+const PG_ENV: &str = "HURED_TEST_POSTGRES_URL";
+
+#[derive(Clone)]
+enum Kind {
+    Sqlite,
+    Postgres(String),
+}
+
+/// The Postgres base URL, or None (skip) outside CI; panics in CI when it is missing.
+fn postgres_kind() -> Option<Kind> {
+    match std::env::var(PG_ENV) {
+        Ok(url) if !url.trim().is_empty() => Some(Kind::Postgres(url)),
+        _ => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!(
+                    "{PG_ENV} is not set but CI=true: the Postgres half of tests/store.rs must \
+                     run in CI (start PostgreSQL and export {PG_ENV}=postgres://USER:PASSWORD@HOST/DB)"
+                );
+            }
+            eprintln!("skipping the Postgres variant: {PG_ENV} is not set");
+            None
+        }
+    }
+}
+
+/// One test database: a temporary SQLite file, or a fresh Postgres schema.
+struct Db {
+    kind: Kind,
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+    schema: Option<String>,
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn with_param(url: &str, param: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{param}")
+}
+
+impl Db {
+    async fn new(kind: &Kind) -> Db {
+        match kind {
+            Kind::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                // a folder that does not exist yet: connect creates it
+                let path = dir.path().join("data").join("sub").join("hu-red.sqlite");
+                Db {
+                    kind: kind.clone(),
+                    url: format!("sqlite://{}", path.display()),
+                    _dir: Some(dir),
+                    schema: None,
+                }
+            }
+            Kind::Postgres(base) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                let schema = format!(
+                    "hured_t_{now}_{}_{}",
+                    std::process::id(),
+                    COUNTER.fetch_add(1, Ordering::Relaxed)
+                );
+                let admin = sqlx::PgPool::connect(base).await.unwrap();
+                // Leftovers of crashed runs (schema names carry their creation time).
+                let old: Vec<String> = sqlx::query_scalar(
+                    "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'hured\\_t\\_%'",
+                )
+                .fetch_all(&admin)
+                .await
+                .unwrap();
+                for s in old {
+                    let t: u64 = s
+                        .split('_')
+                        .nth(2)
+                        .and_then(|t| t.parse().ok())
+                        .unwrap_or(0);
+                    if t + 3600 < now {
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "DROP SCHEMA IF EXISTS \"{s}\" CASCADE"
+                        )))
+                        .execute(&admin)
+                        .await;
+                    }
+                }
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
+                    .execute(&admin)
+                    .await
+                    .unwrap();
+                admin.close().await;
+                Db {
+                    kind: kind.clone(),
+                    url: with_param(base, &format!("options[search_path]={schema}")),
+                    _dir: None,
+                    schema: Some(schema),
+                }
+            }
+        }
+    }
+
+    async fn open(&self) -> Store {
+        Store::connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}"))
+    }
+
+    /// Rows of a table, read around the store (proves what is really committed).
+    async fn count(&self, table: &str) -> i64 {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
+        match &self.kind {
+            Kind::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&self.url).await.unwrap();
+                let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+                pool.close().await;
+                n
+            }
+            Kind::Postgres(_) => {
+                let pool = sqlx::PgPool::connect(&self.url).await.unwrap();
+                let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+                pool.close().await;
+                n
+            }
+        }
+    }
+
+    async fn finish(self) {
+        if let (Kind::Postgres(base), Some(schema)) = (&self.kind, &self.schema) {
+            let admin = sqlx::PgPool::connect(base).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+            )))
+            .execute(&admin)
+            .await
+            .unwrap();
+            admin.close().await;
+        }
+    }
+}
+
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn sqlite() {
+                    super::$name(super::Kind::Sqlite).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn postgres() {
+                    if let Some(kind) = super::postgres_kind() {
+                        super::$name(kind).await;
+                    }
+                }
+            }
+        )*
+    };
+}
+
+both!(
+    migrations_are_idempotent,
+    record_instance_new_replace_reopen,
+    instance_moved_to_another_series,
+    series_due_respects_the_stable_age,
+    claim_is_compare_and_set_under_concurrency,
+    concurrent_arrivals_into_one_series,
+    insert_run_stores_everything,
+    insert_run_is_atomic,
+    run_finishing_after_a_reopen_keeps_the_series_receiving,
+    reset_interrupted_returns_analysing_to_stable,
+    data_survives_a_reopen,
+    fingerprints_identify_the_instance_set,
+    listings_are_ordered_and_limited,
+    errors_name_the_database_without_the_password,
+);
+
+const CT: &str = "1.2.840.10008.5.1.4.1.1.2";
+const SR: &str = "1.2.840.10008.5.1.4.1.1.88.67";
+const STUDY: &str = "1.2.826.0.1.3680043.8.498.1";
+
+fn series_uid(n: u32) -> String {
+    format!("1.2.826.0.1.3680043.8.498.1.{n}")
+}
+
+fn inst(series: &str, n: u32) -> NewInstance {
+    let sop = format!("{series}.{n}");
+    NewInstance {
+        sop_instance_uid: sop.clone(),
+        sop_class_uid: CT.to_string(),
+        series_instance_uid: series.to_string(),
+        study_instance_uid: STUDY.to_string(),
+        transfer_syntax: "1.2.840.10008.1.2.1".to_string(),
+        rel_path: format!("{STUDY}/{series}/{sop}.dcm"),
+        size_bytes: 525_000,
+        calling_ae: "CT01".to_string(),
+        called_ae: "HURED_QA".to_string(),
+        peer: "127.0.0.1:40000".to_string(),
+        modality: Some("CT".to_string()),
+        station_name: Some("CTSIM1".to_string()),
+        series_description: Some("QA HU-RED".to_string()),
+        analysable: true,
+    }
+}
+
+/// Moves a series receiving → stable → analysing, as the series manager and a worker do.
+async fn to_analysing(store: &Store, uid: &str) {
+    assert!(store
+        .claim_series(uid, SeriesState::Receiving, SeriesState::Stable)
+        .await
+        .unwrap());
+    assert!(store
+        .claim_series(uid, SeriesState::Stable, SeriesState::Analysing)
+        .await
+        .unwrap());
+}
+
+fn sample_run(series: &str, fp: Fingerprint) -> NewRun {
+    let mut run = NewRun::new(series, RunStatus::Ok, Verdict::Pass, fp, 1_000, 2_500);
+    run.phantom_id = Some("cirs062".into());
+    run.phantom_name = Some("CIRS 062M".into());
+    run.detection = Some("auto".into());
+    run.confidence = Some(0.93);
+    run.pose_centre_x_mm = Some(255.5);
+    run.pose_centre_y_mm = Some(250.25);
+    run.pose_rotation_deg = Some(-0.75);
+    run.slab_centre_index = Some(32);
+    run.slab_n_slices = Some(3);
+    run.slab_mm = Some(5.0);
+    run.slab_centre_z_mm = Some(-1.25);
+    run.assignment = Some("layout".into());
+    run.absolute_pass = Some(true);
+    run.constancy_pass = Some(true);
+    run.pearson_r = Some(0.99987);
+    run.baseline_source = Some("baseline.csv".into());
+    run.warnings = vec!["slice spacing irregular".into(), "ünïcode ok".into()];
+    run.summary_json = Some(r#"{"status":"ok","inserts":[]}"#.into());
+    run.outputs_dir = Some("results/{run_id}".into());
+    run.scanner = Some("CT Sim 1".into());
+    run.materials = vec![
+        NewMaterialResult {
+            insert: "Lung (inhale)".into(),
+            red: Some(0.19),
+            hu_mean: -803.25,
+            hu_std: 12.5,
+            hu_median: -804.0,
+            n_rois: 2,
+            n_pixels: 1234,
+            hu_expected: Some(-800.0),
+            hu_window: Some([-850.0, -750.0]),
+            within_window: Some(true),
+            baseline_hu: Some(-801.0),
+            delta_hu: Some(-2.25),
+            tolerance_hu: Some(20.0),
+            within_tolerance: Some(true),
+            delta_red_percent: Some(-0.2),
+            note: None,
+        },
+        NewMaterialResult {
+            insert: "Water".into(),
+            red: None,
+            hu_mean: 1.5,
+            hu_std: f64::NAN, // stored as NULL, read back as NaN
+            hu_median: 1.0,
+            n_rois: 1,
+            n_pixels: 600,
+            hu_expected: Some(0.0),
+            hu_window: None,
+            within_window: None,
+            baseline_hu: None,
+            delta_hu: None,
+            tolerance_hu: Some(20.0),
+            within_tolerance: Some(false),
+            delta_red_percent: None,
+            note: Some("no baseline value".into()),
+        },
+    ];
+    run.rois = vec![
+        NewRoiMeasurement {
+            hole: "h1".into(),
+            ring: Some("inner".into()),
+            insert: "Lung (inhale)".into(),
+            center_x_mm: 280.0,
+            center_y_mm: 250.0,
+            center_col_px: 573.4,
+            center_row_px: 512.0,
+            roi_radius_mm: 5.0,
+            roi_radius_px: 10.24,
+            insert_radius_mm: 15.0,
+            hu_mean: -803.0,
+            hu_std: 12.0,
+            hu_median: -804.0,
+            n_pixels: 617,
+            n_slices: 3,
+            refine_shift_mm: 0.4,
+            contrast_hu: 790.0,
+        },
+        NewRoiMeasurement {
+            hole: "rod_2".into(),
+            ring: None,
+            insert: "Water".into(),
+            hu_mean: 1.5,
+            n_pixels: 600,
+            n_slices: 3,
+            ..Default::default()
+        },
+    ];
+    run.outbox = Some(NewOutboxMessage {
+        recipients: vec!["physics@example.org".into(), "qa@example.org".into()],
+        subject: "HU-RED QA PASS — CT Sim 1".into(),
+    });
+    run
+}
+
+async fn migrations_are_idempotent(kind: Kind) {
+    let db = Db::new(&kind).await;
+    let a = db.open().await;
+    let s = series_uid(1);
+    a.record_instance(&inst(&s, 1)).await.unwrap();
+    // connect twice while the first is open: migrations are applied once, no error
+    let b = db.open().await;
+    assert_eq!(b.get_series(&s).await.unwrap().unwrap().n_instances, 1);
+    a.close().await;
+    b.close().await;
+    let c = db.open().await;
+    assert!(c.instance_exists(&format!("{s}.1")).await.unwrap());
+    assert_eq!(db.count("_sqlx_migrations").await, 1);
+
+    let settings = c.settings().await.unwrap();
+    let get = |k: &str| {
+        settings
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    match kind {
+        Kind::Sqlite => {
+            assert_eq!(c.dialect(), Dialect::Sqlite);
+            assert_eq!(get("journal_mode"), "wal");
+            assert_eq!(get("synchronous"), "2", "synchronous=FULL");
+            assert_eq!(get("foreign_keys"), "1");
+            assert_eq!(get("busy_timeout"), "30000");
+        }
+        Kind::Postgres(_) => {
+            assert_eq!(c.dialect(), Dialect::Postgres);
+            assert!(get("search_path").contains(db.schema.as_deref().unwrap()));
+            assert!(
+                !c.display_url().contains(":postgres@"),
+                "{}",
+                c.display_url()
+            );
+        }
+    }
+    c.close().await;
+    db.finish().await;
+}
+
+async fn record_instance_new_replace_reopen(kind: Kind) {
+    let db = Db::new(&kind).await;
+    let store = db.open().await;
+    let s = series_uid(2);
+
+    let o = store
+        .record_instance_at(&inst(&s, 1), 10_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        o,
+        RecordOutcome {
+            new_series: true,
+            reopened: false,
+            replaced: false
+        }
+    );
+    let row = store.get_series(&s).await.unwrap().unwrap();
+    assert_eq!(row.state, SeriesState::Receiving);
+    assert_eq!(row.study_instance_uid, STUDY);
+    assert_eq!(
+        (row.first_received_at, row.last_received_at, row.n_instances),
+        (10_000, 10_000, 1)
+    );
+    assert!(!row.amended);
+    assert!(row.analysable);
+    assert_eq!(row.modality.as_deref(), Some("CT"));
+    assert_eq!(row.station_name.as_deref(), Some("CTSIM1"));
+    assert_eq!(row.description.as_deref(), Some("QA HU-RED"));
+    assert_eq!(row.calling_ae.as_deref(), Some("CT01"));
+    assert_eq!(row.last_run_id, None);
+
+    // a second instance; blank DICOM text does not erase what is known
+    let mut i2 = inst(&s, 2);
+    i2.station_name = Some("   ".into());
+    let o = store.record_instance_at(&i2, 11_000).await.unwrap();
+    assert_eq!(o, RecordOutcome::default());
+    let row = store.get_series(&s).await.unwrap().unwrap();
+    assert_eq!((row.n_instances, row.last_received_at), (2, 11_000));
+    assert_eq!(row.first_received_at, 10_000);
+    assert_eq!(row.station_name.as_deref(), Some("CTSIM1"));
+    assert_eq!(
+        store
+            .get_instance(&i2.sop_instance_uid)
+            .await
+            .unwrap()
+            .unwrap()
+            .station_name,
+        None
+    );
+
+    // re-sent: replaces the row, counts once
+    let mut again = inst(&s, 1);
+    again.transfer_syntax = "1.2.840.10008.1.2.4.70".into();
+    again.size_bytes = 300_000;
+    again.calling_ae = "PACS".into();
+    let o = store.record_instance_at(&again, 12_000).await.unwrap();
+    assert_eq!(
+        o,
+        RecordOutcome {
+            new_series: false,
+            reopened: false,
+            replaced: true
+        }
+    );
+    let row = store.get_series(&s).await.unwrap().unwrap();
+    assert_eq!(row.n_instances, 2);
+    assert_eq!(row.calling_ae.as_deref(), Some("PACS"));
+    let i1 = store
+        .get_instance(&again.sop_instance_uid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(i1.transfer_syntax, "1.2.840.10008.1.2.4.70");
+    assert_eq!(
+        (i1.size_bytes, i1.times_received, i1.received_at),
+        (300_000, 2, 12_000)
+    );
+    assert!(store
+        .instance_exists(&again.sop_instance_uid)
+        .await
+        .unwrap());
+    assert!(!store.instance_exists("1.2.3.4.5").await.unwrap());
+    assert_eq!(db.count("instances").await, 2);
+
+    // stable → receiving is not a re-open
+    assert!(store
+        .claim_series(&s, SeriesState::Receiving, SeriesState::Stable)
+        .await
+        .unwrap());
+    let o = store
+        .record_instance_at(&inst(&s, 3), 13_000)
+        .await
+        .unwrap();
+    assert_eq!(o, RecordOutcome::default());
+    let row = store.get_series(&s).await.unwrap().unwrap();
+    assert_eq!(
+        (row.state, row.n_instances, row.amended),
+        (SeriesState::Receiving, 3, false)
+    );
+
+    // analysed (done) → an arrival re-opens it and marks it amended
+    to_analysing(&store, &s).await;
+    let fp = store.series_fingerprint(&s).await.unwrap();
+    let run_id = store.insert_run(&sample_run(&s, fp.clone())).await.unwrap();
+    let row = store.get_series(&s).await.unwrap().unwrap();
+    assert_eq!(row.state, SeriesState::Done);
+    assert_eq!(row.last_run_id, Some(run_id));
+    let o = store
+        .record_instance_at(&inst(&s, 4), 14_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        o,
+        RecordOutcome {
+            new_series: false,
+            reopened: true,
+            replaced: false
+        }
+    );
+    let row = store.get_series(&s).await.unwrap().unwrap();
+    assert_eq!(row.state, SeriesState::Receiving);
+    assert!(row.amended);
+    assert_eq!(row.n_instances, 4);
+    assert_eq!(row.last_run_id, Some(run_id), "the last run is still known");
+    assert_eq!(row.analysed(), Some(fp));
+
+    // failed and not_analysed re-open too; amended stays set
+    for end in [SeriesState::Failed, SeriesState::NotAnalysed] {
+        to_analysing(&store, &s).await;
+        assert!(store
+            .finish_series(&s, SeriesState::Analysing, end, None)
+            .await
+            .unwrap());
+        let o = store
+            .record_instance_at(&inst(&s, 1), 15_000)
+            .await
+            .unwrap();
+        assert!(o.reopened && o.replaced && !o.new_series, "{end}: {o:?}");
+        let row = store.get_series(&s).await.unwrap().unwrap();
+        assert_eq!((row.state, row.amended), (SeriesState::Receiving, true));
+    }
+
+    // a series of non-CT instances is not analysable
+    let s2 = series_uid(3);
+    let mut sr = inst(&s2, 1);
+    sr.sop_class_uid = SR.into();
+    sr.modality = Some("SR".into());
+    sr.analysable = false;
+    assert!(store.record_instance(&sr).await.unwrap().new_series);
+    let row = store.get_series(&s2).await.unwrap().unwrap();
+    assert!(!row.analysable);
+    assert_eq!(row.modality.as_deref(), Some("SR"));
+    // one CT instance makes it analysable
+    store.record_instance(&inst(&s2, 2)).await.unwrap();
+    assert!(store.get_series(&s2).await.unwrap().unwrap().analysable);
+
+    store.close().await;
+    db.finish().await;
+}
+
+async fn instance_moved_to_another_series(kind: Kind) {
+    let db = Db::new(&kind).await;
+    let store = db.open().await;
+    let (a, b) = (series_uid(10), series_uid(11));
+    for n in 1..=3 {
+        store.record_instance(&inst(&a, n)).await.unwrap();
+    }
+    let mut sr = inst(&b, 1);
+    sr.analysable = false;
+    store.record_instance(&sr).await.unwrap();
+    // instance a.3 re-sent as part of series b
+    let mut moved = inst(&a, 3);
+    moved.series_instance_uid = b.clone();
+    let o = store.record_instance(&moved).await.unwrap();
+    assert!(o.replaced && !o.new_series);
+    let ra = store.get_series(&a).await.unwrap().unwrap();
+    let rb = store.get_series(&b).await.unwrap().unwrap();
+    assert_eq!(ra.n_instances, 2);
+    assert_eq!(rb.n_instances, 2);
+    assert!(rb.analysable);
+    assert_eq!(store.series_instances(&a).await.unwrap().len(), 2);
+    assert_eq!(store.series_instances(&b).await.unwrap().len(), 2);
+    store.close().await;
+    db.finish().await;
+}
+
+async fn series_due_respects_the_stable_age(kind: Kind) {
+    let db = Db::new(&kind).await;
+    let store = db.open().await;
+    let t0 = 1_700_000_000_000_i64;
+    let (s, t) = (series_uid(20), series_uid(21));
+    store.record_instance_at(&inst(&s, 1), t0).await.unwrap();
+    store
+        .record_instance_at(&inst(&t, 1), t0 + 5_000)
+        .await
+        .unwrap();
+    store
+        .record_instance_at(&inst(&s, 2), t0 + 10_000)
+        .await
+        .unwrap();
+    let due = |now: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .series_due(20, now)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.series_instance_uid)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(due(t0 + 24_999).await.is_empty());
+    assert_eq!(due(t0 + 25_000).await, vec![t.clone()]);
+    assert_eq!(
+        due(t0 + 30_000).await,
+        [t.clone(), s.clone()],
+        "oldest first; the later instance restarted the clock of s"
+    );
+    // only receiving series are due
+    assert!(store
+        .claim_series(&t, SeriesState::Receiving, SeriesState::Stable)
+        .await
+        .unwrap());
+    assert_eq!(due(t0 + 30_000).await, vec![s.clone()]);
+    let stable = store.series_in_state(SeriesState::Stable).await.unwrap();
+    assert_eq!(stable.len(), 1);
+    assert_eq!(stable[0].series_instance_uid, t);
+    // a new arrival on a stable series takes it back to receiving, clock restarted
+    store
+        .record_instance_at(&inst(&t, 2), t0 + 40_000)
+        .await
+        .unwrap();
+    assert_eq!(due(t0 + 59_999).await, vec![s.clone()]);
+    assert_eq!(due(t0 + 60_000).await, [s.clone(), t.clone()]);
+    store.close().await;
+    db.finish().await;
+}
+
+async fn claim_is_compare_and_set_under_concurrency(kind: Kind) {
+    let db = Db::new(&kind).await;
+    let store = db.open().await;
+    for k in 0..8 {
+        let s = series_uid(100 + k);
+        store.record_instance(&inst(&s, 1)).await.unwrap();
+        assert!(store
+            .claim_series(&s, SeriesState::Receiving, SeriesState::Stable)
+            .await
+            .unwrap());
+        let barrier = Arc::new(tokio::sync::Barrier::new(4));
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let (store, s, barrier) = (store.clone(), s.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    store
+                        .claim_series(&s, SeriesState::Stable, SeriesState::Analysing)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut wins = 0;
+        for t in tasks {
+            wins += usize::from(t.await.unwrap());
+        }
+        assert_eq!(wins, 1, "series {s}: exactly one claim wins");
+        assert_eq!(
+            store.get_series(&s).await.unwrap().unwrap().state,
+            SeriesState::Analysing
+        );
+    }
+    // wrong source state, unknown series
+    let s = series_uid(100);
+    assert!(!store
+        .claim_series(&s, SeriesState::Stable, SeriesState::Analysing)
+        .await
+        .unwrap());
+    assert!(!store
+        .claim_series("9.9.9", SeriesState::Receiving, SeriesState::Stable)
+        .await
+        .unwrap());
+    store.close().await;
+    db.finish().await;
+}
+
+async fn concurrent_arrivals_into_one_series(kind: Kind) {
+    let db = Db::new(&kind).await;
+    let store = db.open().await;
+    let s = series_uid(30);
+    // 4 associations send 25 instances each (plus re-sends) of the same new series at once
+    let tasks: Vec<_> = (0..4u32)
+        .map(|a| {
+            let (store, s) = (store.clone(), s.clone());
+            tokio::spawn(async move {
+                let mut new_series = 0;
+                for n in 0..25 {
+                    let o = store.record_instance(&inst(&s, a * 100 + n)).await.unwrap();
+                    new_series += usize::from(o.new_series);
+                    if n % 10 == 0 {
+                        let o = store.record_instance(&inst(&s, a * 100 + n)).await.unwrap();
+                        assert!(o.replaced);
+                    }
+                }
+                new_series
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for t in tasks {
+        created += t.await.unwrap();
+    }
+    assert_eq!(created, 1, "the series is created once");
+    let row = store.get_series(&s).await.unwrap().unwrap();
+    assert_eq!(row.n_instances, 100);
+    let instances = store.series_instances(&s).await.unwrap();
+    assert_eq!(instances.len(), 100);
+    assert_eq!(db.count("instances").await, 100);
+    store.close().await;
+    db.finish().await;
+}
+
+async fn insert_run_stores_everything(kind: Kind) {
+    let db = Db::new(&kind).await;
+    let store = db.open().await;
+    let s = series_uid(40);
+    for n in 1..=3 {
+        store.record_instance(&inst(&s, n)).await.unwrap();
+    }
+    to_analysing(&store, &s).await;
+    let instances = store.series_instances(&s).await.unwrap();
+    let fp = Fingerprint::of(&instances);
+    let mut run = sample_run(&s, fp.clone());
+    run.amended = true;
+    let id = store.insert_run(&run).await.unwrap();
+
+    let detail = store.get_run(id).await.unwrap().unwrap();
+    let r = &detail.run;
+    assert_eq!(r.id, id);
+    assert_eq!(r.series_instance_uid, s);
+    assert_eq!((r.started_at, r.finished_at), (1_000, 2_500));
+    assert_eq!((r.status, r.verdict), (RunStatus::Ok, Verdict::Pass));
+    assert_eq!(r.phantom_id.as_deref(), Some("cirs062"));
+    assert_eq!(r.phantom_name.as_deref(), Some("CIRS 062M"));
+    assert_eq!(r.detection.as_deref(), Some("auto"));
+    assert_eq!(r.confidence, Some(0.93));
+    assert_eq!(
+        (r.pose_centre_x_mm, r.pose_centre_y_mm, r.pose_rotation_deg),
+        (Some(255.5), Some(250.25), Some(-0.75))
+    );
+    assert_eq!(
+        (
+            r.slab_centre_index,
+            r.slab_n_slices,
+            r.slab_mm,
+            r.slab_centre_z_mm
+        ),
+        (Some(32), Some(3), Some(5.0), Some(-1.25))
+    );
+    assert_eq!(r.assignment.as_deref(), Some("layout"));
+    assert_eq!(
+        (r.absolute_pass, r.constancy_pass),
+        (Some(true), Some(true))
+    );
+    assert_eq!(r.pearson_r, Some(0.99987));
+    assert_eq!(r.baseline_source.as_deref(), Some("baseline.csv"));
+    assert_eq!(r.warnings, run.warnings);
+    assert_eq!(r.error, None);
+    assert_eq!(r.summary_json, run.summary_json);
+    assert_eq!(
+        r.outputs_dir.as_deref(),
+        Some(format!("results/{id}").as_str())
+    );
+    assert!(r.amended);
+    assert_eq!(r.scanner.as_deref(), Some("CT Sim 1"));
+    assert_eq!(r.fingerprint, fp);
+
+    assert_eq!(detail.materials.len(), 2);
+    assert_eq!(detail.materials[0].seq, 0);
+    assert_eq!(detail.materials[0].values, run.materials[0]);
+    let water = &detail.materials[1].values;
+    assert_eq!(water.insert, "Water");
+    assert!(water.hu_std.is_nan(), "NaN round-trips as NULL → NaN");
+    assert_eq!(water.note.as_deref(), Some("no baseline value"));
+    assert_eq!(water.within_tolerance, Some(false));
+    assert_eq!(water.hu_window, None);
+    assert_eq!(detail.rois.len(), 2);
+    assert_eq!(detail.rois[0].values, run.rois[0]);
+    assert_eq!(detail.rois[1].values, run.rois[1]);
+    assert!(detail.rois.iter().all(|r| r.run_id == id));
+
+    let series = store.get_series(&s).await.unwrap().unwrap();
+    assert_eq!(series.state, SeriesState::Done);
+    assert_eq!(series.last_run_id, Some(id));
+    assert_eq!(series.analysed(), Some(fp.clone()));
+
+    let outbox = store.outbox_for_run(id).await.unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(
+        outbox[0].recipients,
+        ["physics@example.org", "qa@example.org"]
+    );
+    assert_eq!(outbox[0].subject, "HU-RED QA PASS — CT Sim 1");
+    assert_eq!(outbox[0].state, OutboxState::Pending);
+    assert_eq!(outbox[0].attempts, 0);
+    assert!(outbox[0].next_attempt_at <= now_ms());
+
+    // a failed run of another series: series failed, no outbox, the reason kept
+    let f = series_uid(41);
+    store.record_instance(&inst(&f, 1)).await.unwrap();
+    to_analysing(&store, &f).await;
+    let mut failed = NewRun::new(
+        &f,
+        RunStatus::Failed,
+        Verdict::Error,
+        store.series_fingerprint(&f).await.unwrap(),
+        3_000,
+        3_100,
+    );
+    failed.error = Some("no phantom found in series".into());
+    let fid = store.insert_run(&failed).await.unwrap();
+    assert!(fid > id);
+    let series = store.get_series(&f).await.unwrap().unwrap();
+    assert_eq!(series.state, SeriesState::Failed);
+    let d = store.get_run(fid).await.unwrap().unwrap();
+    assert_eq!(d.run.error.as_deref(), Some("no phantom found in series"));
+    assert_eq!(d.run.outputs_dir, None);
+    assert!(d.materials.is_empty() && d.rois.is_empty());
+    assert!(store.outbox_for_run(fid).await.unwrap().is_empty());
+    assert!(store.get_run(fid + 1000).await.unwrap().is_none());
+
+    let runs = store.series_runs(&s).await.unwrap();
+    assert_eq!(runs.iter().map(|r| r.id).collect::<Vec<_>>(), [id]);
+    store.close().await;
+    db.finish().await;
+}
+
+async fn insert_run_is_atomic(kind: Kind) {
+    let db = Db::new(&kind).await;
+    let store = db.open().await;
+    let s = series_uid(50);
+    store.record_instance(&inst(&s, 1)).await.unwrap();
+    to_analysing(&store, &s).await;
+    let fp = store.series_fingerprint(&s).await.unwrap();
+
+    // The last statement of the transaction fails (an outbox message without recipients is
+    // refused by the database): nothing of the run may remain.
+    let mut bad = sample_run(&s, fp.clone());
+    bad.outbox = Some(NewOutboxMessage {
+        recipients: vec![],
+        subject: "x".into(),
+    });
+    let e = store.insert_run(&bad).await.unwrap_err();
+    let m = e.to_string();
+    assert!(m.contains(&s) && m.contains("notification"), "{m}");
+    for table in ["runs", "material_results", "roi_measurements", "outbox"] {
+        assert_eq!(
+            db.count(table).await,
+            0,
+            "{table} after a failed insert_run"
+        );
+    }
+    let row = store.get_series(&s).await.unwrap().unwrap();
+    assert_eq!(row.state, SeriesState::Analysing);
+    assert_eq!(row.last_run_id, None);
+    assert_eq!(row.analysed(), None);
+
+    // A failure in the middle (a negative pixel count violates a CHECK) rolls back too.
+    let mut bad = sample_run(&s, fp.clone());
+    bad.rois[1].n_pixels = -1;
+    assert!(store.insert_run(&bad).await.is_err());
+    for table in ["runs", "material_results", "roi_measurements", "outbox"] {
+        assert_eq!(
+            db.count(table).await,
+            0,
+            "{table} after a failed insert_run"
+        );
+    }
+
+    // A run of an unknown series is refused.
+    let ghost = sample_run("9.8.7.6", fp.clone());
+    assert!(store.insert_run(&ghost).await.is_err());
+    assert_eq!(db.count("runs").await, 0);
+
+    // The same run, valid, goes in whole.
+    let id = store.insert_run(&sample_run(&s, fp)).await.unwrap();
+    assert_eq!(db.count("runs").await, 1);
+    assert_eq!(db.count("material_results").await, 2);
+    assert_eq!(db.count("roi_measurements").await, 2);
+    assert_eq!(db.count("outbox").await, 1);
+    assert_eq!(
+        store.get_series(&s).await.unwrap().unwrap().last_run_id,
+        Some(id)
+    );
+    store.close().await;
+    db.finish().await;
+}
+
+async fn run_finishing_after_a_reopen_keeps_the_series_receiving(kind: Kind) {
+    let db = Db::new(&kind).await;
+    let store = db.open().await;
+    let s = series_uid(60);
+    store.record_instance(&inst(&s, 1)).await.unwrap();
+    to_analysing(&store, &s).await;
+    let analysed = store.series_instances(&s).await.unwrap();
+    // an instance arrives while the worker analyses
+    let o = store.record_instance(&inst(&s, 2)).await.unwrap();
+    assert!(o.reopened);
+    let id = store
+        .insert_run(&sample_run(&s, Fingerprint::of(&analysed)))
+        .await
+        .unwrap();
+    let row = store.get_series(&s).await.unwrap().unwrap();
+    assert_eq!(
+        row.state,
+        SeriesState::Receiving,
+        "analysed again once stable"
+    );
+    assert!(row.amended);
+    assert_eq!(row.last_run_id, Some(id));
+    let analysed_fp = row.analysed().unwrap();
+    assert_eq!(analysed_fp.n_instances, 1);
+    assert_ne!(
+        analysed_fp,
+        store.series_fingerprint(&s).await.unwrap(),
+        "the current set differs from the analysed one"
+    );
+    store.close().await;
+    db.finish().await;
+}
+
+async fn reset_interrupted_returns_analysing_to_stable(kind: Kind) {
+    let db = Db::new(&kind).await;
+    let store = db.open().await;
+    let (a, d, r) = (series_uid(70), series_uid(71), series_uid(72));
+    for s in [&a, &d, &r] {
+        store.record_instance(&inst(s, 1)).await.unwrap();
+    }
+    to_analysing(&store, &a).await;
+    to_analysing(&store, &d).await;
+    let fp = store.series_fingerprint(&d).await.unwrap();
+    store.insert_run(&sample_run(&d, fp)).await.unwrap();
+    // crash: a new process opens the database
+    store.close().await;
+    drop(store);
+    let store = db.open().await;
+    assert_eq!(store.reset_interrupted().await.unwrap(), 1);
+    let state = |uid: String| {
+        let store = store.clone();
+        async move { store.get_series(&uid).await.unwrap().unwrap().state }
+    };
+    assert_eq!(state(a.clone()).await, SeriesState::Stable);
+    assert_eq!(state(d.clone()).await, SeriesState::Done);
+    assert_eq!(state(r.clone()).await, SeriesState::Receiving);
+    let stable: Vec<String> = store
+        .series_in_state(SeriesState::Stable)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.series_instance_uid)
+        .collect();
+    assert_eq!(stable, vec![a.clone()]);
+    assert_eq!(store.reset_interrupted().await.unwrap(), 0);
+    // and it can be claimed again
+    assert!(store
+        .claim_series(&a, SeriesState::Stable, SeriesState::Analysing)
+        .await
+        .unwrap());
+    store.close().await;
+    db.finish().await;
+}
+
+async fn data_survives_a_reopen(kind: Kind) {
+    let db = Db::new(&kind).await;
+    let s = series_uid(80);
+    let run_id = {
+        let store = db.open().await;
+        for n in 1..=5 {
+            store.record_instance(&inst(&s, n)).await.unwrap();
+        }
+        to_analysing(&store, &s).await;
+        let fp = store.series_fingerprint(&s).await.unwrap();
+        let id = store.insert_run(&sample_run(&s, fp)).await.unwrap();
+        // no close(): the handle is simply dropped, as in a process exit
+        drop(store);
+        id
+    };
+    // a brand-new store (new pool, new connections) sees everything
+    let store = db.open().await;
+    let row = store.get_series(&s).await.unwrap().unwrap();
+    assert_eq!(row.n_instances, 5);
+    assert_eq!(row.state, SeriesState::Done);
+    assert_eq!(row.last_run_id, Some(run_id));
+    assert_eq!(store.series_instances(&s).await.unwrap().len(), 5);
+    let d = store.get_run(run_id).await.unwrap().unwrap();
+    assert_eq!(d.materials.len(), 2);
+    assert_eq!(store.outbox_for_run(run_id).await.unwrap().len(), 1);
+    if let Kind::Sqlite = kind {
+        // and the file is readable by any other SQLite client right away (WAL committed)
+        assert_eq!(db.count("instances").await, 5);
+    }
+    store.close().await;
+    db.finish().await;
+}
+
+async fn fingerprints_identify_the_instance_set(kind: Kind) {
+    let db = Db::new(&kind).await;
+    let store = db.open().await;
+    let s = series_uid(90);
+    for n in [3, 1, 2] {
+        store.record_instance(&inst(&s, n)).await.unwrap();
+    }
+    let fp = store.series_fingerprint(&s).await.unwrap();
+    let instances = store.series_instances(&s).await.unwrap();
+    assert_eq!(fp, Fingerprint::of(&instances));
+    assert_eq!(fp.n_instances, 3);
+    let uids: BTreeSet<String> = (1..=3).map(|n| format!("{s}.{n}")).collect();
+    assert_eq!(fp, Fingerprint::of_uids(uids.iter().map(String::as_str)));
+    // series_instances is ordered and carries what a worker needs
+    let listed: Vec<&str> = instances
+        .iter()
+        .map(|i| i.sop_instance_uid.as_str())
+        .collect();
+    assert_eq!(listed, uids.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(instances
+        .iter()
+        .all(|i| i.analysable && i.rel_path.ends_with(".dcm")));
+    // a re-send of the same instance does not change the set
+    store.record_instance(&inst(&s, 2)).await.unwrap();
+    assert_eq!(store.series_fingerprint(&s).await.unwrap(), fp);
+    // a new instance does
+    store.record_instance(&inst(&s, 4)).await.unwrap();
+    let fp4 = store.series_fingerprint(&s).await.unwrap();
+    assert_ne!(fp4, fp);
+    assert_eq!(fp4.n_instances, 4);
+    // an unknown series has the empty set
+    assert_eq!(
+        store.series_fingerprint("9.9").await.unwrap().n_instances,
+        0
+    );
+    // finish_series records the fingerprint with the state
+    assert!(store
+        .claim_series(&s, SeriesState::Receiving, SeriesState::Analysing)
+        .await
+        .unwrap());
+    assert!(store
+        .finish_series(
+            &s,
+            SeriesState::Analysing,
+            SeriesState::NotAnalysed,
+            Some(&fp4)
+        )
+        .await
+        .unwrap());
+    let row = store.get_series(&s).await.unwrap().unwrap();
+    assert_eq!(row.state, SeriesState::NotAnalysed);
+    assert_eq!(row.analysed(), Some(fp4));
+    store.close().await;
+    db.finish().await;
+}
+
+async fn listings_are_ordered_and_limited(kind: Kind) {
+    let db = Db::new(&kind).await;
+    let store = db.open().await;
+    let mut ids = Vec::new();
+    for k in 0..5u32 {
+        let s = series_uid(200 + k);
+        store
+            .record_instance_at(&inst(&s, 1), 1_000 * i64::from(k))
+            .await
+            .unwrap();
+        to_analysing(&store, &s).await;
+        let fp = store.series_fingerprint(&s).await.unwrap();
+        ids.push(store.insert_run(&sample_run(&s, fp)).await.unwrap());
+    }
+    let series = store.list_series(3).await.unwrap();
+    assert_eq!(
+        series
+            .iter()
+            .map(|r| r.series_instance_uid.clone())
+            .collect::<Vec<_>>(),
+        [series_uid(204), series_uid(203), series_uid(202)]
+    );
+    let runs = store.list_runs(2).await.unwrap();
+    assert_eq!(
+        runs.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [ids[4], ids[3]]
+    );
+    assert_eq!(store.list_runs(100).await.unwrap().len(), 5);
+    store.close().await;
+    db.finish().await;
+}
+
+async fn errors_name_the_database_without_the_password(kind: Kind) {
+    match kind {
+        Kind::Sqlite => {
+            // a SQLite "file" that is a folder cannot be opened
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().display());
+            let e = Store::connect(&url).await.unwrap_err();
+            let m = e.to_string();
+            assert!(m.contains(&dir.path().display().to_string()), "{m}");
+        }
+        Kind::Postgres(base) => {
+            // same server, wrong password
+            let secret = "wrong-secret-pw";
+            let rest = base.split_once("://").unwrap().1;
+            let host_part = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
+            let url = format!("postgres://postgres:{secret}@{host_part}");
+            let opts = StoreOptions {
+                acquire_timeout: std::time::Duration::from_secs(5),
+                ..Default::default()
+            };
+            let e = Store::connect_with(&url, &opts).await.unwrap_err();
+            let m = format!("{e} {e:?}");
+            assert!(!m.contains(secret), "{m}");
+            assert!(m.contains("postgres:***@"), "{m}");
+        }
+    }
+}
