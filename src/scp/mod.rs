@@ -52,11 +52,13 @@
 //!   is aborted without a response (its temp file removed; the sender sees the instance failed).
 
 mod association;
-pub(crate) mod dimse;
+pub mod dimse;
 mod negotiation;
 mod storage;
 
+pub(crate) use association::chain as error_chain;
 pub use dimse::status;
+pub use negotiation::VERIFICATION as VERIFICATION_SOP_CLASS;
 pub use negotiation::{
     accepted_transfer_syntaxes, is_analysable_sop_class, SopClass, ACCEPTED_SOP_CLASSES,
     TRANSFER_SYNTAXES,
