@@ -1,5 +1,5 @@
-//! `cargo bench --bench analyze`: the whole offline pipeline (load, overview, plan, slab, measure:
-//! the steps of `hu_red::pipeline`) on simulated 512² series of 64 and 300 slices, one per phantom.
+//! `cargo bench --bench analyze`: the whole offline pipeline (`hu_red::pipeline::analyze`: load,
+//! overview, plan, slab, measure) on simulated 512² series of 64 and 300 slices, one per phantom.
 //! The series are written once to a temporary folder (outside the timing); the timing includes
 //! reading and decoding the files, as `hu-red analyze` does. Wall time and peak RSS of the
 //! binary itself: `benches/rss.sh`.
@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use hu_red::analysis::{self, AnalysisOptions};
-use hu_red::dicom;
+use hu_red::analysis::AnalysisOptions;
 use hu_red::phantom::PhantomSet;
+use hu_red::pipeline::{self, AnalyzeRequest, SeriesSource};
 use hu_red::simulate::{self, SimParams};
 
 /// The benchmark series: 512², 0.8 mm pixels; 64 × 2.5 mm or 300 × 1 mm slices; couch,
@@ -43,17 +43,16 @@ fn make_series(root: &Path, phantom: &str, n_slices: usize) -> PathBuf {
 }
 
 fn analyze_dir(dir: &Path) {
-    let set = PhantomSet::builtin();
-    let opts = AnalysisOptions::default();
-    let series = dicom::load_series(dir, None).expect("load");
-    let overview = series.overview(2.0).expect("overview");
-    let plan = analysis::plan(&overview, &set.phantoms, &opts)
-        .unwrap_or_else(|e| panic!("plan {}: {e}", dir.display()));
-    let slab = series.full_resolution(&plan.slab_indices).expect("slab");
-    let def = set.get(&plan.phantom_id).expect("planned phantom");
-    let m = analysis::measure(&plan, def, &slab, &opts)
-        .unwrap_or_else(|e| panic!("measure {}: {e}", dir.display()));
-    assert!(!m.inserts.is_empty());
+    let req = AnalyzeRequest {
+        source: SeriesSource::Path(dir.to_path_buf()),
+        series_uid: None,
+        phantoms: PhantomSet::builtin(),
+        options: AnalysisOptions::default(),
+        baseline: None,
+        baseline_protocol: None,
+    };
+    let out = pipeline::analyze(req).unwrap_or_else(|e| panic!("analyze {}: {e}", dir.display()));
+    assert!(!out.measurement.inserts.is_empty());
 }
 
 fn bench_analyze(c: &mut Criterion) {

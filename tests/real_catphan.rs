@@ -318,3 +318,166 @@ fn catphan_defaults_find_ctp404_and_the_right_materials() {
         "{pts:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// `hu-red analyze` end to end on the real scan.
+
+const BIN: &str = env!("CARGO_BIN_EXE_hu-red");
+
+fn hu_red(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run hu-red")
+}
+
+fn read_json(path: &std::path::Path) -> serde_json::Value {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+#[test]
+fn cli_analyze_real_catphan_and_compare_with_a_baseline() {
+    let dir = common::fetch_pylinac_catphan();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("site.json");
+    fs::write(
+        &config,
+        r#"{"phantoms": {"catphan_ctp404": {"roi_radius_fraction": 0.8333333333}}}"#,
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let args = |outdir: &std::path::Path, extra: &[&std::path::Path]| {
+        let mut v: Vec<std::ffi::OsString> = vec![
+            "analyze".into(),
+            "--dicom".into(),
+            dir.clone().into(),
+            "--outdir".into(),
+            outdir.into(),
+            "--config".into(),
+            config.clone().into(),
+            "--slab-mm".into(),
+            "2.5".into(),
+        ];
+        if let Some(b) = extra.first() {
+            v.push("--baseline".into());
+            v.push((*b).into());
+        }
+        v
+    };
+
+    // 1. No baseline: exit 0, every file written, the numbers of the acceptance test.
+    let a = args(&out, &[]);
+    let o = hu_red(&a.iter().map(|s| s.as_os_str()).collect::<Vec<_>>());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "stderr: {stderr}");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("catphan_ctp404"),
+        "console summary: {stdout}"
+    );
+    let csv_path = out.join("hu_red_catphan_ctp404.csv");
+    let json_path = out.join("hu_red_catphan_ctp404_summary.json");
+    assert!(out.join("hu_red_catphan_ctp404_curve.png").is_file());
+    let s = read_json(&json_path);
+    assert_eq!(s["status"], "ok", "{s}");
+    assert!(s["error"].is_null());
+    assert_eq!(s["phantom"]["id"], "catphan_ctp404");
+    assert_eq!(s["phantom"]["detection"], "auto");
+    assert_eq!(s["tolerance_evaluation"]["has_baseline"], false);
+    let inserts = s["inserts"].as_array().unwrap();
+    assert_eq!(inserts.len(), 7, "{inserts:?}");
+    for (name, published) in PYLINAC_MEANS {
+        let r = inserts
+            .iter()
+            .find(|r| r["insert"] == name)
+            .unwrap_or_else(|| panic!("{name} missing from the summary"));
+        let mean = r["hu_mean"].as_f64().unwrap();
+        assert!(
+            (mean - published).abs() <= 2.0,
+            "{name}: {mean} vs {published}"
+        );
+    }
+
+    // The CSV: one row per material, the script's metadata columns filled from the headers.
+    let mut rd = csv::Reader::from_path(&csv_path).unwrap();
+    let headers = rd.headers().unwrap().clone();
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("CSV column {name} missing: {headers:?}"))
+    };
+    let (c_insert, c_mean, c_manu, c_desc) = (
+        col("insert"),
+        col("hu_mean"),
+        col("Manufacturer"),
+        col("SeriesDescription"),
+    );
+    let rows: Vec<csv::StringRecord> = rd.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 7);
+    for row in &rows {
+        assert_eq!(&row[c_manu], "Varian Medical Systems");
+        assert_eq!(&row[c_desc], "", "the scan has no SeriesDescription");
+        let published = PYLINAC_MEANS
+            .iter()
+            .find(|(n, _)| *n == &row[c_insert])
+            .unwrap_or_else(|| panic!("unexpected insert {}", &row[c_insert]))
+            .1;
+        let mean: f64 = row[c_mean].parse().unwrap();
+        assert!((mean - published).abs() <= 2.0, "{row:?}");
+    }
+
+    // 2. Its own CSV as the baseline: constancy passes, exit 0, ΔHU = 0 (the CSV keeps 3
+    //    decimals).
+    let out2 = tmp.path().join("out2");
+    let a = args(&out2, &[&csv_path]);
+    let o = hu_red(&a.iter().map(|s| s.as_os_str()).collect::<Vec<_>>());
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let s = read_json(&out2.join("hu_red_catphan_ctp404_summary.json"));
+    let te = &s["tolerance_evaluation"];
+    assert_eq!(te["has_baseline"], true);
+    assert_eq!(te["pass"], true, "{te}");
+    for p in te["per_insert"].as_array().unwrap() {
+        assert!(p["delta_hu"].as_f64().unwrap().abs() < 1e-3, "{p}");
+    }
+
+    // 3. A baseline where teflon read 60 HU lower (beyond its ±50 HU tolerance): exit 1, teflon
+    //    out of tolerance, the others within.
+    let shifted = tmp.path().join("shifted.csv");
+    let mut w = csv::Writer::from_path(&shifted).unwrap();
+    w.write_record(["insert", "hu_mean"]).unwrap();
+    for row in &rows {
+        let mut mean: f64 = row[c_mean].parse().unwrap();
+        if &row[c_insert] == "teflon" {
+            mean -= 60.0;
+        }
+        w.write_record([row[c_insert].to_string(), format!("{mean}")])
+            .unwrap();
+    }
+    w.flush().unwrap();
+    let out3 = tmp.path().join("out3");
+    let a = args(&out3, &[&shifted]);
+    let o = hu_red(&a.iter().map(|s| s.as_os_str()).collect::<Vec<_>>());
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let s = read_json(&out3.join("hu_red_catphan_ctp404_summary.json"));
+    let te = &s["tolerance_evaluation"];
+    assert_eq!(te["pass"], false, "{te}");
+    for p in te["per_insert"].as_array().unwrap() {
+        let teflon = p["insert"] == "teflon";
+        assert_eq!(p["within_tolerance"], !teflon, "{p}");
+        if teflon {
+            assert!((p["delta_hu"].as_f64().unwrap() - 60.0).abs() < 1e-3, "{p}");
+        }
+    }
+}
