@@ -12,5 +12,8 @@ pub mod pipeline;
 pub mod report;
 pub mod scp;
 pub mod scu;
+pub mod series;
+pub mod service;
 pub mod simulate;
 pub mod store;
+pub mod worker;

@@ -2,6 +2,9 @@
 
 use clap::{ArgAction, Parser, Subcommand};
 use hu_red::cli::analyze::{self, AnalyzeArgs};
+use hu_red::cli::runs::{self, RunsArgs};
+use hu_red::cli::send::{self, SendArgs};
+use hu_red::cli::serve::{self, ServeArgs};
 use hu_red::cli::simulate::{self, SimulateArgs};
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -30,7 +33,16 @@ enum Command {
     /// Exit 0: analysed (and constancy passed); 1: constancy failed; 2: could not analyse.
     Analyze(AnalyzeArgs),
     /// Write a synthetic CT series of a phantom with known ground truth (truth.json).
-    Simulate(SimulateArgs),
+    Simulate(Box<SimulateArgs>),
+    /// Run the DICOM Storage SCP: keep every instance, assemble series, analyse each complete
+    /// CT phantom series.
+    Serve(ServeArgs),
+    /// Send DICOM files or folders to a Storage SCP (C-STORE).
+    Send(SendArgs),
+    /// Recent series and runs with their state and verdict.
+    Runs(RunsArgs),
+    /// Load and validate the service configuration, then print it.
+    CheckConfig(ServeArgs),
 }
 
 fn init_logging(verbose: u8) {
@@ -58,18 +70,31 @@ fn init_logging(verbose: u8) {
         .init();
 }
 
+fn exit_code(r: anyhow::Result<()>) -> u8 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("hu-red: error: {e:#}");
+            2
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    // The service logs each association and run at INFO by default; one-shot commands are quiet.
+    let base = match cli.command {
+        Command::Serve(_) => 1,
+        _ => 0,
+    };
+    init_logging(cli.verbose.max(base));
     let code = match &cli.command {
         Command::Analyze(args) => analyze::run(args),
-        Command::Simulate(args) => match simulate::run(args.clone()) {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("hu-red: error: {e:#}");
-                2
-            }
-        },
+        Command::Simulate(args) => exit_code(simulate::run(args.as_ref().clone())),
+        Command::Serve(args) => exit_code(serve::run(args.clone())),
+        Command::Send(args) => exit_code(send::run(args.clone())),
+        Command::Runs(args) => exit_code(runs::run(args.clone())),
+        Command::CheckConfig(args) => exit_code(serve::check_config(args.clone())),
     };
     ExitCode::from(code)
 }

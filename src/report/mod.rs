@@ -6,12 +6,14 @@
 
 pub mod console;
 mod csv_table;
+mod outputs;
 mod plot;
 mod summary;
 mod time;
 
 pub use console::console_summary;
 pub use csv_table::{write_csv, CSV_COLUMNS};
+pub use outputs::{write_outputs, OutputOptions};
 pub use plot::{write_curve_png, write_overlay_png};
 pub use summary::{Metadata, OkParts, Outputs, PhantomSummary, Status, Summary};
 pub use time::utc_timestamp;

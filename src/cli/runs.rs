@@ -1,0 +1,75 @@
+//! `hu-red runs`: recent series and runs with their state and verdict.
+
+use crate::cli::serve::load_config;
+use crate::store::Store;
+use anyhow::Context;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunsArgs {
+    /// Configuration file (for the database URL); env HURED__DATABASE__URL also works.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// How many series and runs to list.
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+}
+
+pub fn run(args: RunsArgs) -> anyhow::Result<()> {
+    let config = load_config(args.config.as_ref())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let store = Store::connect(&config.database.url).await?;
+        let series = store.list_series(args.limit).await?;
+        let runs = store.list_runs(args.limit).await?;
+        store.close().await;
+        if args.json {
+            let doc = serde_json::json!({ "series": series, "runs": runs });
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+            return Ok(());
+        }
+        println!("Series (most recent first)");
+        println!(
+            "{:<64} {:<13} {:>5} {:<8} {:<16} {:>6}",
+            "SeriesInstanceUID", "state", "inst", "amended", "station", "run"
+        );
+        for s in &series {
+            println!(
+                "{:<64} {:<13} {:>5} {:<8} {:<16} {:>6}",
+                s.series_instance_uid,
+                s.state.as_str(),
+                s.n_instances,
+                if s.amended { "yes" } else { "" },
+                s.station_name.as_deref().unwrap_or("-"),
+                s.last_run_id.map(|r| r.to_string()).unwrap_or_default()
+            );
+        }
+        println!();
+        println!("Runs (most recent first)");
+        println!(
+            "{:>6} {:<8} {:<7} {:<15} {:<8} {}",
+            "run", "status", "verdict", "phantom", "amended", "series / error"
+        );
+        for r in &runs {
+            println!(
+                "{:>6} {:<8} {:<7} {:<15} {:<8} {}",
+                r.id,
+                r.status.as_str(),
+                r.verdict.as_str(),
+                r.phantom_id.as_deref().unwrap_or("-"),
+                if r.amended { "yes" } else { "" },
+                r.error
+                    .as_deref()
+                    .map(|e| format!("{}: {e}", r.series_instance_uid))
+                    .unwrap_or_else(|| r.series_instance_uid.clone())
+            );
+        }
+        anyhow::Ok(())
+    })
+}

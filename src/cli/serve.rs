@@ -1,0 +1,64 @@
+//! `hu-red serve` and `hu-red check-config`.
+
+use crate::config::Config;
+use crate::service;
+use anyhow::Context;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Configuration file (TOML); every key can also be set with HURED__SECTION__KEY.
+    /// Without it: the embedded defaults (config/default.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Load and validate the configuration named by `--config` (or the defaults) with the env
+/// overrides applied.
+pub fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    let config = Config::load(path.map(|p| p.as_path()))?;
+    config.validate()?;
+    Ok(config)
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = load_config(args.config.as_ref())?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("hu-red")
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move { service::run(config, shutdown_signal()).await })?;
+    Ok(())
+}
+
+/// SIGTERM (systemd, containers) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `hu-red check-config`: load, validate and print the configuration in force.
+pub fn check_config(args: ServeArgs) -> anyhow::Result<()> {
+    let config = load_config(args.config.as_ref())?;
+    println!("configuration valid (embedded defaults < file < HURED__ environment):");
+    println!("{config:#?}");
+    Ok(())
+}

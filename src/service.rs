@@ -1,0 +1,186 @@
+//! `hu-red serve`: wires the configuration, the store, the SCP, the series assembler and the QA
+//! workers together, and shuts them down in order (stop accepting and finish in-flight C-STOREs,
+//! stop queueing, finish the runs in progress).
+//!
+//! ```text
+//! socket ─► scp (file fsync+rename) ─► StoreSink (db row) ─► C-STORE-RSP
+//!                                            │
+//!               series::run_assembler (stable age) ─► queue ─► worker::run_workers ─► runs
+//! ```
+
+use crate::config::{Config, ConfigError};
+use crate::phantom::{PhantomError, PhantomSet};
+use crate::scp::{self, ScpError, ScpSettings};
+use crate::series::{self, StoreSink};
+use crate::store::{Store, StoreError, StoreOptions};
+use crate::worker::{self, WorkerContext, RESULTS_DIR};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tracing::info;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("qa.phantom_config: {0}")]
+    Phantom(#[from] PhantomError),
+    #[error("storage.data_dir {path}: {source} (create it or point storage.data_dir at a writable folder)")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("scp.bind {addr}: {source} (is another DICOM server on that port? ports below 1024 need CAP_NET_BIND_SERVICE)")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Scp(#[from] ScpError),
+    #[error("the service task ended abnormally: {0}")]
+    Task(String),
+}
+
+fn flatten(r: Result<Result<(), ServiceError>, tokio::task::JoinError>) -> Result<(), ServiceError> {
+    r.unwrap_or_else(|e| Err(ServiceError::Task(e.to_string())))
+}
+
+/// A service started in this process (used by `serve` and by the tests).
+pub struct RunningService {
+    /// The address the SCP listens on (the real port when `scp.bind` asked for port 0).
+    pub addr: SocketAddr,
+    pub store: Store,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), ServiceError>>,
+}
+
+impl RunningService {
+    /// Graceful shutdown, then wait for it to finish.
+    pub async fn shutdown(self) -> Result<(), ServiceError> {
+        let _ = self.stop.send(true);
+        self.join().await
+    }
+
+    /// Wait until the service ends by itself (it does not, unless it fails).
+    pub async fn join(self) -> Result<(), ServiceError> {
+        flatten(self.task.await)
+    }
+}
+
+/// Start everything; returns once the SCP is listening.
+pub async fn start(config: Config) -> Result<RunningService, ServiceError> {
+    config.validate()?;
+    let config = Arc::new(config);
+    let data_dir = config.storage.data_dir.clone();
+    std::fs::create_dir_all(data_dir.join(RESULTS_DIR)).map_err(|source| ServiceError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+    worker::clean_partial_results(&data_dir);
+    let phantoms = match &config.qa.phantom_config {
+        Some(p) => PhantomSet::with_site_file(p)?,
+        None => PhantomSet::builtin(),
+    };
+    let store = Store::connect_with(
+        &config.database.url,
+        &StoreOptions {
+            max_connections: config.database.max_connections,
+            ..StoreOptions::default()
+        },
+    )
+    .await?;
+    series::recover(&store, &data_dir).await?;
+
+    let listener = TcpListener::bind(&config.scp.bind)
+        .await
+        .map_err(|source| ServiceError::Bind {
+            addr: config.scp.bind.clone(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServiceError::Bind {
+        addr: config.scp.bind.clone(),
+        source,
+    })?;
+    let settings = ScpSettings {
+        ae_title: config.scp.ae_title.clone(),
+        allowed_calling_aes: config.scp.allowed_calling_aes.clone(),
+        max_associations: config.scp.max_associations,
+        max_pdu: config.scp.max_pdu,
+        read_timeout: config.scp.read_timeout(),
+        idle_timeout: config.scp.idle_timeout(),
+        data_dir: data_dir.clone(),
+        ..ScpSettings::default()
+    };
+    info!(
+        %addr,
+        ae_title = %config.scp.ae_title,
+        database = %store.display_url(),
+        data_dir = %data_dir.display(),
+        "hu-red serve: listening"
+    );
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let store2 = store.clone();
+    let task = tokio::spawn(async move {
+        let (queue_tx, queue_rx) = mpsc::channel(config.qa.queue_capacity.max(1));
+        let assembler = tokio::spawn(series::run_assembler(
+            store2.clone(),
+            config.series.stable_age(),
+            queue_tx,
+            stop_rx.clone(),
+        ));
+        let ctx = WorkerContext {
+            store: store2.clone(),
+            config: config.clone(),
+            phantoms: Arc::new(phantoms),
+        };
+        let workers = tokio::spawn(worker::run_workers(
+            ctx,
+            queue_rx,
+            config.qa.worker_count(),
+            stop_rx.clone(),
+        ));
+        let mut scp_stop = stop_rx.clone();
+        let sink = Arc::new(StoreSink {
+            store: store2.clone(),
+        });
+        let scp_result = scp::serve(listener, settings, sink, async move {
+            while !*scp_stop.borrow() {
+                if scp_stop.changed().await.is_err() {
+                    break;
+                }
+            }
+        })
+        .await;
+        // The SCP has finished its in-flight operations: stop queueing, finish the runs.
+        let _ = assembler.await;
+        let _ = workers.await;
+        store2.close().await;
+        info!("hu-red serve: stopped");
+        scp_result.map_err(ServiceError::from)
+    });
+    Ok(RunningService {
+        addr,
+        store,
+        stop: stop_tx,
+        task,
+    })
+}
+
+/// Run until `shutdown` completes (SIGTERM/SIGINT in `serve`), then stop gracefully.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServiceError> {
+    let RunningService { stop, mut task, .. } = start(config).await?;
+    tokio::select! {
+        _ = shutdown => {
+            info!("shutdown requested: finishing in-flight work");
+            let _ = stop.send(true);
+            flatten(task.await)
+        }
+        r = &mut task => flatten(r),
+    }
+}
