@@ -28,17 +28,17 @@ pub enum ServiceError {
     Config(#[from] ConfigError),
     #[error("qa.phantom_config: {0}")]
     Phantom(#[from] PhantomError),
-    #[error("storage.data_dir {path}: {source} (create it or point storage.data_dir at a writable folder)")]
+    #[error("storage.data_dir {path}: {reason} (create it or point storage.data_dir at a writable folder)")]
     DataDir {
         path: PathBuf,
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("scp.bind {addr}: {source} (is another DICOM server on that port? ports below 1024 need CAP_NET_BIND_SERVICE)")]
+    #[error("scp.bind {addr}: {reason} (is another DICOM server on that port? ports below 1024 need CAP_NET_BIND_SERVICE)")]
     Bind {
         addr: String,
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     #[error(transparent)]
     Scp(#[from] ScpError),
@@ -77,9 +77,9 @@ pub async fn start(config: Config) -> Result<RunningService, ServiceError> {
     config.validate()?;
     let config = Arc::new(config);
     let data_dir = config.storage.data_dir.clone();
-    std::fs::create_dir_all(data_dir.join(RESULTS_DIR)).map_err(|source| ServiceError::DataDir {
+    std::fs::create_dir_all(data_dir.join(RESULTS_DIR)).map_err(|reason| ServiceError::DataDir {
         path: data_dir.clone(),
-        source,
+        reason,
     })?;
     worker::clean_partial_results(&data_dir);
     let phantoms = match &config.qa.phantom_config {
@@ -98,13 +98,13 @@ pub async fn start(config: Config) -> Result<RunningService, ServiceError> {
 
     let listener = TcpListener::bind(&config.scp.bind)
         .await
-        .map_err(|source| ServiceError::Bind {
+        .map_err(|reason| ServiceError::Bind {
             addr: config.scp.bind.clone(),
-            source,
+            reason,
         })?;
-    let addr = listener.local_addr().map_err(|source| ServiceError::Bind {
+    let addr = listener.local_addr().map_err(|reason| ServiceError::Bind {
         addr: config.scp.bind.clone(),
-        source,
+        reason,
     })?;
     let settings = ScpSettings {
         ae_title: config.scp.ae_title.clone(),
