@@ -3,6 +3,7 @@
 # and 300 slices, one per phantom, with GNU time (/usr/bin/time -v).
 #
 #   benches/rss.sh [RUNS]        # RUNS timed runs per series after one warm-up (default 3)
+#   HURED_BIN=path/to/hu-red benches/rss.sh   # time that binary instead of building one
 #
 # Prints a Markdown table (median wall time, largest peak RSS over the runs) for the README.
 # Series: 0.8 mm pixels, 64 × 2.5 mm or 300 × 1 mm slices, couch, reconstruction circle, 10 HU
@@ -22,9 +23,13 @@ if [[ ! -x /usr/bin/time ]]; then
     fi
 fi
 
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hu-red/target}"
-cargo build --release --quiet --bin hu-red
-bin="$CARGO_TARGET_DIR/release/hu-red"
+if [[ -n "${HURED_BIN:-}" ]]; then
+    bin=$HURED_BIN
+else
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hu-red/target}"
+    cargo build --release --quiet --bin hu-red
+    bin="$CARGO_TARGET_DIR/release/hu-red"
+fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
