@@ -34,8 +34,10 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-printf '| phantom | slices | files (MB) | wall, median of %d (s) | peak RSS (MB) | target |\n' "$runs"
-printf '|---|---|---|---|---|---|\n'
+echo "machine: $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+printf '| phantom | slices | files (MB) | wall, median of %d (s) | CPU user+sys, median (s) | peak RSS (MB) | target |\n' "$runs"
+printf '|---|---|---|---|---|---|---|\n'
 for n in 64 300; do
     if ((n >= 200)); then thick=1.0; target="≤ 2 s, ≤ 150 MB"; else thick=2.5; target="≤ 0.5 s, ≤ 150 MB"; fi
     for phantom in catphan_ctp404 cirs062 easycube; do
@@ -51,6 +53,7 @@ for n in 64 300; do
             exit 1
         }
         walls=()
+        cpus=()
         rss_max=0
         for _ in $(seq 1 "$runs"); do
             /usr/bin/time -v -o "$work/time.txt" \
@@ -60,12 +63,17 @@ for n in 64 300; do
                 for (i = 1; i <= n; i++) s = s * 60 + p[i]
                 print s }' "$work/time.txt")
             rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time.txt")
+            cpu=$(awk -F': ' '/User time|System time/ {s += $2} END {print s}' "$work/time.txt")
             walls+=("$wall")
+            cpus+=("$cpu")
             ((rss > rss_max)) && rss_max=$rss
         done
         median=$(printf '%s\n' "${walls[@]}" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
-        printf '| %s | %d | %d | %.2f | %s | %s |\n' "$phantom" "$n" "$mb" "$median" \
+        cpu_median=$(printf '%s\n' "${cpus[@]}" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
+        printf '| %s | %d | %d | %.2f | %.2f | %s | %s |\n' "$phantom" "$n" "$mb" "$median" "$cpu_median" \
             "$(awk -v k="$rss_max" 'BEGIN { printf "%.0f", k / 1024 }')" "$target"
         rm -rf "$dir"
     done
 done
+echo
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
