@@ -67,8 +67,8 @@ pub enum BaselineError {
     Empty { path: PathBuf },
 }
 
-/// Acquisition metadata found in a baseline file (the first row's values of the script's
-/// metadata columns). Empty when the file has none of those columns.
+/// Acquisition metadata found in a baseline file: the first row's values of the script's
+/// metadata columns and of its `phantom` column. Empty when the file has none of those columns.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BaselineProtocol {
     /// Column name → value (non-empty values only).
@@ -76,6 +76,11 @@ pub struct BaselineProtocol {
 }
 
 impl BaselineProtocol {
+    /// The phantom id the baseline was measured on (the `phantom` column), if the file says.
+    pub fn phantom(&self) -> Option<&str> {
+        self.fields.get("phantom").map(String::as_str)
+    }
+
     /// Lines describing how `current` (column name → value, same names as
     /// [`METADATA_COLUMNS`]) differs from the baseline's protocol on the fields that shift HU:
     /// KVP, ReconstructionKernel, SliceThickness, Manufacturer, ManufacturerModelName,
@@ -170,6 +175,7 @@ pub fn parse_baseline(bytes: &[u8], path: &Path) -> Result<BaselineFile, Baselin
     let red_col = col("red");
     let meta_cols: Vec<(&str, usize)> = METADATA_COLUMNS
         .iter()
+        .chain(&["phantom"])
         .filter_map(|name| col(name).map(|i| (*name, i)))
         .collect();
 

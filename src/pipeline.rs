@@ -108,7 +108,8 @@ pub enum PipelineErrorKind {
 #[derive(Debug, thiserror::Error)]
 #[error("{kind}")]
 pub struct PipelineError {
-    pub kind: PipelineErrorKind,
+    /// Boxed: the loader's errors are large and this travels through `Result`.
+    pub kind: Box<PipelineErrorKind>,
     pub stage: Stage,
     /// The series' metadata, when loading got that far.
     pub meta: Option<Box<SeriesMeta>>,
@@ -155,7 +156,7 @@ pub fn analyze(req: AnalyzeRequest) -> Result<AnalyzeOutcome, PipelineError> {
         ($stage:expr, $kind:expr, $meta:expr, $plan:expr) => {{
             timings.total = ms(t0);
             let e = PipelineError {
-                kind: $kind.into(),
+                kind: Box::new($kind.into()),
                 stage: $stage,
                 meta: $meta,
                 plan: $plan,
@@ -243,6 +244,15 @@ pub fn analyze(req: AnalyzeRequest) -> Result<AnalyzeOutcome, PipelineError> {
     let evaluation = analysis::constancy::evaluate(&measurement, baseline.as_ref(), &phantom);
     timings.constancy = ms(t);
     if let (Some(bp), Some(b)) = (baseline_protocol.as_ref(), baseline.as_ref()) {
+        if let Some(other) = bp.phantom().filter(|p| *p != measurement.phantom_id) {
+            push_unique(
+                &mut warnings,
+                &[format!(
+                    "the baseline ({}) was measured on phantom '{other}', this series is '{}': compare with a baseline of the same phantom",
+                    b.source, measurement.phantom_id
+                )],
+            );
+        }
         let current = crate::report::Metadata::from_series(&series.meta).protocol_fields();
         let diffs = bp.differences(&current);
         if !diffs.is_empty() {

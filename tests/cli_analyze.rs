@@ -235,7 +235,7 @@ fn cirs_without_baseline_writes_every_file_and_exits_0() {
         (pose["rotation_deg"].as_f64().unwrap() - 12.0).abs() < 1.5,
         "{pose}"
     );
-    assert!(v["slices"]["indices"].as_array().unwrap().len() >= 1);
+    assert!(!v["slices"]["indices"].as_array().unwrap().is_empty());
     let md = &v["metadata"];
     for key in [
         "SeriesDescription",
@@ -583,6 +583,29 @@ fn catphan_forced_and_easycube_auto() {
     let (_, v) = read_json(&out.join("hu_red_easycube_summary.json"));
     assert_eq!(v["phantom"]["id"], "easycube");
     assert_eq!(v["phantom"]["detection"], "auto");
+
+    // a baseline of another phantom: constancy fails and a warning says why
+    let out = tmp.path().join("out_cube_vs_cat");
+    let o = run(&[
+        "analyze",
+        "--dicom",
+        p(&cube),
+        "--outdir",
+        p(&out),
+        "--no-plot",
+        "--baseline",
+        p(&tmp.path().join("out_cat/hu_red_catphan_ctp404.csv")),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}\n{}", stdout(&o), stderr(&o));
+    let (_, v) = read_json(&out.join("hu_red_easycube_summary.json"));
+    assert_eq!(v["tolerance_evaluation"]["pass"], false);
+    assert!(
+        v["warnings"]
+            .to_string()
+            .contains("measured on phantom 'catphan_ctp404'"),
+        "{}",
+        v["warnings"]
+    );
 }
 
 #[test]
@@ -921,11 +944,14 @@ fn outdir_is_created_and_bad_slab_is_a_usage_error() {
         p(&s.cirs),
         "--outdir",
         p(&out),
-        "--slab-mm",
-        "-1",
+        "--slab-mm=0",
     ]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("slab"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the slab must be > 0"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

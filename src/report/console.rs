@@ -7,6 +7,9 @@ use std::fmt::Write;
 
 fn signed(v: f64, decimals: usize) -> String {
     if v.is_finite() {
+        // no "-0.0": a value that rounds to zero is shown as +0.0
+        let unit = 10f64.powi(decimals as i32);
+        let v = if (v * unit).round() == 0.0 { 0.0 } else { v };
         format!("{v:+.decimals$}")
     } else {
         "—".to_string()
@@ -221,15 +224,16 @@ fn write_table(s: &mut String, summary: &Summary) -> std::fmt::Result {
     );
     if with_baseline {
         header += &format!(
-            "  {}  {}  {}  {}",
+            "  {}  {}  {}  {}  {}",
             pad("baseline", 8, true),
             pad("ΔHU", 7, true),
             pad("tol", 4, true),
+            pad("ΔRED%", 6, true),
             pad("verdict", 7, false)
         );
     }
     if with_window {
-        header += &format!("  {}", pad("window", 13, true));
+        header += "  manufacturer window";
     }
     writeln!(s, "{}", header.trim_end())?;
     for m in &summary.inserts {
@@ -252,35 +256,46 @@ fn write_table(s: &mut String, summary: &Summary) -> std::fmt::Result {
         );
         if with_baseline {
             let c = ev.per_insert.iter().find(|c| c.insert == m.insert);
-            let (b, d, t, v) = match c {
+            let (b, d, t, r, v) = match c {
                 Some(c) => (
                     c.baseline_hu.map(|b| fixed(b, 1)).unwrap_or("—".into()),
                     c.delta_hu.map(|d| signed(d, 1)).unwrap_or("—".into()),
                     format!("±{}", tol(c.tolerance_hu)),
+                    c.delta_red_percent
+                        .map(|r| signed(r, 2))
+                        .unwrap_or("—".into()),
                     if c.within_tolerance { "pass" } else { "FAIL" }.to_string(),
                 ),
-                None => ("—".into(), "—".into(), "".into(), "not in baseline".into()),
+                None => (
+                    "—".into(),
+                    "—".into(),
+                    "".into(),
+                    "—".into(),
+                    "not in baseline".into(),
+                ),
             };
             line += &format!(
-                "  {}  {}  {}  {}",
+                "  {}  {}  {}  {}  {}",
                 pad(&b, 8, true),
                 pad(&d, 7, true),
                 pad(&t, 4, true),
+                pad(&r, 6, true),
                 pad(&v, 7, false)
             );
         }
         if with_window {
             let w = match (m.hu_window, m.within_window) {
                 (Some([lo, hi]), Some(ok)) => {
-                    format!("{}{lo}…{hi}", if ok { "ok " } else { "OUT " })
+                    format!("{:<3} {lo} … {hi}", if ok { "ok" } else { "OUT" })
                 }
                 _ => String::new(),
             };
-            line += &format!("  {}", pad(&w, 13, true));
+            line += &format!("  {w}");
         }
         writeln!(s, "{}", line.trim_end())?;
     }
     if with_baseline {
+        // baseline inserts this run has no material for (they fail)
         for c in ev
             .per_insert
             .iter()
@@ -288,10 +303,21 @@ fn write_table(s: &mut String, summary: &Summary) -> std::fmt::Result {
         {
             writeln!(
                 s,
-                "{}  {}  {}",
+                "{}  {}  {}  {}  {}  {}  {}  {}  {}  {}",
                 pad(&c.insert, name_w, false),
-                pad("not measured", 6 + 2 + 17 + 2 + 4 + 2 + 6, true),
-                if c.within_tolerance { "" } else { "FAIL" }
+                pad("—", 6, true),
+                pad("not measured", 17, true),
+                pad("0", 4, true),
+                pad("—", 6, true),
+                pad(
+                    &c.baseline_hu.map(|b| fixed(b, 1)).unwrap_or("—".into()),
+                    8,
+                    true
+                ),
+                pad("—", 7, true),
+                pad(&format!("±{}", tol(c.tolerance_hu)), 4, true),
+                pad("—", 6, true),
+                if c.within_tolerance { "pass" } else { "FAIL" }
             )?;
         }
     }

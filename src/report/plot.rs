@@ -101,12 +101,18 @@ fn place_labels(
     area: &DrawingArea<BitMapBackend, Shift>,
     labels: &[Label],
     obstacles: &[(i32, i32)],
+    lines: &[(i32, i32)],
     bounds: Rect,
     style: &TextStyle,
 ) -> Result<(), String> {
     let mut taken: Vec<Rect> = obstacles
         .iter()
         .map(|&(x, y)| (x - 6, y - 6, x + 6, y + 6))
+        .collect();
+    // samples along the curves: crossing a line is allowed but costs
+    let soft: Vec<Rect> = lines
+        .iter()
+        .map(|&(x, y)| (x - 2, y - 2, x + 2, y + 2))
         .collect();
     let mut order: Vec<usize> = (0..labels.len()).collect();
     order.sort_by_key(|&i| (labels[i].at.0, labels[i].at.1));
@@ -135,12 +141,13 @@ fn place_labels(
                     continue;
                 }
                 let hits = taken.iter().filter(|t| overlaps(**t, r)).count() as i64;
-                let cost = hits * 10_000 + dist as i64;
+                let crossings = soft.iter().filter(|t| overlaps(**t, r)).count() as i64;
+                let cost = hits * 10_000 + crossings * 60 + dist as i64;
                 if best.is_none_or(|(c, _)| cost < c) {
                     best = Some((cost, r));
                 }
             }
-            if best.is_some_and(|(c, _)| c < 10_000) {
+            if best.is_some_and(|(c, _)| c < 60) {
                 break;
             }
         }
@@ -219,6 +226,14 @@ pub fn write_curve_png(
         .filter(|c| !c.within_tolerance)
         .map(|c| c.insert.as_str())
         .collect();
+    // failing points say by how much
+    let deltas: Vec<(String, f64)> = summary
+        .tolerance_evaluation
+        .per_insert
+        .iter()
+        .filter(|c| !c.within_tolerance)
+        .filter_map(|c| Some((c.insert.clone(), c.delta_hu.filter(|d| d.is_finite())?)))
+        .collect();
 
     render_png(path, (1400, 820), |root| {
         let title = format!("HU–RED curve ({})", summary.phantom.id);
@@ -254,37 +269,111 @@ pub fn write_curve_png(
         let x_range = (rmin.min(0.0) - 0.05)..(rmax + 0.12);
         let pad = ((hmax - hmin) * 0.08).max(50.0);
         let y_range = (hmin - pad)..(hmax + pad);
-        draw_curve_chart(
-            root, &left, &measured, &base, &failing, x_range, y_range, 20.0, "",
-        )?;
-
-        // Soft-tissue zoom: RED 0.9–1.1, where materials lie within ~100 HU of each other.
+        // Soft-tissue zoom when 3 or more materials crowd RED 0.9–1.1 (CIRS: adipose … liver lie
+        // within ~100 HU): the main chart marks the region and leaves its labels to the zoom;
+        // otherwise the right panel lists the values.
         let zoom: Vec<&(String, f64, f64)> = all
             .iter()
             .copied()
             .filter(|p| (0.9..=1.1).contains(&p.1))
             .collect();
-        if zoom.len() >= 2 {
+        let zoom_box = (zoom.len() >= 3).then(|| {
             let (zr0, zr1) = span(zoom.iter().map(|p| p.1));
             let (zh0, zh1) = span(zoom.iter().map(|p| p.2));
             let rpad = ((zr1 - zr0) * 0.15).max(0.01);
             let hpad = ((zh1 - zh0) * 0.15).max(10.0);
-            draw_curve_chart(
+            ((zr0 - rpad)..(zr1 + rpad), (zh0 - hpad)..(zh1 + hpad))
+        });
+        draw_curve_chart(
+            root,
+            &left,
+            &measured,
+            &base,
+            &failing,
+            &deltas,
+            x_range,
+            y_range,
+            20.0,
+            "",
+            zoom_box.clone(),
+        )?;
+        match zoom_box {
+            Some((zx, zy)) => draw_curve_chart(
                 root,
                 &right,
                 &measured,
                 &base,
                 &failing,
-                (zr0 - rpad)..(zr1 + rpad),
-                (zh0 - hpad)..(zh1 + hpad),
+                &deltas,
+                zx,
+                zy,
                 17.0,
                 "soft-tissue zoom",
-            )?;
-        } else {
-            legend_only(&right, !base.is_empty())?;
+                None,
+            )?,
+            None => draw_values_table(&right, summary)?,
         }
         Ok(())
     })
+}
+
+/// The measured values as a small table (insert, RED, mean HU, and ΔHU with a baseline).
+fn draw_values_table(
+    area: &DrawingArea<BitMapBackend, Shift>,
+    summary: &Summary,
+) -> Result<(), String> {
+    let ev = &summary.tolerance_evaluation;
+    let cols: &[(&str, i32)] = if ev.has_baseline {
+        &[("insert", 20), ("RED", 190), ("HU", 280), ("ΔHU", 380)]
+    } else {
+        &[("insert", 20), ("RED", 220), ("HU", 340)]
+    };
+    let mut y = 60;
+    let head = bold(18.0);
+    for (name, x) in cols {
+        area.draw(&Text::new(*name, (*x, y), head.clone()))
+            .map_err(e2s)?;
+    }
+    y += 12;
+    area.draw(&PathElement::new(
+        vec![(16, y + 14), (470, y + 14)],
+        BLACK.stroke_width(1),
+    ))
+    .map_err(e2s)?;
+    y += 26;
+    let body = font(18.0);
+    let mut rows: Vec<_> = summary.inserts.iter().collect();
+    rows.sort_by(|a, b| a.hu_mean.total_cmp(&b.hu_mean));
+    for m in rows {
+        let c = ev.per_insert.iter().find(|c| c.insert == m.insert);
+        let fail = c.is_some_and(|c| !c.within_tolerance);
+        let style = body.color(if fail { &FAIL } else { &BLACK });
+        let mut cells = vec![
+            m.insert.clone(),
+            m.red
+                .map(|r| format!("{r:.3}"))
+                .unwrap_or_else(|| "—".into()),
+            if m.hu_mean.is_finite() {
+                format!("{:.1}", m.hu_mean)
+            } else {
+                "—".into()
+            },
+        ];
+        if ev.has_baseline {
+            cells.push(
+                c.and_then(|c| c.delta_hu)
+                    .filter(|d| d.is_finite())
+                    .map(|d| format!("{d:+.1}"))
+                    .unwrap_or_else(|| "—".into()),
+            );
+        }
+        for ((_, x), cell) in cols.iter().zip(cells) {
+            area.draw(&Text::new(cell, (*x, y), style.clone()))
+                .map_err(e2s)?;
+        }
+        y += 28;
+    }
+    Ok(())
 }
 
 fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
@@ -328,13 +417,6 @@ fn subtitle(summary: &Summary) -> String {
         parts.push(summary.dicom_path.clone());
     }
     parts.join("  ·  ")
-}
-
-fn legend_only(
-    area: &DrawingArea<BitMapBackend, Shift>,
-    with_baseline: bool,
-) -> Result<(), String> {
-    draw_legend(area, (40, 60), with_baseline)
 }
 
 fn draw_legend(
@@ -384,10 +466,12 @@ fn draw_curve_chart(
     measured: &[(String, f64, f64)],
     base: &[(String, f64, f64)],
     failing: &[&str],
+    deltas: &[(String, f64)],
     x_range: std::ops::Range<f64>,
     y_range: std::ops::Range<f64>,
     label_size: f64,
     caption: &str,
+    zoom_box: Option<(std::ops::Range<f64>, std::ops::Range<f64>)>,
 ) -> Result<(), String> {
     let mut builder = ChartBuilder::on(area);
     builder
@@ -450,14 +534,31 @@ fn draw_curve_chart(
         }))
         .map_err(e2s)?;
 
+    if let Some((zx, zy)) = &zoom_box {
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(zx.start, zy.start), (zx.end, zy.end)],
+                RGBColor(0x70, 0x70, 0x70).stroke_width(1),
+            )))
+            .map_err(e2s)?;
+    }
     let plot = chart.plotting_area();
     let (xr, yr) = plot.get_pixel_range();
     let bounds = (xr.start + 2, yr.start + 2, xr.end - 2, yr.end - 2);
+    let in_zoom = |p: &&(String, f64, f64)| {
+        zoom_box
+            .as_ref()
+            .is_some_and(|(zx, zy)| zx.contains(&p.1) && zy.contains(&p.2))
+    };
     let labels: Vec<Label> = measured
         .iter()
         .filter(inside)
+        .filter(|p| !in_zoom(p))
         .map(|p| Label {
-            text: p.0.clone(),
+            text: match deltas.iter().find(|d| d.0 == p.0) {
+                Some((_, d)) => format!("{} ({d:+.0} HU)", p.0),
+                None => p.0.clone(),
+            },
             at: plot.map_coordinate(&(p.1, p.2)),
             color: if failing.contains(&p.0.as_str()) {
                 FAIL
@@ -472,7 +573,28 @@ fn draw_curve_chart(
             .filter(inside)
             .map(|p| plot.map_coordinate(&(p.1, p.2))),
     );
-    place_labels(root, &labels, &obstacles, bounds, &font(label_size))?;
+    let mut line_samples: Vec<(i32, i32)> = Vec::new();
+    for series in [measured, base] {
+        let px: Vec<(i32, i32)> = series
+            .iter()
+            .map(|p| plot.map_coordinate(&(p.1, p.2)))
+            .collect();
+        for w in px.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            let len = (((b.0 - a.0).pow(2) + (b.1 - a.1).pow(2)) as f64).sqrt();
+            let n = (len / 5.0).ceil().max(1.0) as i32;
+            line_samples
+                .extend((0..=n).map(|k| (a.0 + (b.0 - a.0) * k / n, a.1 + (b.1 - a.1) * k / n)));
+        }
+    }
+    place_labels(
+        root,
+        &labels,
+        &obstacles,
+        &line_samples,
+        bounds,
+        &font(label_size),
+    )?;
     let legend_at = (xr.start + 20, yr.start + 20);
     // the legend goes where the curve is not: top left (low RED, high HU) is always empty
     root.draw(&Rectangle::new(
@@ -508,11 +630,15 @@ pub fn write_overlay_png(
         .unwrap_or(n / 2);
     let img = slab.hu.index_axis(ndarray::Axis(0), k);
 
-    // Display scale: the longer side at ~900 px (at least 1:1).
-    let scale = (900.0 / rows.max(cols) as f64).max(1.0);
+    // Show the phantom, not the whole field of view: crop to the fitted outline and the ROIs
+    // with a margin (the full image when the pose is unknown).
+    let (crop_r, crop_c) = crop_region(summary, phantom, slab);
+    let (crop_rows, crop_cols) = (crop_r.1 - crop_r.0 + 1, crop_c.1 - crop_c.0 + 1);
+    // Display scale: the longer side at ~900 px, at least 1:1, at most 4×.
+    let scale = (900.0 / crop_rows.max(crop_cols) as f64).clamp(1.0, 4.0);
     let (w, h) = (
-        (cols as f64 * scale).round() as u32,
-        (rows as f64 * scale).round() as u32,
+        (crop_cols as f64 * scale).round() as u32,
+        (crop_rows as f64 * scale).round() as u32,
     );
     let grey = |r: usize, c: usize| -> f64 {
         let v = img[[r, c]];
@@ -524,11 +650,12 @@ pub fn write_overlay_png(
     };
     let mut buf = vec![0u8; (w * h * 3) as usize];
     for v in 0..h as usize {
-        let sy = ((v as f64 + 0.5) / scale - 0.5).clamp(0.0, (rows - 1) as f64);
+        let sy = ((v as f64 + 0.5) / scale - 0.5 + crop_r.0 as f64).clamp(0.0, (rows - 1) as f64);
         let (r0, fy) = (sy.floor() as usize, sy.fract());
         let r1 = (r0 + 1).min(rows - 1);
         for u in 0..w as usize {
-            let sx = ((u as f64 + 0.5) / scale - 0.5).clamp(0.0, (cols - 1) as f64);
+            let sx =
+                ((u as f64 + 0.5) / scale - 0.5 + crop_c.0 as f64).clamp(0.0, (cols - 1) as f64);
             let (c0, fx) = (sx.floor() as usize, sx.fract());
             let c1 = (c0 + 1).min(cols - 1);
             let g = (grey(r0, c0) * (1.0 - fx) + grey(r0, c1) * fx) * (1.0 - fy)
@@ -543,8 +670,8 @@ pub fn write_overlay_png(
     // image frame (mm) → display pixels
     let to_px = |x_mm: f64, y_mm: f64| -> (i32, i32) {
         (
-            ((slab.col_of(x_mm) + 0.5) * scale).round() as i32,
-            ((slab.row_of(y_mm) + 0.5) * scale).round() as i32,
+            ((slab.col_of(x_mm) - crop_c.0 as f64 + 0.5) * scale).round() as i32,
+            ((slab.row_of(y_mm) - crop_r.0 as f64 + 0.5) * scale).round() as i32,
         )
     };
     let mm_to_px = scale / slab.pixel_mm[1];
@@ -740,17 +867,20 @@ pub fn write_overlay_png(
 
         // side panel
         let side = root.margin(top, 0, w as i32 + 16, 10);
-        let mut y = 8;
+        let y = std::cell::Cell::new(8);
         let white = font(16.0).color(&WHITE);
         let grey = font(15.0).color(&RGBColor(0xbb, 0xbb, 0xbb));
-        let mut line = |text: String, style: &TextStyle, dy: i32| -> Result<(), String> {
-            side.draw(&Text::new(text, (0, y), style.clone()))
+        let line = |text: String, style: &TextStyle, dy: i32| -> Result<(), String> {
+            side.draw(&Text::new(text, (0, y.get()), style.clone()))
                 .map_err(e2s)?;
-            y += dy;
+            y.set(y.get() + dy);
             Ok(())
         };
         if let Some(name) = &summary.phantom.name {
-            line(name.clone(), &white, 24)?;
+            for part in wrap(&side, name, &white, panel as i32 - 30)? {
+                line(part, &white, 22)?;
+            }
+            line(String::new(), &white, 4)?;
         }
         if let Some(p) = summary.pose {
             line(
@@ -830,8 +960,110 @@ pub fn write_overlay_png(
                 20,
             )?;
         }
+        // the run's warnings (e.g. a material that was not found), as far as they fit
+        if !summary.warnings.is_empty() {
+            let warn = font(14.0).color(&RGBColor(0xff, 0xa0, 0x40));
+            line(String::new(), &grey, 8)?;
+            line(
+                "Warnings:".into(),
+                &bold(16.0).color(&RGBColor(0xff, 0xa0, 0x40)),
+                22,
+            )?;
+            'outer: for w in &summary.warnings {
+                for (i, part) in wrap(&side, w, &warn, panel as i32 - 40)?
+                    .into_iter()
+                    .enumerate()
+                {
+                    if y.get() > ch as i32 - top as i32 - 30 {
+                        line("…".into(), &warn, 18)?;
+                        break 'outer;
+                    }
+                    let text = if i == 0 {
+                        format!("• {part}")
+                    } else {
+                        format!("  {part}")
+                    };
+                    line(text, &warn, 18)?;
+                }
+            }
+        }
         Ok(())
     })
+}
+
+/// Greedy word wrap of `text` to lines at most `max_w` pixels wide.
+fn wrap(
+    area: &DrawingArea<BitMapBackend, Shift>,
+    text: &str,
+    style: &TextStyle,
+    max_w: i32,
+) -> Result<Vec<String>, String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for word in text.split_whitespace() {
+        let candidate = if cur.is_empty() {
+            word.to_string()
+        } else {
+            format!("{cur} {word}")
+        };
+        let (w, _) = area.estimate_text_size(&candidate, style).map_err(e2s)?;
+        if w as i32 > max_w && !cur.is_empty() {
+            lines.push(std::mem::replace(&mut cur, word.to_string()));
+        } else {
+            cur = candidate;
+        }
+    }
+    if !cur.is_empty() {
+        lines.push(cur);
+    }
+    Ok(lines)
+}
+
+/// The part of the image to show, as inclusive (first, last) row and column ranges: the fitted
+/// outline and every ROI with a 15 mm margin, or the whole image without a pose.
+fn crop_region(
+    summary: &Summary,
+    phantom: Option<&PhantomDef>,
+    slab: &HuStack,
+) -> ((usize, usize), (usize, usize)) {
+    let (rows, cols) = (slab.rows(), slab.cols());
+    let full = ((0, rows - 1), (0, cols - 1));
+    let mut pts: Vec<(f64, f64, f64)> = Vec::new();
+    if let (Some(pose), Some(def)) = (summary.pose, phantom) {
+        pts.extend(
+            outline_points(&def.outline, &pose)
+                .into_iter()
+                .map(|(x, y)| (x, y, 0.0)),
+        );
+    }
+    for r in summary.inserts.iter().flat_map(|m| m.rois.iter()) {
+        pts.push((r.center_x_mm, r.center_y_mm, r.insert_radius_mm));
+    }
+    pts.retain(|p| p.0.is_finite() && p.1.is_finite() && p.2.is_finite());
+    if pts.is_empty() {
+        return full;
+    }
+    let margin = 15.0;
+    let x0 = pts.iter().map(|p| p.0 - p.2).fold(f64::INFINITY, f64::min) - margin;
+    let x1 = pts
+        .iter()
+        .map(|p| p.0 + p.2)
+        .fold(f64::NEG_INFINITY, f64::max)
+        + margin;
+    let y0 = pts.iter().map(|p| p.1 - p.2).fold(f64::INFINITY, f64::min) - margin;
+    let y1 = pts
+        .iter()
+        .map(|p| p.1 + p.2)
+        .fold(f64::NEG_INFINITY, f64::max)
+        + margin;
+    let clamp_r = |v: f64| v.round().clamp(0.0, (rows - 1) as f64) as usize;
+    let clamp_c = |v: f64| v.round().clamp(0.0, (cols - 1) as f64) as usize;
+    let (r0, r1) = (clamp_r(slab.row_of(y0)), clamp_r(slab.row_of(y1)));
+    let (c0, c1) = (clamp_c(slab.col_of(x0)), clamp_c(slab.col_of(x1)));
+    if r1 < r0 + 16 || c1 < c0 + 16 {
+        return full;
+    }
+    ((r0, r1), (c0, c1))
 }
 
 /// Points (mm, image frame) along the phantom outline at `pose`.
