@@ -252,16 +252,24 @@ impl Server {
             .unwrap_or(0)
     }
 
-    /// Stop (graceful shutdown) and check serve() returned Ok.
-    fn shutdown(mut self) {
-        self.stop.take().unwrap().send(()).unwrap();
-        let handle = self.handle.take().unwrap();
+    /// Signal shutdown and wait for serve() to return Ok.
+    fn stop_and_wait(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            tx.send(()).unwrap();
+        }
+        let Some(handle) = self.handle.take() else {
+            return;
+        };
         let r = self
             .rt
             .block_on(async { tokio::time::timeout(Duration::from_secs(15), handle).await })
             .expect("serve() returns after shutdown")
             .unwrap();
         assert!(r.is_ok(), "{r:?}");
+    }
+
+    fn shutdown(mut self) {
+        self.stop_and_wait();
     }
 }
 
@@ -1082,4 +1090,54 @@ fn hu_red_send_to_dcmtk_storescp() {
         };
         assert_eq!(px(&obj), px(&orig), "pixel data of {}", src.display());
     }
+}
+
+#[test]
+fn graceful_shutdown_acknowledges_only_what_is_stored() {
+    let mut server = Server::start(|s| s.shutdown_grace = Duration::from_secs(5));
+    let work = tempfile::tempdir().unwrap();
+    let files = series(&work.path().join("s"), 91, 60, "CT", Syntax::Explicit);
+    // an idle association: aborted at once on shutdown
+    let (mut idle, ac) = raw_associate(server.port, &[(1, CT, &[EXPLICIT])]);
+    assert!(matches!(ac, Pdu::AssociationAC(_)));
+    // storescu (with its default Nagle stalls: tens of ms per instance) pushing 60 instances
+    let child = tool("storescu")
+        .args(["-v", "-aet", "CT01", "-aec", AE, "127.0.0.1"])
+        .arg(server.port.to_string())
+        .args(&files)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("a few instances", Duration::from_secs(20), || {
+        server.recorded().len() >= 5
+    });
+    let t = Instant::now();
+    server.stop_and_wait();
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let acked = text.matches("Received Store Response (Success)").count();
+    let recorded = server.recorded();
+    assert!(acked >= 5 && acked < files.len(), "acked {acked}: {text}");
+    // every acknowledged instance is stored and recorded, nothing else
+    assert_eq!(acked, recorded.len(), "{text}");
+    let acked_files: Vec<PathBuf> = files
+        .iter()
+        .filter(|f| {
+            let sop = part10(f).1;
+            recorded.iter().any(|r| r.sop_instance_uid == sop)
+        })
+        .cloned()
+        .collect();
+    assert_eq!(acked_files.len(), acked);
+    assert_stored_identical(&server, &acked_files);
+    idle.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    assert!(matches!(read_pdu(&mut idle), Pdu::AbortRQ { .. }));
+    // no more connections accepted
+    assert!(!echoscu(server.port, "CT01", AE).ok);
 }

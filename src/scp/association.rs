@@ -425,7 +425,7 @@ impl Connection {
 
     async fn on_command(&mut self, pc: u8, bytes: &[u8]) -> Result<(), Fatal> {
         let (abstract_syntax, transfer_syntax) = self.context(pc)?;
-        let cmd = dimse::parse_command(bytes).map_err(|e| protocol(e))?;
+        let cmd = dimse::parse_command(bytes).map_err(protocol)?;
         debug!(
             pc,
             field = format_args!("{:#06x}", cmd.field),

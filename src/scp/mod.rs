@@ -191,14 +191,14 @@ impl ScpSettings {
             })
         };
         let ae = self.ae_title.trim();
-        if ae.is_empty() || ae.len() > 16 || !ae.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        if ae.is_empty()
+            || ae.len() > 16
+            || !ae.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'\\')
+        {
             return bad(
                 "ae_title",
-                "must be 1 to 16 printable ASCII characters (no backslash)",
+                "must be 1 to 16 printable ASCII characters without backslash",
             );
-        }
-        if ae.contains('\\') {
-            return bad("ae_title", "must not contain a backslash");
         }
         if self.max_associations == 0 {
             return bad("max_associations", "must be at least 1");
