@@ -8,9 +8,8 @@ use crate::analysis::{AnalysisOptions, Detection};
 use crate::baseline::{read_baseline, BaselineFile};
 use crate::phantom::PhantomSet;
 use crate::pipeline::{self, AnalyzeRequest, SeriesSource};
-use crate::report::{self, Metadata, OkParts, Summary, UNKNOWN_PHANTOM};
-use anyhow::Context;
-use std::path::{Path, PathBuf};
+use crate::report::{self, Metadata, OkParts, OutputOptions, Summary, UNKNOWN_PHANTOM};
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 pub const EXIT_OK: u8 = 0;
@@ -221,70 +220,30 @@ pub fn run(args: &AnalyzeArgs) -> u8 {
         timings: Some(outcome.timings),
         started_at: run.started,
     });
-    let id = outcome.measurement.phantom_id.clone();
-    match write_outputs(
-        &run,
-        &id,
+    let written = report::write_outputs(
+        &args.outdir,
         &mut summary,
-        &outcome,
+        &outcome.slab,
+        &outcome.phantom,
         baseline.as_ref().map(|b| &b.baseline),
-    ) {
-        Ok(()) => {}
-        Err(e) => {
-            let metadata = Some(summary.metadata.clone());
-            return run.fail(e, metadata, Some(&outcome.plan), summary.warnings.clone());
-        }
+        OutputOptions {
+            curve: !args.no_plot,
+            overlay: args.debug_overlay,
+            relative_paths: false,
+        },
+    );
+    if let Err(e) = written {
+        let metadata = Some(summary.metadata.clone());
+        return run.fail(
+            anyhow::Error::new(e).context("the results were not written"),
+            metadata,
+            Some(&outcome.plan),
+            summary.warnings.clone(),
+        );
     }
     print!("{}", report::console_summary(&summary));
     match summary.constancy_pass() {
         Some(false) => EXIT_CONSTANCY_FAILED,
         _ => EXIT_OK,
     }
-}
-
-/// CSV, PNGs (failures there are warnings), then the summary JSON (last, with every output
-/// path in it).
-fn write_outputs(
-    run: &Run<'_>,
-    id: &str,
-    summary: &mut Summary,
-    outcome: &pipeline::AnalyzeOutcome,
-    baseline: Option<&crate::analysis::Baseline>,
-) -> anyhow::Result<()> {
-    let csv = run.out(report::csv_file_name(id));
-    report::write_csv(summary, &csv).context("the CSV table was not written")?;
-    summary.outputs.csv = Some(csv.display().to_string());
-    if !run.args.no_plot {
-        let png = run.out(report::curve_png_name(id));
-        match report::write_curve_png(summary, baseline, &png) {
-            Ok(()) => summary.outputs.curve_png = Some(png.display().to_string()),
-            Err(e) => plot_warning(summary, format!("the curve plot was not written: {e}")),
-        }
-    }
-    if run.args.debug_overlay {
-        let png = run.out(report::overlay_png_name(id));
-        match report::write_overlay_png(summary, &outcome.slab, Some(&outcome.phantom), &png) {
-            Ok(()) => summary.outputs.overlay_png = Some(png.display().to_string()),
-            Err(e) => plot_warning(summary, format!("the overlay was not written: {e}")),
-        }
-    }
-    let json = run.out(report::summary_file_name(id));
-    summary.outputs.summary_json = Some(json.display().to_string());
-    report::write_summary_json(summary, &json).context("the summary JSON was not written")?;
-    Ok(())
-}
-
-fn plot_warning(summary: &mut Summary, w: String) {
-    tracing::warn!("{w}");
-    summary.warnings.push(w);
-}
-
-/// Used by tests and the service: the files a run with phantom `id` writes into `dir`.
-pub fn output_paths(dir: &Path, id: &str) -> [PathBuf; 4] {
-    [
-        dir.join(report::csv_file_name(id)),
-        dir.join(report::summary_file_name(id)),
-        dir.join(report::curve_png_name(id)),
-        dir.join(report::overlay_png_name(id)),
-    ]
 }

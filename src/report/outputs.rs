@@ -3,8 +3,8 @@
 //! every output path in it.
 
 use super::{
-    csv_file_name, curve_png_name, overlay_png_name, summary_file_name, write_csv,
-    write_curve_png, write_overlay_png, write_summary_json, ReportError, Summary,
+    csv_file_name, curve_png_name, overlay_png_name, summary_file_name, write_csv, write_curve_png,
+    write_overlay_png, write_summary_json, ReportError, Summary,
 };
 use crate::analysis::{Baseline, HuStack};
 use crate::phantom::PhantomDef;
