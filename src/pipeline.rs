@@ -284,3 +284,136 @@ pub fn analyze(req: AnalyzeRequest) -> Result<AnalyzeOutcome, PipelineError> {
         timings,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulate::{render, render_to_dir, SimParams};
+
+    fn params() -> SimParams {
+        SimParams {
+            rotation_deg: -8.0,
+            shift_x_mm: 10.0,
+            n_slices: 24,
+            seed: 11,
+            ..SimParams::default()
+        }
+    }
+
+    fn request(source: SeriesSource) -> AnalyzeRequest {
+        AnalyzeRequest {
+            source,
+            series_uid: None,
+            phantoms: PhantomSet::builtin(),
+            options: AnalysisOptions::default(),
+            baseline: None,
+            baseline_protocol: None,
+        }
+    }
+
+    fn labelled(objects: Vec<dicom_object::DefaultDicomObject>) -> SeriesSource {
+        SeriesSource::Objects(
+            objects
+                .into_iter()
+                .enumerate()
+                .map(|(i, o)| (format!("object {i}"), o))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn in_memory_objects_give_the_same_result_as_files() {
+        let set = PhantomSet::builtin();
+        let def = set.get("cirs062").unwrap();
+        let sim = render(&params(), def).unwrap();
+        let mem = analyze(request(labelled(sim.objects))).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        render_to_dir(&params(), def, dir.path()).unwrap();
+        let files = analyze(request(SeriesSource::Path(dir.path().to_path_buf()))).unwrap();
+
+        assert_eq!(mem.meta.series_instance_uid, files.meta.series_instance_uid);
+        assert_eq!(mem.measurement.phantom_id, "cirs062");
+        assert_eq!(mem.plan.slab_indices, files.plan.slab_indices);
+        assert_eq!(mem.slab.n_slices(), mem.plan.slab_indices.len());
+        assert_eq!(mem.slab.series_index, mem.plan.slab_indices);
+        assert_eq!(mem.slab.factor, 1);
+        assert_eq!(mem.phantom.id, "cirs062");
+        let means = |o: &AnalyzeOutcome| -> Vec<(String, f64)> {
+            o.measurement
+                .inserts
+                .iter()
+                .map(|m| (m.insert.clone(), m.hu_mean))
+                .collect()
+        };
+        assert_eq!(means(&mem), means(&files));
+        assert!(!mem.evaluation.has_baseline);
+        assert!(mem.timings.total > 0.0);
+        assert!(mem.timings.total >= mem.timings.load + mem.timings.measure);
+    }
+
+    #[test]
+    fn baseline_evaluation_and_protocol_warnings() {
+        let set = PhantomSet::builtin();
+        let sim = render(&params(), set.get("cirs062").unwrap()).unwrap();
+        let first = analyze(request(labelled(sim.objects))).unwrap();
+        let baseline = Baseline {
+            source: "base.csv".into(),
+            entries: first
+                .measurement
+                .inserts
+                .iter()
+                .map(|m| crate::analysis::BaselineEntry {
+                    insert: m.insert.clone(),
+                    hu_mean: Some(m.hu_mean),
+                    red: m.red,
+                })
+                .collect(),
+        };
+        let mut protocol = BaselineProtocol::default();
+        protocol.fields.insert("KVP".into(), "100".into());
+        protocol
+            .fields
+            .insert("phantom".into(), "catphan_ctp404".into());
+        let sim = render(&params(), set.get("cirs062").unwrap()).unwrap();
+        let mut req = request(labelled(sim.objects));
+        req.baseline = Some(baseline);
+        req.baseline_protocol = Some(protocol);
+        let out = analyze(req).unwrap();
+        assert!(out.evaluation.has_baseline);
+        assert_eq!(out.evaluation.pass, Some(true));
+        let w = out.warnings.join("\n");
+        assert!(w.contains("KVP 120 (baseline: 100)"), "{w}");
+        assert!(w.contains("measured on phantom 'catphan_ctp404'"), "{w}");
+    }
+
+    #[test]
+    fn unknown_forced_phantom_fails_before_loading() {
+        let mut req = request(SeriesSource::Path("/nonexistent".into()));
+        req.options.phantom = Some("gammex467".into());
+        let e = analyze(req).unwrap_err();
+        assert_eq!(e.stage, Stage::Setup);
+        assert!(e.meta.is_none());
+        assert!(e.to_string().contains("gammex467"), "{e}");
+    }
+
+    #[test]
+    fn failures_keep_what_was_learnt() {
+        // nothing to load
+        let e = analyze(request(SeriesSource::Objects(vec![]))).unwrap_err();
+        assert_eq!(e.stage, Stage::Load);
+        assert!(matches!(*e.kind, PipelineErrorKind::Dicom(_)));
+        // a uniform cylinder loads, then no phantom is recognised: the metadata is kept
+        let set = PhantomSet::builtin();
+        let p = SimParams {
+            uniform: true,
+            ..params()
+        };
+        let sim = render(&p, set.get("cirs062").unwrap()).unwrap();
+        let e = analyze(request(labelled(sim.objects))).unwrap_err();
+        assert!(matches!(e.stage, Stage::Plan | Stage::Measure), "{e}");
+        assert!(matches!(*e.kind, PipelineErrorKind::Analysis(_)));
+        let meta = e.meta.expect("metadata of the loaded series");
+        assert_eq!(meta.modality, "CT");
+        assert!(e.timings.total > 0.0);
+    }
+}
