@@ -977,3 +977,42 @@ fn version_and_help() {
         assert!(help.contains(flag), "{flag} missing from help:\n{help}");
     }
 }
+
+#[test]
+fn files_of_an_earlier_run_do_not_survive_as_this_runs_results() {
+    let s = shared();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let o = run(&[
+        "analyze",
+        "--dicom",
+        p(&s.cirs),
+        "--outdir",
+        p(&out),
+        "--debug-overlay",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(out.join("hu_red_cirs062_overlay.png").is_file());
+    // again without the overlay: the old overlay goes
+    let o = run(&["analyze", "--dicom", p(&s.cirs), "--outdir", p(&out)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!out.join("hu_red_cirs062_overlay.png").exists());
+    assert!(out.join("hu_red_cirs062_curve.png").is_file());
+    // a failed forced run: the error summary replaces the results of the earlier run
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    assert_fails(
+        &[
+            "analyze",
+            "--dicom",
+            p(&empty),
+            "--outdir",
+            p(&out),
+            "--phantom",
+            "cirs062",
+        ],
+        &out,
+        "hu_red_cirs062_summary.json",
+        &["empty"],
+    );
+}
