@@ -282,7 +282,13 @@ fn cirs_without_baseline_writes_every_file_and_exits_0() {
         "red",
         "hu_mean",
         "hu_std",
+        "center_x",
+        "center_y",
+        "roi_radius_px",
+        "detected_radius_px",
+        "assignment_cost",
     ];
+    // the script's 23 columns first, in its order: hu-red's CSV is a superset
     assert_eq!(&header[..script_cols.len()], &script_cols[..]);
     for col in [
         "hu_median",

@@ -1,14 +1,20 @@
-//! `hu_red_PHANTOM.csv`: one row per material. The first 18 columns are the Python script's
-//! (its acquisition metadata, then `selected_slice_index, phantom, dicom_path, insert, red,
-//! hu_mean, hu_std`), so that the file works wherever the script's did, including as a
-//! baseline; hu-red's own columns follow. Missing values are empty cells, never `NaN`.
+//! `hu_red_PHANTOM.csv`: one row per material. The first 23 columns are the Python script's,
+//! in its order (acquisition metadata, `selected_slice_index, phantom, dicom_path, insert, red,
+//! hu_mean, hu_std, center_x, center_y, roi_radius_px, detected_radius_px, assignment_cost`),
+//! so that the file works wherever the script's did, including as a baseline; hu-red's own
+//! columns follow. Missing values are empty cells, never `NaN`.
+//!
+//! The script's per-blob columns for a material: `center_x`/`center_y` (image column/row, px),
+//! `roi_radius_px` and `detected_radius_px` (the insert's radius, px) are those of the
+//! material's first ROI (a CIRS material has two, both in the summary JSON);
+//! `assignment_cost` is |mean HU − expected HU|, the script's HU-proximity cost.
 
 use super::{write_atomically, ReportError, Summary};
 use crate::analysis::{InsertConstancy, MaterialResult};
 use std::path::Path;
 
 /// The header, in order.
-pub const CSV_COLUMNS: [&str; 34] = [
+pub const CSV_COLUMNS: [&str; 39] = [
     "SeriesDescription",
     "ProtocolName",
     "KVP",
@@ -27,6 +33,11 @@ pub const CSV_COLUMNS: [&str; 34] = [
     "red",
     "hu_mean",
     "hu_std",
+    "center_x",
+    "center_y",
+    "roi_radius_px",
+    "detected_radius_px",
+    "assignment_cost",
     "hu_median",
     "n_rois",
     "n_pixels",
@@ -134,6 +145,19 @@ pub(crate) fn csv_rows(summary: &Summary) -> Vec<Vec<String>> {
         row.push(num(*red));
         row.push(hu(*hu_mean));
         row.push(hu(*hu_std));
+        let first = m.rois.first();
+        let px = |v: Option<f64>| {
+            v.filter(|x| x.is_finite())
+                .map(|x| format!("{x:.2}"))
+                .unwrap_or_default()
+        };
+        row.push(px(first.map(|r| r.center_col_px)));
+        row.push(px(first.map(|r| r.center_row_px)));
+        row.push(px(first.map(|r| r.roi_radius_px)));
+        row.push(px(first.and_then(|r| {
+            (r.roi_radius_mm > 0.0).then(|| r.roi_radius_px / r.roi_radius_mm * r.insert_radius_mm)
+        })));
+        row.push(hu((hu_mean - hu_expected).abs()));
         row.push(hu(*hu_median));
         row.push(n_rois.to_string());
         row.push(n_pixels.to_string());
@@ -163,7 +187,7 @@ pub(crate) fn csv_rows(summary: &Summary) -> Vec<Vec<String>> {
         let mut row = Vec::with_capacity(CSV_COLUMNS.len());
         common(&mut row);
         row.push(c.insert.clone());
-        row.extend(std::iter::repeat_n(String::new(), 10));
+        row.extend(std::iter::repeat_n(String::new(), 15));
         tail(&mut row, Some(c));
         row.push("not measured".to_string());
         row.push(c.note.clone().unwrap_or_default());

@@ -181,8 +181,16 @@ pub struct Summary {
     pub tolerance_evaluation: ToleranceEvaluation,
     pub outputs: Outputs,
     pub warnings: Vec<String>,
+    /// How to read the result (the script's summary has a `note` too).
+    pub note: String,
     pub timings_ms: Option<Timings>,
 }
+
+/// The `note` of every summary.
+pub const NOTE: &str = "HU values are ROI means averaged over the slab of slices listed under \
+'slices'; constancy: delta_hu = hu_mean - baseline_hu per insert, pass = every insert within its \
+tolerance (a missing value fails); delta_red_percent = the RED error a planning system still \
+using the baseline curve makes on today's HU.";
 
 /// What a summary of a successful analysis is made of.
 pub struct OkParts<'a> {
@@ -227,6 +235,7 @@ impl Summary {
             tolerance_evaluation: p.evaluation.clone(),
             outputs: Outputs::default(),
             warnings: p.warnings,
+            note: NOTE.to_string(),
             timings_ms: p.timings,
         }
     }
@@ -282,6 +291,7 @@ impl Summary {
             },
             outputs: Outputs::default(),
             warnings,
+            note: NOTE.to_string(),
             timings_ms: None,
         }
     }

@@ -300,6 +300,8 @@ fn summary_json_is_strict_and_has_the_contract_keys() {
         "curve",
         "hu_red_version",
         "started_at",
+        "finished_at",
+        "note",
     ] {
         assert!(!v[key].is_null(), "{key}");
     }
@@ -348,18 +350,14 @@ fn csv_has_script_columns_first_and_no_nan() {
     let mut r = csv::Reader::from_path(&path).unwrap();
     let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
     assert_eq!(&header[..11], &crate::baseline::METADATA_COLUMNS[..]);
-    assert_eq!(
-        &header[11..18],
-        [
-            "selected_slice_index",
-            "phantom",
-            "dicom_path",
-            "insert",
-            "red",
-            "hu_mean",
-            "hu_std"
-        ]
-    );
+    // the script's 23 columns first, in its order (the fixture's header is the script's)
+    let script = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/script_baseline.csv"),
+    )
+    .unwrap();
+    let script_header: Vec<&str> = script.lines().next().unwrap().split(',').collect();
+    assert_eq!(script_header.len(), 23);
+    assert_eq!(&header[..23], &script_header[..]);
     let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
     assert_eq!(rows.len(), 9);
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();
@@ -370,6 +368,19 @@ fn csv_has_script_columns_first_and_no_nan() {
     assert_eq!(&water[col("within_tolerance")], "false");
     assert_eq!(&water[col("tolerance_hu")], "30");
     assert_eq!(&water[col("ProtocolName")], "");
+    // the script's blob columns: the ROI's centre and radii in pixels, |mean − expected|
+    let roi = &m.inserts.iter().find(|x| x.insert == "water").unwrap().rois[0];
+    assert_eq!(&water[col("center_x")], format!("{:.2}", roi.center_col_px));
+    assert_eq!(&water[col("center_y")], format!("{:.2}", roi.center_row_px));
+    assert_eq!(
+        &water[col("roi_radius_px")],
+        format!("{:.2}", roi.roi_radius_px)
+    );
+    assert_eq!(
+        &water[col("detected_radius_px")],
+        format!("{:.2}", 15.0 / PX)
+    );
+    assert_eq!(&water[col("assignment_cost")], "35.000");
     let lung_exhale = &rows[1];
     assert_eq!(&lung_exhale[col("hu_mean")], "");
     assert_eq!(&lung_exhale[col("status")], "not measured");
