@@ -573,14 +573,8 @@ impl Connection {
             DataSink::Store(temp) => self.store(temp).await,
         };
         let (st, comment) = match outcome {
-            Ok(stored) => {
+            Ok(_) => {
                 self.stats.stored += 1;
-                debug!(
-                    sop_instance_uid = %stored.sop_instance_uid,
-                    path = %stored.rel_path,
-                    bytes = stored.size_bytes,
-                    "stored"
-                );
                 (status::SUCCESS, None)
             }
             Err(f) => {
@@ -609,14 +603,24 @@ impl Connection {
     /// Finish the file (off the reactor), then record it. Ok only when both are durable.
     async fn store(&self, temp: Box<TempInstance>) -> Result<StoredInstance, Failure> {
         let data_dir = self.shared.settings.data_dir.clone();
+        let t0 = Instant::now();
         let stored = tokio::task::spawn_blocking(move || temp.finish(&data_dir))
             .await
             .map_err(|e| Failure::resources(format!("storage task failed: {e}")))??;
+        let t1 = Instant::now();
         self.shared
             .sink
             .record(stored.clone())
             .await
             .map_err(|e| Failure::resources(format!("cannot record the instance: {e}")))?;
+        debug!(
+            sop_instance_uid = %stored.sop_instance_uid,
+            path = %stored.rel_path,
+            bytes = stored.size_bytes,
+            file_us = (t1 - t0).as_micros() as u64,
+            record_us = t1.elapsed().as_micros() as u64,
+            "stored"
+        );
         Ok(stored)
     }
 
