@@ -6,7 +6,7 @@
 //! (`HURED__SCP__ALLOWED_CALLING_AES=CT01,PACS`). The SMTP password is never a key: it comes from
 //! the environment variable [`SMTP_PASSWORD_ENV`] only.
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -28,7 +28,7 @@ pub const DEFAULT_FILE_SENDER: &str = "hu-red@localhost";
 /// limit) and DCMTK caps at 131072; these bounds keep a receive buffer per association sane.
 pub const MAX_PDU_RANGE: std::ops::RangeInclusive<u32> = 4096..=1_048_576;
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub scp: ScpConfig,
@@ -41,7 +41,7 @@ pub struct Config {
     pub scanners: Vec<ScannerConfig>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScpConfig {
     pub ae_title: String,
@@ -55,33 +55,35 @@ pub struct ScpConfig {
     pub idle_timeout_seconds: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeriesConfig {
     pub stable_seconds: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     pub data_dir: PathBuf,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
+    /// Serialised (e.g. to print the configuration in force) without its password.
+    #[serde(serialize_with = "serialize_redacted_url")]
     pub url: String,
     pub max_connections: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MailTransport {
     File,
     Smtp,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SmtpTls {
     None,
@@ -89,7 +91,7 @@ pub enum SmtpTls {
     Tls,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MailConfig {
     pub transport: MailTransport,
@@ -102,7 +104,7 @@ pub struct MailConfig {
     pub smtp_user: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QaConfig {
     pub phantom: String,
@@ -113,7 +115,7 @@ pub struct QaConfig {
     pub queue_capacity: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScannerConfig {
     pub name: String,
@@ -642,6 +644,10 @@ fn check_phantom(id: &str, known: &[String]) -> Result<(), String> {
     }
 }
 
+fn serialize_redacted_url<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::store::redact_url(url))
+}
+
 /// A list of strings from a TOML array or from comma-separated text (environment variables).
 fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     struct V;
@@ -1138,6 +1144,16 @@ mod tests {
         );
         assert!(c.scanner_for(Some("PACS"), None).is_none());
         assert!(c.scanner_for(None, None).is_none());
+    }
+
+    #[test]
+    fn serialised_configuration_hides_the_database_password() {
+        let mut c = defaults();
+        c.database.url = "postgres://hured:s3cret@db/hured".into();
+        let text = serde_json::to_string(&c).unwrap();
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("postgres://hured:***@db/hured"), "{text}");
+        assert!(text.contains("\"transport\":\"file\""), "{text}");
     }
 
     #[test]

@@ -1092,3 +1092,42 @@ async fn errors_name_the_database_without_the_password(kind: Kind) {
         }
     }
 }
+
+/// Not a test: how many `record_instance` commits per second each database sustains, one writer
+/// and four concurrent writers (run with `--ignored --nocapture`; numbers depend on the disk).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore]
+async fn record_instance_throughput() {
+    for kind in [Some(Kind::Sqlite), postgres_kind()].into_iter().flatten() {
+        let db = Db::new(&kind).await;
+        let store = db.open().await;
+        let s = series_uid(999);
+        let t = std::time::Instant::now();
+        for n in 0..500 {
+            store.record_instance(&inst(&s, n)).await.unwrap();
+        }
+        let one = 500.0 / t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        let tasks: Vec<_> = (0..4u32)
+            .map(|a| {
+                let store = store.clone();
+                let s = series_uid(1000 + a);
+                tokio::spawn(async move {
+                    for n in 0..125 {
+                        store.record_instance(&inst(&s, n)).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let four = 500.0 / t.elapsed().as_secs_f64();
+        eprintln!(
+            "{}: record_instance {one:.0}/s with one writer, {four:.0}/s with four",
+            store.dialect()
+        );
+        store.close().await;
+        db.finish().await;
+    }
+}

@@ -111,6 +111,10 @@ pub struct Store {
     pub(crate) backend: Backend,
     /// The URL with any password replaced, for messages.
     pub(crate) db: Arc<str>,
+    /// SQLite: one writer at a time inside this process. Writers queue here (FIFO) instead of
+    /// in SQLite's busy handler, which sleeps in growing steps and made 4 concurrent writers
+    /// slower than one. Other processes still wait on `busy_timeout`.
+    pub(crate) writer: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -229,7 +233,13 @@ impl Store {
                     .to_string(),
             });
         };
-        let store = Store { backend, db };
+        let writer =
+            matches!(backend, Backend::Sqlite(_)).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        let store = Store {
+            backend,
+            db,
+            writer,
+        };
         tracing::info!(db = %store.db, dialect = %store.dialect(), "database ready (migrations applied)");
         Ok(store)
     }
@@ -318,6 +328,14 @@ impl Store {
             db: self.db.to_string(),
             what: what.into(),
             reason: reason.into(),
+        }
+    }
+
+    /// Held for the duration of a write (see `writer`); `None` for Postgres.
+    pub(crate) async fn write_guard(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.writer {
+            Some(m) => Some(m.lock().await),
+            None => None,
         }
     }
 

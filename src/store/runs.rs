@@ -38,6 +38,7 @@ impl Store {
         };
         let now = now_ms();
         let series_state = run.status.series_state();
+        let _writing = self.write_guard().await;
         with_pool!(self, pool => {
             let mut tx = if self.is_postgres() {
                 pool.begin().await

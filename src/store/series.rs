@@ -48,6 +48,7 @@ impl Store {
             )
         };
         let pg = self.is_postgres();
+        let _writing = self.write_guard().await;
         with_pool!(self, pool => {
             let mut tx = if pg {
                 pool.begin().await
@@ -328,6 +329,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let what = format!("moving series {uid} from {from} to {to}");
         let now = now_ms();
+        let _writing = self.write_guard().await;
         with_pool!(self, pool => {
             let q = match analysed {
                 None => sqlx::query(
@@ -360,6 +362,7 @@ impl Store {
     pub async fn reset_interrupted(&self) -> Result<u64, StoreError> {
         let what = "resetting series interrupted while analysing";
         let now = now_ms();
+        let _writing = self.write_guard().await;
         with_pool!(self, pool => {
             let n = sqlx::query(
                 "UPDATE series SET state = 'stable', state_changed_at = $1 \
