@@ -299,7 +299,7 @@ fn catphan_defaults_find_ctp404_and_the_right_materials() {
             r.hu_mean
         );
         assert!(
-            r.hu_std > 3.0 && r.hu_std < 25.0,
+            r.hu_std > 1.0 && r.hu_std < 25.0,
             "{name}: std {}",
             r.hu_std
         );
