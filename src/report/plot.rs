@@ -950,13 +950,19 @@ pub fn write_overlay_png(
         let mut rois: Vec<&crate::analysis::RoiMeasurement> =
             summary.inserts.iter().flat_map(|m| m.rois.iter()).collect();
         rois.sort_by(|a, b| a.hole.cmp(&b.hole));
+        let red_row = font(15.0).color(&FAIL);
         for r in rois {
+            let style = if failing.contains(&r.insert.as_str()) {
+                &red_row
+            } else {
+                &grey
+            };
             line(
                 format!(
                     "{}  {}  {:.1} ± {:.1}",
                     r.hole, r.insert, r.hu_mean, r.hu_std
                 ),
-                &grey,
+                style,
                 20,
             )?;
         }
