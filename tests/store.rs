@@ -188,6 +188,7 @@ both!(
     fingerprints_identify_the_instance_set,
     listings_are_ordered_and_limited,
     errors_name_the_database_without_the_password,
+    scanners_follow_the_configuration,
 );
 
 const CT: &str = "1.2.840.10008.5.1.4.1.1.2";
@@ -1091,6 +1092,47 @@ async fn errors_name_the_database_without_the_password(kind: Kind) {
             assert!(m.contains("postgres:***@"), "{m}");
         }
     }
+}
+
+async fn scanners_follow_the_configuration(kind: Kind) {
+    use hu_red::config::ScannerConfig;
+    let db = Db::new(&kind).await;
+    let store = db.open().await;
+    let ct = ScannerConfig {
+        name: "CT Sim 1".into(),
+        calling_ae: Some("CT_SIM01".into()),
+        station_name: None,
+        phantom: Some("cirs062".into()),
+        recipients: vec!["physics@example.org".into()],
+    };
+    let obi = ScannerConfig {
+        name: "Linac 2 OBI".into(),
+        calling_ae: None,
+        station_name: Some("LINAC2".into()),
+        phantom: None,
+        recipients: vec![],
+    };
+    store
+        .sync_scanners(&[obi.clone(), ct.clone()])
+        .await
+        .unwrap();
+    let rows = store.list_scanners().await.unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        ["CT Sim 1", "Linac 2 OBI"]
+    );
+    assert_eq!(rows[0].calling_ae.as_deref(), Some("CT_SIM01"));
+    assert_eq!(rows[0].phantom.as_deref(), Some("cirs062"));
+    assert_eq!(rows[0].recipients, ["physics@example.org"]);
+    assert_eq!(rows[1].station_name.as_deref(), Some("LINAC2"));
+    assert!(rows[1].recipients.is_empty());
+    // a later configuration replaces the list
+    store.sync_scanners(&[ct]).await.unwrap();
+    assert_eq!(store.list_scanners().await.unwrap().len(), 1);
+    store.sync_scanners(&[]).await.unwrap();
+    assert!(store.list_scanners().await.unwrap().is_empty());
+    store.close().await;
+    db.finish().await;
 }
 
 /// Not a test: how many `record_instance` commits per second each database sustains, one writer

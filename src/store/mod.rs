@@ -14,6 +14,7 @@ mod convert;
 mod migrations;
 mod model;
 mod runs;
+mod scanners;
 mod series;
 
 pub use model::*;

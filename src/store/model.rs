@@ -490,3 +490,14 @@ pub struct RunDetail {
     pub materials: Vec<MaterialRow>,
     pub rois: Vec<RoiRow>,
 }
+
+/// A stored scanner entry (see [`super::Store::sync_scanners`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScannerRow {
+    pub name: String,
+    pub calling_ae: Option<String>,
+    pub station_name: Option<String>,
+    pub phantom: Option<String>,
+    pub recipients: Vec<String>,
+    pub updated_at: i64,
+}
