@@ -87,9 +87,20 @@ fn storescu(port: u16, calling: &str, extra: &[&str], files: &[PathBuf]) -> Out 
 
 /// A small simulated series (`hu-red simulate`); the DICOM files only, in z order.
 fn series(dir: &Path, seed: u64, n: usize, modality: &str, syntax: Syntax) -> Vec<PathBuf> {
+    series_with(dir, seed, n, modality, syntax, |_| {})
+}
+
+fn series_with(
+    dir: &Path,
+    seed: u64,
+    n: usize,
+    modality: &str,
+    syntax: Syntax,
+    tweak: impl FnOnce(&mut SimParams),
+) -> Vec<PathBuf> {
     let set = hu_red::phantom::PhantomSet::builtin();
     let phantom = set.get("catphan_ctp404").unwrap();
-    let params = SimParams {
+    let mut params = SimParams {
         matrix: 128,
         pixel_mm: 2.0,
         n_slices: n,
@@ -101,6 +112,7 @@ fn series(dir: &Path, seed: u64, n: usize, modality: &str, syntax: Syntax) -> Ve
         transfer_syntax: syntax,
         ..SimParams::default()
     };
+    tweak(&mut params);
     let (paths, _truth) = simulate::render_to_dir(&params, phantom, dir).unwrap();
     paths
         .into_iter()
@@ -927,6 +939,16 @@ fn hu_red_send_to_the_scp() {
     let jls = transcode("dcmcjpls", &[], &jls_src, &w.join("all/jls"));
     let rle = transcode("dcmcrle", &[], &rle_src, &w.join("all/rle"));
     let def = transcode("dcmconv", &["+td"], &def_src, &w.join("all/def"));
+    let p14_src = series(&w.join("p14_src"), 77, 2, "CT", Syntax::Explicit);
+    let p14 = transcode("dcmcjpeg", &["+el"], &p14_src, &w.join("all/p14"));
+    // DCMTK's near-lossless JPEG-LS encoder wants unsigned pixels
+    let nl_src = series_with(&w.join("nl_src"), 78, 2, "CT", Syntax::Explicit, |p| {
+        p.pixel_representation = hu_red::simulate::PixelRepresentation::Unsigned;
+        p.rescale_intercept = -1024.0;
+    });
+    let nl = transcode("dcmcjpls", &["+en"], &nl_src, &w.join("all/nl"));
+    assert_eq!(part10(&p14[0]).0, "1.2.840.10008.1.2.4.57");
+    assert_eq!(part10(&nl[0]).0, "1.2.840.10008.1.2.4.81");
     let args = |paths: Vec<PathBuf>, aet: &str| SendArgs {
         to: format!("127.0.0.1:{}", server.port),
         aet: aet.into(),
@@ -937,7 +959,7 @@ fn hu_red_send_to_the_scp() {
     };
     // a folder (recursively; truth.json files are skipped)
     send(args(vec![w.join("all")], AE)).unwrap();
-    let all: Vec<PathBuf> = [&plain, &jls, &rle, &def, &sc]
+    let all: Vec<PathBuf> = [&plain, &jls, &rle, &def, &sc, &p14, &nl]
         .into_iter()
         .flatten()
         .cloned()
@@ -962,18 +984,23 @@ fn hu_red_send_to_the_scp() {
     assert!(format!("{err:#}").contains("not stored"), "{err:#}");
     assert_eq!(server.recorded().len(), before);
 
-    // the library API: an MR file is refused (no accepted context), the CT one is stored
+    // the library API: an MR file and a JPEG 12-bit lossy one are refused (no accepted
+    // context: never transcoded), the plain CT one is stored
     let mr = series(&w.join("mr"), 76, 1, "MR", Syntax::Explicit);
+    let ext_src = series(&w.join("ext_src"), 79, 1, "CT", Syntax::Explicit);
+    let ext = transcode("dcmcjpeg", &["+ee"], &ext_src, &w.join("ext"));
+    assert_eq!(part10(&ext[0]).0, "1.2.840.10008.1.2.4.51");
     let summary = hu_red::scu::send(
         &hu_red::scu::ScuOptions {
             addr: format!("127.0.0.1:{}", server.port),
             called_ae: AE.into(),
             ..Default::default()
         },
-        &[mr[0].clone(), plain[0].clone()],
+        &[mr[0].clone(), ext[0].clone(), plain[0].clone()],
     )
     .unwrap();
-    assert_eq!((summary.stored(), summary.failed()), (1, 1));
+    assert_eq!((summary.stored(), summary.failed()), (1, 2), "{summary:?}");
+    assert!(!server.in_db(&part10(&ext[0]).1));
     hu_red::scu::echo(&hu_red::scu::ScuOptions {
         addr: format!("127.0.0.1:{}", server.port),
         called_ae: AE.into(),
