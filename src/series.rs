@@ -258,12 +258,18 @@ async fn handle_due(
         return Ok(true);
     }
     if s.analysed().as_ref() == Some(&fp) {
-        // The same instances again (a PACS re-sending the series): same result, no new run.
+        // The same instances again (a PACS re-sending the series): same result, no new run;
+        // the series ends as its last run did (done, or failed with that run's reason).
+        let state = store
+            .series_runs(&uid)
+            .await?
+            .last()
+            .map_or(SeriesState::Done, |r| r.status.series_state());
         if store
-            .finish_series(&uid, SeriesState::Receiving, SeriesState::Done, Some(&fp))
+            .finish_series(&uid, SeriesState::Receiving, state, Some(&fp))
             .await?
         {
-            info!("series re-sent unchanged: not analysed again");
+            info!(state = %state, "series re-sent unchanged: not analysed again");
         }
         return Ok(true);
     }
