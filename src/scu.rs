@@ -345,6 +345,10 @@ fn send_chunk(
             return;
         }
     };
+    // no Nagle: a C-STORE ends with a short segment and then waits for the response
+    if let Err(e) = assoc.inner_stream().set_nodelay(true) {
+        warn!("cannot set TCP_NODELAY: {e}");
+    }
     let accepted: Vec<(u8, String, String)> = assoc
         .presentation_contexts()
         .iter()
