@@ -154,7 +154,10 @@ fn read_header(path: &Path) -> Option<NewInstance> {
             .filter(|s| !s.is_empty())
     };
     let meta = obj.meta();
-    let sop_class = meta.media_storage_sop_class_uid().trim_end_matches('\0').to_string();
+    let sop_class = meta
+        .media_storage_sop_class_uid()
+        .trim_end_matches('\0')
+        .to_string();
     Some(NewInstance {
         sop_instance_uid: text(tags::SOP_INSTANCE_UID)?,
         series_instance_uid: text(tags::SERIES_INSTANCE_UID)?,
@@ -246,7 +249,12 @@ async fn handle_due(
     let fp: Fingerprint = store.series_fingerprint(&uid).await?;
     if !s.analysable {
         if store
-            .finish_series(&uid, SeriesState::Receiving, SeriesState::NotAnalysed, Some(&fp))
+            .finish_series(
+                &uid,
+                SeriesState::Receiving,
+                SeriesState::NotAnalysed,
+                Some(&fp),
+            )
             .await?
         {
             info!(
@@ -277,7 +285,10 @@ async fn handle_due(
         .claim_series(&uid, SeriesState::Receiving, SeriesState::Stable)
         .await?
     {
-        info!(instances = s.n_instances, "series complete: queued for analysis");
+        info!(
+            instances = s.n_instances,
+            "series complete: queued for analysis"
+        );
         if queue
             .send(SeriesJob {
                 series_instance_uid: uid,

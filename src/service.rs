@@ -25,7 +25,7 @@ use tracing::info;
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(Box<ConfigError>),
     #[error("qa.phantom_config: {0}")]
     Phantom(#[from] PhantomError),
     #[error("storage.data_dir {path}: {reason} (create it or point storage.data_dir at a writable folder)")]
@@ -46,7 +46,15 @@ pub enum ServiceError {
     Task(String),
 }
 
-fn flatten(r: Result<Result<(), ServiceError>, tokio::task::JoinError>) -> Result<(), ServiceError> {
+impl From<ConfigError> for ServiceError {
+    fn from(e: ConfigError) -> Self {
+        ServiceError::Config(Box::new(e))
+    }
+}
+
+fn flatten(
+    r: Result<Result<(), ServiceError>, tokio::task::JoinError>,
+) -> Result<(), ServiceError> {
     r.unwrap_or_else(|e| Err(ServiceError::Task(e.to_string())))
 }
 
@@ -77,9 +85,11 @@ pub async fn start(config: Config) -> Result<RunningService, ServiceError> {
     config.validate()?;
     let config = Arc::new(config);
     let data_dir = config.storage.data_dir.clone();
-    std::fs::create_dir_all(data_dir.join(RESULTS_DIR)).map_err(|reason| ServiceError::DataDir {
-        path: data_dir.clone(),
-        reason,
+    std::fs::create_dir_all(data_dir.join(RESULTS_DIR)).map_err(|reason| {
+        ServiceError::DataDir {
+            path: data_dir.clone(),
+            reason,
+        }
     })?;
     worker::clean_partial_results(&data_dir);
     let phantoms = match &config.qa.phantom_config {

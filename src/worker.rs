@@ -134,10 +134,10 @@ async fn run_series(ctx: &WorkerContext, uid: &str) -> Result<(), crate::store::
         .find(|i| i.analysable)
         .and_then(|i| Path::new(&i.rel_path).parent().map(Path::to_path_buf))
         .map(|rel| ctx.data_dir().join(rel));
-    let tmp = ctx
-        .data_dir()
-        .join(RESULTS_DIR)
-        .join(format!("tmp-{}-{}", started_ms, std::process::id()));
+    let tmp =
+        ctx.data_dir()
+            .join(RESULTS_DIR)
+            .join(format!("tmp-{}-{}", started_ms, std::process::id()));
 
     let job = BlockingRun {
         folder,
@@ -159,14 +159,7 @@ async fn run_series(ctx: &WorkerContext, uid: &str) -> Result<(), crate::store::
         None if outcome.internal => (RunStatus::Error, Verdict::Error),
         None => (RunStatus::Failed, Verdict::Error),
     };
-    let mut run = NewRun::new(
-        uid,
-        status,
-        verdict,
-        fingerprint,
-        started_ms,
-        finished_ms,
-    );
+    let mut run = NewRun::new(uid, status, verdict, fingerprint, started_ms, finished_ms);
     if let Some(r) = &outcome.result {
         run.fill_from_measurement(&r.outcome.measurement, Some(&r.outcome.evaluation));
         run.warnings = r.summary.warnings.clone();
@@ -192,7 +185,11 @@ async fn run_series(ctx: &WorkerContext, uid: &str) -> Result<(), crate::store::
     } else {
         let dest = ctx.data_dir().join(RESULTS_DIR).join(id.to_string());
         if let Err(e) = std::fs::rename(&tmp, &dest) {
-            error!(run = id, "cannot move the run's outputs to {}: {e}", dest.display());
+            error!(
+                run = id,
+                "cannot move the run's outputs to {}: {e}",
+                dest.display()
+            );
         }
     }
     log_run(id, &series, &run, &outcome, finished_ms - started_ms);
@@ -316,7 +313,13 @@ impl BlockingRun {
                 let metadata = e.meta.as_deref().map(Metadata::from_series);
                 let plan = e.plan.clone();
                 let warnings = e.warnings.clone();
-                return self.failed(&dicom_path, e.to_string(), metadata, plan.as_deref(), warnings);
+                return self.failed(
+                    &dicom_path,
+                    e.to_string(),
+                    metadata,
+                    plan.as_deref(),
+                    warnings,
+                );
             }
         };
         let mut warnings = outcome.warnings.clone();

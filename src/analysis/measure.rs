@@ -375,39 +375,58 @@ fn locate_template(
 }
 
 /// Rotations (degrees, including 0) under which the definition's holes land on holes of the same
-/// radius (within half a radius) and the outline on itself.
+/// radius (within half a radius: the CIRS outer ring is not quite circular) and the outline on
+/// itself. Each symmetry is reported once, at the angle of the best match.
 fn symmetries(def: &PhantomDef) -> Vec<f64> {
-    let outline_ok = |phi: f64| match def.outline {
+    let outline_ok = |deg: i32| match def.outline {
         Outline::Circle { .. } => true,
         Outline::Ellipse {
             width_mm,
             height_mm,
-        } => (width_mm - height_mm).abs() < 1e-6 || (phi % 180.0).abs() < 1e-9,
-        Outline::Square { .. } => (phi % 90.0).abs() < 1e-9,
+        } => (width_mm - height_mm).abs() < 1e-6 || deg % 180 == 0,
+        Outline::Square { .. } => deg % 90 == 0,
     };
-    let mut out = vec![0.0];
-    for deg in 1..360 {
-        let phi = deg as f64;
-        if !outline_ok(phi) {
-            continue;
-        }
+    if def.holes.is_empty() {
+        return vec![0.0];
+    }
+    // Worst mismatch (mm, relative to the hole radius) of the pattern rotated by each degree.
+    let mismatch = |deg: i32| -> f64 {
         let p = Pose {
             centre_x_mm: 0.0,
             centre_y_mm: 0.0,
-            rotation_deg: phi,
+            rotation_deg: deg as f64,
         };
-        let maps = def.holes.iter().all(|h| {
-            let (x, y) = hole_xy(h, &p);
-            def.holes.iter().any(|g| {
-                (g.radius_mm - h.radius_mm).abs() < 0.1 * h.radius_mm
-                    && (g.x_mm - x).hypot(g.y_mm - y) < 0.5 * h.radius_mm
+        def.holes
+            .iter()
+            .map(|h| {
+                let (x, y) = hole_xy(h, &p);
+                def.holes
+                    .iter()
+                    .filter(|g| (g.radius_mm - h.radius_mm).abs() < 0.1 * h.radius_mm)
+                    .map(|g| (g.x_mm - x).hypot(g.y_mm - y) / h.radius_mm)
+                    .fold(f64::INFINITY, f64::min)
             })
-        });
-        if maps && !def.holes.is_empty() {
-            out.push(phi);
-        }
-    }
-    out
+            .fold(0.0, f64::max)
+    };
+    let m: Vec<f64> = (0..360)
+        .map(|d| {
+            if outline_ok(d) {
+                mismatch(d)
+            } else {
+                f64::INFINITY
+            }
+        })
+        .collect();
+    // Local minima below the threshold (the pattern matches over a few degrees around each).
+    (0..360i32)
+        .filter(|&d| {
+            let prev = m[((d + 359) % 360) as usize];
+            let next = m[((d + 1) % 360) as usize];
+            let here = m[d as usize];
+            here < 0.5 && here <= prev && here < next
+        })
+        .map(|d| d as f64)
+        .collect()
 }
 
 /// Mean, std, median and count of the pixels within `r` mm of (x, y), pooled over all slices.

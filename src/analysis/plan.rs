@@ -305,7 +305,9 @@ fn evaluate(
                                 [a, a + 180.0]
                             })
                             .collect(),
-                        _ => (0..180).map(|i| i as f64 * 2.0).collect(),
+                        // 5° steps: every hole (≥ ±5.8° wide at the Catphan ring) is hit within
+                        // 2.5°, and the refinement below finishes the angle.
+                        _ => (0..72).map(|i| i as f64 * 5.0).collect(),
                     };
                     let (_, rot) = best_rotation(img, geo, def, c, angles.into_iter());
                     let start = Pose {

@@ -53,8 +53,8 @@ pub fn run(args: RunsArgs) -> anyhow::Result<()> {
         println!();
         println!("Runs (most recent first)");
         println!(
-            "{:>6} {:<8} {:<7} {:<15} {:<8} {}",
-            "run", "status", "verdict", "phantom", "amended", "series / error"
+            "{:>6} {:<8} {:<7} {:<15} {:<8} series / error",
+            "run", "status", "verdict", "phantom", "amended"
         );
         for r in &runs {
             println!(
