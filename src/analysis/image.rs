@@ -191,23 +191,32 @@ pub fn nan_mean_slices(stack: &ndarray::Array3<f32>) -> Array2<f32> {
     out
 }
 
-/// Median of a slice of finite values (sorted in place).
+/// Median of a slice of finite values (reordered in place; linear-time selection).
 pub fn median(values: &mut [f32]) -> f64 {
-    if values.is_empty() {
+    let n = values.len();
+    if n == 0 {
         return f64::NAN;
     }
-    values.sort_by(|a, b| a.total_cmp(b));
-    let n = values.len();
+    let (lower, upper, _) = values.select_nth_unstable_by(n / 2, |a, b| a.total_cmp(b));
+    let upper = *upper as f64;
     if n % 2 == 1 {
-        values[n / 2] as f64
+        upper
     } else {
-        (values[n / 2 - 1] as f64 + values[n / 2] as f64) / 2.0
+        let below = lower.iter().copied().fold(f32::MIN, f32::max) as f64;
+        (below + upper) / 2.0
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn median_odd_even_and_empty() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(&mut []).is_nan());
+    }
 
     #[test]
     fn fill_holes_fills_enclosed_background_only() {

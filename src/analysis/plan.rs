@@ -283,10 +283,9 @@ fn evaluate(
         f
     };
 
-    // Insert evidence per plausible slice, at that slice's own body centre.
-    let per_slice: Vec<(usize, f64, Pose)> = plausible
-        .par_iter()
-        .filter_map(|&k| {
+    // Insert evidence of one slice, at that slice's own body centre.
+    let eval_slice = |k: usize| -> Option<(usize, f64, Pose)> {
+        {
             let b = slices[k].body.as_ref()?;
             let img = ov.hu.index_axis(Axis(0), k);
             // The centroid of a cut body is biased: shift the fitted centre by this slice's
@@ -335,8 +334,15 @@ fn evaluate(
                     ))
                 }
             }
-        })
-        .collect();
+        }
+    };
+    // Evaluate slices about every 5 mm first (an insert region is 25 mm or more), then every
+    // slice at the edges of the best run, so that its ends are exact.
+    let spacing = median_spacing(&ov.z_mm).unwrap_or(ov.thickness_mm.max(1.0));
+    let stride = ((5.0 / spacing).floor() as usize).max(1);
+    let sampled: Vec<usize> = plausible.iter().copied().step_by(stride).collect();
+    let mut per_slice: Vec<(usize, f64, Pose)> =
+        sampled.par_iter().filter_map(|&k| eval_slice(k)).collect();
     // Longest run of consecutive overview slices showing the inserts (one-slice gaps bridged).
     let mut best_run: Option<(usize, usize, f64)> = None;
     let good: Vec<&(usize, f64, Pose)> = per_slice
@@ -346,7 +352,7 @@ fn evaluate(
     let mut i = 0;
     while i < good.len() {
         let mut j = i;
-        while j + 1 < good.len() && good[j + 1].0 <= good[j].0 + 2 {
+        while j + 1 < good.len() && good[j + 1].0 <= good[j].0 + 2 * stride {
             j += 1;
         }
         let (lo, hi) = (good[i].0, good[j].0);
@@ -358,13 +364,34 @@ fn evaluate(
         i = j + 1;
     }
     let max_ev = per_slice.iter().map(|p| p.1).fold(0.0, f64::max);
-    let Some((lo, hi, run_ev)) = best_run else {
+    let Some((mut lo, mut hi, run_ev)) = best_run else {
         return fail(format!(
             "outline matches (overlap {:.2}) but no slice shows the inserts (best {:.0} % of the expected holes visible)",
             iou,
             100.0 * max_ev
         ));
     };
+    if stride > 1 {
+        let is_plausible = |k: usize| plausible.binary_search(&k).is_ok();
+        while lo > 0 && is_plausible(lo - 1) {
+            match eval_slice(lo - 1) {
+                Some(e) if e.1 >= EVIDENCE_MIN => {
+                    lo -= 1;
+                    per_slice.push(e);
+                }
+                _ => break,
+            }
+        }
+        while hi + 1 < n && is_plausible(hi + 1) {
+            match eval_slice(hi + 1) {
+                Some(e) if e.1 >= EVIDENCE_MIN => {
+                    hi += 1;
+                    per_slice.push(e);
+                }
+                _ => break,
+            }
+        }
+    }
     // Pose of the slice nearest the run centre.
     let mid = (lo + hi) / 2;
     let pose = per_slice
@@ -376,7 +403,6 @@ fn evaluate(
             centre_y_mm: centre.1,
             rotation_deg: 0.0,
         });
-    let _ = ov;
     // "Some rods inside" is weaker evidence than a whole hole template matching: a template
     // phantom that matches explains the rods, so detection phantoms yield to it.
     let specificity = match def.localisation {
@@ -395,4 +421,18 @@ fn evaluate(
         pose,
         touches_edge,
     }
+}
+
+/// Median distance between neighbouring slice positions, mm.
+fn median_spacing(z: &[f64]) -> Option<f64> {
+    let mut d: Vec<f64> = z
+        .windows(2)
+        .map(|w| (w[1] - w[0]).abs())
+        .filter(|d| *d > 1e-6)
+        .collect();
+    if d.is_empty() {
+        return None;
+    }
+    d.sort_by(|a, b| a.total_cmp(b));
+    Some(d[d.len() / 2])
 }
