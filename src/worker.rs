@@ -36,6 +36,9 @@ impl WorkerContext {
 /// Folder of the finished runs, under data_dir.
 pub const RESULTS_DIR: &str = "results";
 
+/// Numbers the temp result folders of this process.
+static TMP_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Remove half-written result folders of runs that were never stored (a crash mid-run).
 pub fn clean_partial_results(data_dir: &Path) {
     let dir = data_dir.join(RESULTS_DIR);
@@ -134,10 +137,13 @@ async fn run_series(ctx: &WorkerContext, uid: &str) -> Result<(), crate::store::
         .find(|i| i.analysable)
         .and_then(|i| Path::new(&i.rel_path).parent().map(Path::to_path_buf))
         .map(|rel| ctx.data_dir().join(rel));
-    let tmp =
-        ctx.data_dir()
-            .join(RESULTS_DIR)
-            .join(format!("tmp-{}-{}", started_ms, std::process::id()));
+    // Unique per run: runs started in the same millisecond must not share a folder.
+    let tmp = ctx.data_dir().join(RESULTS_DIR).join(format!(
+        "tmp-{}-{}-{}",
+        started_ms,
+        std::process::id(),
+        TMP_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
 
     let job = BlockingRun {
         folder,
