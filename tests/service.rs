@@ -144,8 +144,13 @@ impl Harness {
 
     /// `hu-red serve` with the embedded defaults plus this test's env and `stable_seconds`.
     fn serve(&self, stable_seconds: u64) -> Server {
+        self.serve_with(stable_seconds, &[])
+    }
+
+    fn serve_with(&self, stable_seconds: u64, extra: &[(&'static str, &str)]) -> Server {
         let mut env = self.env();
         env.push(("HURED__SERIES__STABLE_SECONDS", stable_seconds.to_string()));
+        env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
         Server::start(self.root(), &env)
     }
 
@@ -789,6 +794,7 @@ both!(
     sigterm_when_idle_exits_cleanly,
     sigkill_while_analysing_reanalyses_once,
     unrecorded_files_are_recovered_at_start,
+    simultaneous_runs_keep_their_own_outputs,
 );
 
 /// (1) No config file: the embedded defaults plus env for port, data_dir and database.
@@ -1394,4 +1400,59 @@ fn unrecorded_files_are_recovered_at_start(kind: Kind) {
     for sop in s.sop_by_file.values() {
         assert!(h.instance_exists(sop), "{sop} not recovered");
     }
+}
+
+/// Many runs at once (16 small series complete in the same tick, 8 workers): every run's
+/// results/<run id>/ exists and holds that run's own summary, nothing is left in a temp folder.
+/// (Found a shared temp folder when two runs started in the same millisecond.)
+fn simultaneous_runs_keep_their_own_outputs(kind: Kind) {
+    let h = Harness::new(kind);
+    let series: Vec<Series> = (0..16)
+        .map(|k| {
+            small(&h.root().join(format!("s{k}")), 120 + k, 3, |p| {
+                p.matrix = 64;
+                p.pixel_mm = 5.0;
+                p.uniform = true;
+            })
+        })
+        .collect();
+    let server = h.serve_with(1, &[("HURED__QA__WORKERS", "8")]);
+    std::thread::scope(|sc| {
+        for s in &series {
+            let server = &server;
+            sc.spawn(move || send(server, &s.files, &[]));
+        }
+    });
+    let results = h.data_dir().join("results");
+    for s in &series {
+        h.wait_finished(&server, &s.uid, s.n());
+        let run = single_run(&h, s);
+        assert_eq!(run.status, RunStatus::Failed, "{:?}", run.error);
+        let path = results
+            .join(run.id.to_string())
+            .join("hu_red_unknown_summary.json");
+        let text = fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "run {} of {}: {}: {e}\n{}",
+                run.id,
+                s.uid,
+                path.display(),
+                server.log_tail()
+            )
+        });
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let dicom_path = doc["dicom_path"].as_str().unwrap();
+        assert!(
+            dicom_path.ends_with(&s.uid),
+            "results/{}/ holds the summary of {dicom_path}, not of {}",
+            run.id,
+            s.uid
+        );
+    }
+    let left: Vec<String> = fs::read_dir(&results)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("tmp-"))
+        .collect();
+    assert!(left.is_empty(), "temp result folders left: {left:?}");
 }
