@@ -190,6 +190,23 @@ async fn run_series(ctx: &WorkerContext, uid: &str) -> Result<(), crate::store::
         let _ = std::fs::remove_dir_all(&tmp);
     } else {
         let dest = ctx.data_dir().join(RESULTS_DIR).join(id.to_string());
+        if dest.exists() {
+            // A run of another database with the same id (the database was replaced and
+            // data_dir kept): keep its files aside rather than let them pass for this run's.
+            let aside = ctx
+                .data_dir()
+                .join(RESULTS_DIR)
+                .join(format!("{id}-superseded-{finished_ms}"));
+            warn!(
+                run = id,
+                "{} already exists (a run of an earlier database?): moved to {}",
+                dest.display(),
+                aside.display()
+            );
+            if let Err(e) = std::fs::rename(&dest, &aside) {
+                error!(run = id, "cannot move {} aside: {e}", dest.display());
+            }
+        }
         if let Err(e) = std::fs::rename(&tmp, &dest) {
             error!(
                 run = id,
