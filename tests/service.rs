@@ -147,6 +147,7 @@ impl Harness {
         self.serve_with(stable_seconds, &[])
     }
 
+    /// As [`Harness::serve`], with more env (later keys override earlier ones).
     fn serve_with(&self, stable_seconds: u64, extra: &[(&'static str, &str)]) -> Server {
         let mut env = self.env();
         env.push(("HURED__SERIES__STABLE_SECONDS", stable_seconds.to_string()));
@@ -765,6 +766,26 @@ fn single_run(h: &Harness, s: &Series) -> RunRow {
     runs.into_iter().next().unwrap()
 }
 
+/// results/<run id>/ holds this run's own summary: the file is the run's `summary_json`.
+fn assert_outputs_are_the_runs(h: &Harness, run: &RunRow) {
+    let dir = h.data_dir().join(
+        run.outputs_dir
+            .as_deref()
+            .expect("the run has an outputs_dir"),
+    );
+    let phantom = run.phantom_id.as_deref().unwrap_or("unknown");
+    let path = dir.join(format!("hu_red_{phantom}_summary.json"));
+    let text = fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("run {}: {}: {e}", run.id, path.display()));
+    assert!(
+        Some(text.as_str()) == run.summary_json.as_deref(),
+        "run {} of {}: {} is not the run's summary:\n{text}",
+        run.id,
+        run.series_instance_uid,
+        path.display()
+    );
+}
+
 fn json(o: &std::process::Output, what: &str) -> serde_json::Value {
     assert!(
         o.status.success(),
@@ -795,6 +816,7 @@ both!(
     sigkill_while_analysing_reanalyses_once,
     unrecorded_files_are_recovered_at_start,
     simultaneous_runs_keep_their_own_outputs,
+    new_database_on_an_existing_data_dir,
 );
 
 /// (1) No config file: the embedded defaults plus env for port, data_dir and database.
@@ -928,6 +950,7 @@ fn uncompressed_and_compressed_series_match_analyze(kind: Kind) {
             written["inserts"], summary["inserts"],
             "{label}: summary inserts"
         );
+        assert_outputs_are_the_runs(&h, &run);
     }
     let phantoms: BTreeSet<String> = cases
         .iter()
@@ -1249,9 +1272,7 @@ fn unanalysable_series_fails_with_the_reason(kind: Kind) {
         "{written:#}"
     );
     assert!(written["inserts"].as_array().unwrap().is_empty());
-    let stored: serde_json::Value =
-        serde_json::from_str(run.summary_json.as_deref().unwrap()).unwrap();
-    assert_eq!(stored["error"], written["error"]);
+    assert_outputs_are_the_runs(&h, &run);
 
     // The identical set re-sent: no new run, and the series still says failed (not done).
     let before = now_ms();
@@ -1448,6 +1469,7 @@ fn simultaneous_runs_keep_their_own_outputs(kind: Kind) {
             run.id,
             s.uid
         );
+        assert_outputs_are_the_runs(&h, &run);
     }
     let left: Vec<String> = fs::read_dir(&results)
         .unwrap()
@@ -1455,4 +1477,35 @@ fn simultaneous_runs_keep_their_own_outputs(kind: Kind) {
         .filter(|n| n.starts_with("tmp-"))
         .collect();
     assert!(left.is_empty(), "temp result folders left: {left:?}");
+}
+
+/// A new database on an existing data_dir (e.g. moving from SQLite to Postgres and keeping the
+/// storage): the stored files are recorded again and analysed, run ids start again at 1, and
+/// each run's results/<id>/ must still be that run's (not the old database's run 1).
+fn new_database_on_an_existing_data_dir(kind: Kind) {
+    let h = Harness::new(kind);
+    let a = small(&h.root().join("a"), 131, 12, |_| {});
+    let b = small(&h.root().join("b"), 132, 12, |_| {});
+    let old_db = format!("sqlite://{}", h.root().join("old.sqlite").display());
+    let server = h.serve_with(1, &[("HURED__DATABASE__URL", &old_db)]);
+    let results = h.data_dir().join("results");
+    for (s, id) in [(&a, 1), (&b, 2)] {
+        send(&server, &s.files, &[]);
+        wait_until("the run under the old database", &server, || {
+            results.join(id.to_string()).is_dir().then_some(())
+        });
+    }
+    drop(server);
+
+    let server = h.serve(1);
+    for s in [&a, &b] {
+        h.wait_finished(&server, &s.uid, s.n());
+        let run = single_run(&h, s);
+        assert_eq!(run.status, RunStatus::Ok, "{:?}", run.error);
+        assert!(run.id <= 2);
+        assert_outputs_are_the_runs(&h, &run);
+    }
+    // the old database's outputs are kept aside, not deleted
+    let n = fs::read_dir(&results).unwrap().count();
+    assert_eq!(n, 4, "results/: the two runs and the two earlier folders");
 }
