@@ -213,10 +213,18 @@ async fn run_series(ctx: &WorkerContext, uid: &str) -> Result<(), crate::store::
                 "cannot move the run's outputs to {}: {e}",
                 dest.display()
             );
+        } else if let Err(e) = sync_dir(&ctx.data_dir().join(RESULTS_DIR)) {
+            warn!(run = id, "cannot fsync the results folder: {e}");
         }
     }
     log_run(id, &series, &run, &outcome, finished_ms - started_ms);
     Ok(())
+}
+
+/// Make a rename inside `dir` durable (the files themselves were written before the run was
+/// committed).
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 fn log_run(id: i64, series: &SeriesRow, run: &NewRun, o: &RunOutcome, ms: i64) {
