@@ -24,7 +24,6 @@ use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,10 +32,12 @@ use hu_red::store::{now_ms, RunDetail, RunRow, RunStatus, SeriesRow, SeriesState
 
 const BIN: &str = env!("CARGO_BIN_EXE_hu-red");
 const AE: &str = "HURED_QA";
-const PG_ENV: &str = "HURED_TEST_POSTGRES_URL";
 /// Upper bound of every wait (generous: the machine is shared with builds).
 const DEADLINE: Duration = Duration::from_secs(120);
 const POLL: Duration = Duration::from_millis(100);
+
+mod common_db;
+use common_db::{create_schema, drop_schema, postgres_kind, schema_url, Kind};
 
 const CT_IMAGE_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.2";
 const SECONDARY_CAPTURE: &str = "1.2.840.10008.5.1.4.1.1.7";
@@ -46,36 +47,6 @@ const JPEG_LS_LOSSLESS: &str = "1.2.840.10008.1.2.4.80";
 const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
 
 // ------------------------------------------------------------------ databases
-
-#[derive(Clone)]
-enum Kind {
-    Sqlite,
-    Postgres(String),
-}
-
-/// The Postgres base URL, or None (skip) outside CI; panics in CI when it is missing.
-fn postgres_kind() -> Option<Kind> {
-    match std::env::var(PG_ENV) {
-        Ok(url) if !url.trim().is_empty() => Some(Kind::Postgres(url)),
-        _ => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!(
-                    "{PG_ENV} is not set but CI=true: the Postgres half of tests/service.rs must \
-                     run in CI (start PostgreSQL and export {PG_ENV}=postgres://USER:PASSWORD@HOST/DB)"
-                );
-            }
-            eprintln!("skipping the Postgres variant: {PG_ENV} is not set");
-            None
-        }
-    }
-}
-
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-fn with_param(url: &str, param: &str) -> String {
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}{param}")
-}
 
 /// One test's world: a temp folder (data_dir, series, outputs), a database (SQLite file in the
 /// data_dir or a fresh Postgres schema), a small runtime for the store queries.
@@ -106,10 +77,7 @@ impl Harness {
             ),
             Kind::Postgres(base) => {
                 let schema = rt.block_on(create_schema(base));
-                (
-                    with_param(base, &format!("options[search_path]={schema}")),
-                    Some(schema),
-                )
+                (schema_url(base, &schema), Some(schema))
             }
         };
         Harness {
@@ -234,59 +202,6 @@ impl Drop for Harness {
     }
 }
 
-async fn create_schema(base: &str) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let schema = format!(
-        "hured_t_{now}_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    let admin = sqlx::PgPool::connect(base)
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to {PG_ENV}: {e}"));
-    // Leftovers of crashed runs (schema names carry their creation time).
-    let old: Vec<String> = sqlx::query_scalar(
-        "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'hured\\_t\\_%'",
-    )
-    .fetch_all(&admin)
-    .await
-    .unwrap();
-    for s in old {
-        let t: u64 = s
-            .split('_')
-            .nth(2)
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(0);
-        if t + 3600 < now {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP SCHEMA IF EXISTS \"{s}\" CASCADE"
-            )))
-            .execute(&admin)
-            .await;
-        }
-    }
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    schema
-}
-
-async fn drop_schema(base: &str, schema: &str) -> Result<(), sqlx::Error> {
-    let admin = sqlx::PgPool::connect(base).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
-    )))
-    .execute(&admin)
-    .await?;
-    admin.close().await;
-    Ok(())
-}
-
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
         $(
@@ -297,7 +212,7 @@ macro_rules! both {
                 }
                 #[test]
                 fn postgres() {
-                    if let Some(kind) = super::postgres_kind() {
+                    if let Some(kind) = super::postgres_kind("tests/service.rs") {
                         super::$name(kind);
                     }
                 }

@@ -11,33 +11,10 @@
 
 use hu_red::store::*;
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-const PG_ENV: &str = "HURED_TEST_POSTGRES_URL";
-
-#[derive(Clone)]
-enum Kind {
-    Sqlite,
-    Postgres(String),
-}
-
-/// The Postgres base URL, or None (skip) outside CI; panics in CI when it is missing.
-fn postgres_kind() -> Option<Kind> {
-    match std::env::var(PG_ENV) {
-        Ok(url) if !url.trim().is_empty() => Some(Kind::Postgres(url)),
-        _ => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!(
-                    "{PG_ENV} is not set but CI=true: the Postgres half of tests/store.rs must \
-                     run in CI (start PostgreSQL and export {PG_ENV}=postgres://USER:PASSWORD@HOST/DB)"
-                );
-            }
-            eprintln!("skipping the Postgres variant: {PG_ENV} is not set");
-            None
-        }
-    }
-}
+mod common_db;
+use common_db::{create_schema, drop_schema, postgres_kind, schema_url, Kind};
 
 /// One test database: a temporary SQLite file, or a fresh Postgres schema.
 struct Db {
@@ -45,13 +22,6 @@ struct Db {
     url: String,
     _dir: Option<tempfile::TempDir>,
     schema: Option<String>,
-}
-
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-fn with_param(url: &str, param: &str) -> String {
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}{param}")
 }
 
 impl Db {
@@ -69,45 +39,10 @@ impl Db {
                 }
             }
             Kind::Postgres(base) => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_secs();
-                let schema = format!(
-                    "hured_t_{now}_{}_{}",
-                    std::process::id(),
-                    COUNTER.fetch_add(1, Ordering::Relaxed)
-                );
-                let admin = sqlx::PgPool::connect(base).await.unwrap();
-                // Leftovers of crashed runs (schema names carry their creation time).
-                let old: Vec<String> = sqlx::query_scalar(
-                    "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'hured\\_t\\_%'",
-                )
-                .fetch_all(&admin)
-                .await
-                .unwrap();
-                for s in old {
-                    let t: u64 = s
-                        .split('_')
-                        .nth(2)
-                        .and_then(|t| t.parse().ok())
-                        .unwrap_or(0);
-                    if t + 3600 < now {
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                            "DROP SCHEMA IF EXISTS \"{s}\" CASCADE"
-                        )))
-                        .execute(&admin)
-                        .await;
-                    }
-                }
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
-                    .execute(&admin)
-                    .await
-                    .unwrap();
-                admin.close().await;
+                let schema = create_schema(base).await;
                 Db {
                     kind: kind.clone(),
-                    url: with_param(base, &format!("options[search_path]={schema}")),
+                    url: schema_url(base, &schema),
                     _dir: None,
                     schema: Some(schema),
                 }
@@ -142,14 +77,7 @@ impl Db {
 
     async fn finish(self) {
         if let (Kind::Postgres(base), Some(schema)) = (&self.kind, &self.schema) {
-            let admin = sqlx::PgPool::connect(base).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
-            )))
-            .execute(&admin)
-            .await
-            .unwrap();
-            admin.close().await;
+            drop_schema(base, schema).await.unwrap();
         }
     }
 }
@@ -164,7 +92,7 @@ macro_rules! both {
                 }
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn postgres() {
-                    if let Some(kind) = super::postgres_kind() {
+                    if let Some(kind) = super::postgres_kind("tests/store.rs") {
                         super::$name(kind).await;
                     }
                 }
