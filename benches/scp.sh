@@ -6,6 +6,7 @@
 #   benches/scp.sh [RUNS]        # RUNS timed pushes per configuration (default 3; median reported)
 #   HURED_BIN=path/to/hu-red benches/scp.sh   # use that binary instead of building one
 #   N_INSTANCES=200 benches/scp.sh            # fewer instances (default 500)
+#   HURED_BASE_BIN=path/to/old/hu-red benches/scp.sh   # also time another hu-red (before/after)
 #
 # Tuned configuration (the fastest storescp, as the issue asks): `--max-pdu 131072` on both sides
 # and TCP_NODELAY=1 in the environment of storescu and storescp. hu-red serve gets
@@ -16,8 +17,9 @@
 # counted) and, since storescu exits 0 even when a store fails, that `storescu -v` logged a
 # success response for every instance and no failure/warning status.
 #
-# hu-red writes each instance to a temp file, fsyncs it, renames it, fsyncs the directory and
-# commits its row to SQLite (WAL, synchronous=FULL) before acknowledging; storescp does not fsync.
+# hu-red writes each instance to a temp file, fsyncs it, renames it and fsyncs the directory,
+# and commits its row to SQLite (WAL; instance rows synchronous=NORMAL since the file is the
+# durable record) before acknowledging; storescp does not fsync.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
@@ -83,15 +85,15 @@ for idx in "${!files[@]}"; do
 done
 
 # --- servers
-start_hured() { # $1 = data dir; sets server_pid, port
-    local data=$1 log=$1.log
+start_hured() { # $1 = data dir, $2 = binary; sets server_pid, port
+    local data=$1 log=$1.log exe=${2:-$bin}
     mkdir -p "$data"
     HURED__SCP__BIND=127.0.0.1:0 \
         HURED__STORAGE__DATA_DIR="$data" \
         HURED__DATABASE__URL="sqlite://$data/hu-red.sqlite" \
         HURED__SERIES__STABLE_SECONDS=600 \
         HURED__SCP__MAX_PDU=131072 \
-        NO_COLOR=1 setsid "$bin" serve >"$log" 2>&1 &
+        NO_COLOR=1 setsid "$exe" serve >"$log" 2>&1 &
     server_pid=$!
     port=""
     local t0=$SECONDS
@@ -181,6 +183,7 @@ run_config() { # $1 = label, $2 = server kind, $3 = assocs, $4 = mode, $5 = runs
         data="$work/run.$kind.$n.$mode.$k"
         case $kind in
             hured) start_hured "$data"; aec=HURED_QA ;;
+            hured-base) start_hured "$data" "$HURED_BASE_BIN"; aec=HURED_QA ;;
             storescp) start_storescp "$data" "$mode" nofork; aec=ANY-SCP ;;
             storescp-fork) start_storescp "$data" "$mode" fork; aec=ANY-SCP ;;
         esac
@@ -204,9 +207,11 @@ echo "data: $n_inst instances, $(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1
 echo
 printf '| receiver | associations | wall, median of %d (s) (all runs) | instances/s | MB/s | stored |\n' "$runs"
 printf '|---|---|---|---|---|---|\n'
-run_config "hu-red serve (fsync + SQLite FULL)" hured 1 tuned "$runs"
+run_config "hu-red serve (fsync before every response)" hured 1 tuned "$runs"
+[[ -n "${HURED_BASE_BIN:-}" ]] && run_config "hu-red serve, HURED_BASE_BIN" hured-base 1 tuned "$runs"
 run_config "storescp tuned" storescp 1 tuned "$runs"
-run_config "hu-red serve (fsync + SQLite FULL)" hured 4 tuned "$runs"
+run_config "hu-red serve (fsync before every response)" hured 4 tuned "$runs"
+[[ -n "${HURED_BASE_BIN:-}" ]] && run_config "hu-red serve, HURED_BASE_BIN" hured-base 4 tuned "$runs"
 run_config "storescp tuned (one process: associations served in turn)" storescp 4 tuned "$runs"
 run_config "storescp tuned --fork (a process per association)" storescp-fork 4 tuned "$runs"
 run_config "storescp defaults (Nagle, 16 KiB PDU)" storescp 1 default 1

@@ -37,6 +37,30 @@ impl InstanceSink for StoreSink {
             Ok(())
         })
     }
+
+    fn forget(&self, i: StoredInstance) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async move { undo_record(&self.store, &i).await.map_err(SinkError::new) })
+    }
+}
+
+/// Undo the record of an instance whose file could not be put in place: if a file is at its
+/// path (the earlier copy of a re-sent instance) the row is made to describe that file again,
+/// otherwise the row is deleted and its series recounted.
+pub async fn undo_record(store: &Store, i: &StoredInstance) -> Result<(), StoreError> {
+    let earlier = tokio::task::spawn_blocking({
+        let path = i.path.clone();
+        move || read_header(&path)
+    })
+    .await
+    .ok()
+    .flatten();
+    match earlier {
+        Some(mut inst) => {
+            inst.rel_path = i.rel_path.clone();
+            store.record_instance(&inst).await.map(|_| ())
+        }
+        None => store.forget_instance(&i.sop_instance_uid).await.map(|_| ()),
+    }
 }
 
 fn new_instance(i: StoredInstance) -> NewInstance {
@@ -66,25 +90,76 @@ pub fn is_analysable(sop_class_uid: &str) -> bool {
     )
 }
 
-/// At start: series left `analysing` by a crash go back to `stable`; files stored under
-/// data_dir but never recorded (a crash between the rename and the commit: never acknowledged,
-/// but kept) are recorded now. Returns the number of files recovered.
-pub async fn recover(store: &Store, data_dir: &Path) -> Result<usize, StoreError> {
+/// What [`recover`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Files stored but not recorded, recorded now.
+    pub recorded: usize,
+    /// Rows whose file is missing (recorded while their file was being written when the
+    /// service stopped: never acknowledged), deleted.
+    pub forgotten: usize,
+}
+
+/// At start, before the port opens: series left `analysing` by a crash go back to `stable`;
+/// the instance rows and the files under data_dir are reconciled (one listing query and one
+/// walk of the folder): files stored but never recorded (never acknowledged, but kept; or
+/// rows lost with an OS crash, see `Store` on SQLite commits) are recorded, and rows whose
+/// file is missing are deleted, since the SCP records an instance while its file is being
+/// made durable. At most `max_in_flight` rows can be in that state (one per association);
+/// more missing files mean that files were removed or `storage.data_dir` points elsewhere,
+/// and then no row is deleted (an error is logged).
+pub async fn recover(
+    store: &Store,
+    data_dir: &Path,
+    max_in_flight: usize,
+) -> Result<Recovered, StoreError> {
     store.reset_interrupted().await?;
-    let files = tokio::task::spawn_blocking({
+    let known = store.instance_paths().await?;
+    // A file counts as recorded when its SOP Instance UID is (an instance re-sent under
+    // another series leaves its earlier file behind; the row describes the newer one).
+    let known_sops: std::collections::HashSet<String> =
+        known.iter().map(|(sop, _)| sop.clone()).collect();
+    let (files, missing) = tokio::task::spawn_blocking({
         let data_dir = data_dir.to_path_buf();
-        move || stored_files(&data_dir)
+        move || {
+            let files = stored_files(&data_dir);
+            let missing: Vec<(String, String)> = known
+                .into_iter()
+                .filter(|(_, rel)| !data_dir.join(rel).is_file())
+                .collect();
+            (files, missing)
+        }
     })
     .await
     .unwrap_or_default();
-    let mut recovered = 0;
+    let mut out = Recovered::default();
+    if missing.len() > max_in_flight {
+        tracing::error!(
+            rows = missing.len(),
+            data_dir = %data_dir.display(),
+            first = %missing.first().map(|(_, r)| r.as_str()).unwrap_or(""),
+            "instance rows whose file is missing under storage.data_dir: more than could be in \
+             flight, so none is deleted; check that data_dir is the folder this database was \
+             used with and that no files were removed"
+        );
+    } else {
+        for (sop, rel) in &missing {
+            warn!(
+                sop_instance_uid = %sop,
+                path = %rel,
+                "an instance recorded while its file was being written when the service \
+                 stopped (never acknowledged): its row is removed"
+            );
+            store.forget_instance(sop).await?;
+            out.forgotten += 1;
+        }
+    }
     for (path, rel) in files {
         let sop = path
             .file_stem()
             .and_then(|s| s.to_str())
-            .unwrap_or_default()
-            .to_string();
-        if sop.is_empty() || store.instance_exists(&sop).await? {
+            .unwrap_or_default();
+        if sop.is_empty() || known_sops.contains(sop) {
             continue;
         }
         let header = tokio::task::spawn_blocking({
@@ -100,15 +175,15 @@ pub async fn recover(store: &Store, data_dir: &Path) -> Result<usize, StoreError
         };
         inst.rel_path = rel;
         store.record_instance(&inst).await?;
-        recovered += 1;
+        out.recorded += 1;
     }
-    if recovered > 0 {
+    if out.recorded > 0 {
         info!(
-            files = recovered,
-            "recorded instances that were stored before a crash"
+            files = out.recorded,
+            "recorded instances whose files were stored but not recorded"
         );
     }
-    Ok(recovered)
+    Ok(out)
 }
 
 /// `<study>/<series>/<sop>.dcm` files under data_dir, with their '/'-separated relative paths.

@@ -104,7 +104,7 @@ pub async fn start(config: Config) -> Result<RunningService, ServiceError> {
         },
     )
     .await?;
-    series::recover(&store, &data_dir).await?;
+    series::recover(&store, &data_dir, config.scp.max_associations).await?;
 
     let listener = TcpListener::bind(&config.scp.bind)
         .await

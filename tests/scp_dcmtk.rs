@@ -185,6 +185,19 @@ impl InstanceSink for StoreSink {
             Ok(())
         })
     }
+
+    fn forget(&self, i: StoredInstance) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async move {
+            hu_red::series::undo_record(&self.store, &i)
+                .await
+                .map_err(SinkError::new)?;
+            self.log
+                .lock()
+                .unwrap()
+                .retain(|s| s.sop_instance_uid != i.sop_instance_uid);
+            Ok(())
+        })
+    }
 }
 
 struct Server {

@@ -117,6 +117,8 @@ both!(
     listings_are_ordered_and_limited,
     errors_name_the_database_without_the_password,
     scanners_follow_the_configuration,
+    forget_instance_recounts_its_series,
+    recovery_removes_rows_whose_file_never_arrived,
 );
 
 const CT: &str = "1.2.840.10008.5.1.4.1.1.2";
@@ -1059,6 +1061,86 @@ async fn scanners_follow_the_configuration(kind: Kind) {
     assert_eq!(store.list_scanners().await.unwrap().len(), 1);
     store.sync_scanners(&[]).await.unwrap();
     assert!(store.list_scanners().await.unwrap().is_empty());
+    store.close().await;
+    db.finish().await;
+}
+
+async fn forget_instance_recounts_its_series(kind: Kind) {
+    let db = Db::new(&kind).await;
+    let store = db.open().await;
+    let s = series_uid(120);
+    for n in 1..=3 {
+        store.record_instance(&inst(&s, n)).await.unwrap();
+    }
+    assert!(store.forget_instance(&format!("{s}.2")).await.unwrap());
+    assert!(
+        !store.forget_instance(&format!("{s}.2")).await.unwrap(),
+        "already gone"
+    );
+    let row = store.get_series(&s).await.unwrap().unwrap();
+    assert_eq!(row.n_instances, 2);
+    assert!(row.analysable);
+    let paths: BTreeSet<String> = store
+        .instance_paths()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(sop, _)| sop)
+        .collect();
+    assert_eq!(
+        paths,
+        [format!("{s}.1"), format!("{s}.3")].into_iter().collect()
+    );
+    assert_eq!(db.count("instances").await, 2);
+    store.close().await;
+    db.finish().await;
+}
+
+/// The SCP records an instance while its file is made durable: a crash in between leaves a
+/// row without a file (never acknowledged), which start-up recovery removes; more missing
+/// files than could be in flight are left alone (a wrong data_dir must not empty the DB).
+async fn recovery_removes_rows_whose_file_never_arrived(kind: Kind) {
+    let db = Db::new(&kind).await;
+    let store = db.open().await;
+    let data = tempfile::tempdir().unwrap();
+    let s = series_uid(121);
+    for n in 1..=5 {
+        let i = inst(&s, n);
+        if n <= 3 {
+            let path = data.path().join(&i.rel_path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, b"placeholder").unwrap();
+        }
+        store.record_instance(&i).await.unwrap();
+    }
+    let r = hu_red::series::recover(&store, data.path(), 16)
+        .await
+        .unwrap();
+    assert_eq!(r.forgotten, 2);
+    assert_eq!(r.recorded, 0);
+    assert_eq!(store.get_series(&s).await.unwrap().unwrap().n_instances, 3);
+    assert!(store
+        .get_instance(&format!("{s}.4"))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .get_instance(&format!("{s}.3"))
+        .await
+        .unwrap()
+        .is_some());
+
+    // 4 rows without files and at most 2 in flight: nothing is deleted
+    let s2 = series_uid(122);
+    for n in 1..=4 {
+        store.record_instance(&inst(&s2, n)).await.unwrap();
+    }
+    let r = hu_red::series::recover(&store, data.path(), 2)
+        .await
+        .unwrap();
+    assert_eq!(r.forgotten, 0);
+    assert_eq!(store.get_series(&s2).await.unwrap().unwrap().n_instances, 4);
+    assert_eq!(db.count("instances").await, 7);
     store.close().await;
     db.finish().await;
 }

@@ -189,11 +189,38 @@ enum Pending {
 
 enum DataSink {
     /// A C-STORE being written to its temp file.
-    Store(Box<TempInstance>),
+    Store(Receiving),
     /// A C-STORE that already failed (the data set is read and dropped, then answered).
     Failed(Failure),
     /// A request we do not implement: read and drop its data set, then answer.
     Unsupported,
+}
+
+/// A C-STORE whose data set is arriving: its temp file and the chunk being written (at most
+/// one write in flight, so the file is written in order while the next PDUs are received).
+struct Receiving {
+    temp: Box<TempInstance>,
+    write: Option<tokio::task::JoinHandle<Result<Vec<u8>, Failure>>>,
+}
+
+impl Receiving {
+    /// Wait for the write in flight; its emptied buffer is returned for reuse.
+    async fn settle(&mut self) -> Result<Vec<u8>, Failure> {
+        match self.write.take() {
+            None => Ok(Vec::new()),
+            Some(handle) => handle
+                .await
+                .map_err(|e| Failure::resources(format!("write task failed: {e}")))?,
+        }
+    }
+
+    /// Start writing the buffered bytes off the reactor (after the previous write finished).
+    async fn flush(&mut self) -> Result<(), Failure> {
+        let spare = self.settle().await?;
+        let chunk = self.temp.take_chunk(spare)?;
+        self.write = Some(tokio::task::spawn_blocking(move || chunk.write()));
+        Ok(())
+    }
 }
 
 struct Connection {
@@ -368,9 +395,10 @@ impl Connection {
                         )));
                     }
                     self.stats.bytes += data.len() as u64;
-                    if let DataSink::Store(temp) = sink {
-                        temp.push(&data);
-                        if temp.should_flush() {
+                    if let DataSink::Store(rx) = sink {
+                        rx.temp.push(&data);
+                        // (the last fragment is written with the fsync that follows)
+                        if rx.temp.should_flush() && !is_last {
                             self.flush_temp().await;
                         }
                     }
@@ -388,25 +416,18 @@ impl Connection {
         Ok(())
     }
 
-    /// Write the buffered data to the temp file off the reactor; a failure turns the store into
-    /// a failed one (its remaining data is dropped, the answer is 0xA700).
+    /// Start writing the buffered data to the temp file off the reactor; a failure turns the
+    /// store into a failed one (its remaining data is dropped, the answer is 0xA700).
     async fn flush_temp(&mut self) {
         let Pending::Data { sink, .. } = &mut self.pending else {
             return;
         };
-        let DataSink::Store(temp) = std::mem::replace(sink, DataSink::Unsupported) else {
+        let DataSink::Store(rx) = sink else {
             return;
         };
-        let result = tokio::task::spawn_blocking(move || {
-            let mut temp = temp;
-            temp.flush().map(|_| temp)
-        })
-        .await;
-        *sink = match result {
-            Ok(Ok(temp)) => DataSink::Store(temp),
-            Ok(Err(f)) => DataSink::Failed(f),
-            Err(e) => DataSink::Failed(Failure::resources(format!("write task failed: {e}"))),
-        };
+        if let Err(f) = rx.flush().await {
+            *sink = DataSink::Failed(f);
+        }
     }
 
     /// The accepted presentation context `pc`, or a protocol error.
@@ -557,7 +578,10 @@ impl Connection {
         })
         .await;
         match created {
-            Ok(Ok(t)) => DataSink::Store(Box::new(t)),
+            Ok(Ok(t)) => DataSink::Store(Receiving {
+                temp: Box::new(t),
+                write: None,
+            }),
             Ok(Err(f)) => DataSink::Failed(f),
             Err(e) => DataSink::Failed(Failure::resources(format!("temp file task failed: {e}"))),
         }
@@ -570,7 +594,10 @@ impl Connection {
         let outcome = match sink {
             DataSink::Unsupported => return self.answer_unsupported(pc, &cmd).await,
             DataSink::Failed(f) => Err(f),
-            DataSink::Store(temp) => self.store(temp).await,
+            DataSink::Store(mut rx) => match rx.settle().await {
+                Ok(_) => self.store(rx.temp).await,
+                Err(f) => Err(f),
+            },
         };
         let (st, comment) = match outcome {
             Ok(_) => {
@@ -600,28 +627,73 @@ impl Connection {
         .await
     }
 
-    /// Finish the file (off the reactor), then record it. Ok only when both are durable.
-    async fn store(&self, temp: Box<TempInstance>) -> Result<StoredInstance, Failure> {
+    /// Make the file durable and record it, the two at once. Ok only when both are done: the
+    /// file fsynced, renamed into place and its folder fsynced, and its row committed. If the
+    /// file fails after the row was committed, the row is undone ([`InstanceSink::forget`]); a
+    /// crash in between leaves a row without its file, which the service's start-up recovery
+    /// removes (it was never acknowledged).
+    async fn store(&self, mut temp: Box<TempInstance>) -> Result<StoredInstance, Failure> {
         let data_dir = self.shared.settings.data_dir.clone();
         let t0 = Instant::now();
-        let stored = tokio::task::spawn_blocking(move || temp.finish(&data_dir))
-            .await
-            .map_err(|e| Failure::resources(format!("storage task failed: {e}")))??;
-        let t1 = Instant::now();
-        self.shared
-            .sink
-            .record(stored.clone())
-            .await
-            .map_err(|e| Failure::resources(format!("cannot record the instance: {e}")))?;
-        debug!(
-            sop_instance_uid = %stored.sop_instance_uid,
-            path = %stored.rel_path,
-            bytes = stored.size_bytes,
-            file_us = (t1 - t0).as_micros() as u64,
-            record_us = t1.elapsed().as_micros() as u64,
-            "stored"
-        );
-        Ok(stored)
+        // The header is normally in the bytes kept in memory: parsed here, no I/O.
+        let (temp, stored) = match temp.describe(&data_dir)? {
+            Some(stored) => (temp, stored),
+            None => {
+                let dir = data_dir.clone();
+                tokio::task::spawn_blocking(move || {
+                    temp.describe_from_file(&dir).map(|stored| (temp, stored))
+                })
+                .await
+                .map_err(|e| Failure::resources(format!("storage task failed: {e}")))??
+            }
+        };
+        let file = {
+            let to = stored.clone();
+            tokio::task::spawn_blocking(move || {
+                let r = temp.commit_file(&data_dir, &to);
+                (r, Instant::now())
+            })
+        };
+        let record = async {
+            let r = self.shared.sink.record(stored.clone()).await;
+            (r, Instant::now())
+        };
+        let (file, (recorded, t_record)) = tokio::join!(file, record);
+        let (filed, t_file) = match file {
+            Ok((r, t)) => (r, t),
+            Err(e) => (
+                Err(Failure::resources(format!("storage task failed: {e}"))),
+                Instant::now(),
+            ),
+        };
+        match (filed, recorded) {
+            (Ok(()), Ok(())) => {
+                debug!(
+                    sop_instance_uid = %stored.sop_instance_uid,
+                    path = %stored.rel_path,
+                    bytes = stored.size_bytes,
+                    file_us = (t_file - t0).as_micros() as u64,
+                    record_us = (t_record - t0).as_micros() as u64,
+                    "stored"
+                );
+                Ok(stored)
+            }
+            (Err(f), Ok(())) => {
+                if let Err(e) = self.shared.sink.forget(stored.clone()).await {
+                    warn!(
+                        sop_instance_uid = %stored.sop_instance_uid,
+                        "the record of an instance whose file failed cannot be undone: {e}; \
+                         the next start of the service removes it"
+                    );
+                }
+                Err(f)
+            }
+            // A file in place but not recorded is recorded at the next start; the sender is
+            // told the instance failed and sends it again.
+            (_, Err(e)) => Err(Failure::resources(format!(
+                "cannot record the instance: {e}"
+            ))),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

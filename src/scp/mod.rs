@@ -15,10 +15,13 @@
 //!    preamble, `DICM` and the file meta group (Media Storage SOP Class / Instance UID from the
 //!    command, Transfer Syntax UID = the negotiated one, hu-red's Implementation Class UID and
 //!    Version Name, Source AE Title = the calling AE), and the data set bytes are appended
-//!    **exactly as received** as they arrive (a bounded buffer of [`FLUSH_BYTES`] per
-//!    association; never the whole instance in memory when it is larger).
-//! 3. When the last data fragment arrived, the header of the data set is parsed from the temp
-//!    file (deflate is inflated by the reader) up to Pixel Data: SOP Instance/Class UID (must
+//!    **exactly as received** as they arrive, in chunks of [`WRITE_CHUNK_BYTES`] written off the
+//!    reactor while the next PDUs are received (never the whole instance in memory); the kernel
+//!    is asked to start writing each chunk back at once (Linux `sync_file_range`), so that the
+//!    fsync of step 4 has little left to do.
+//! 3. When the last data fragment arrived, the header of the data set is parsed up to Pixel Data
+//!    from the first 64 KiB kept in memory (from the temp file when the header is longer, or
+//!    deflated beyond them; the reader inflates deflate): SOP Instance/Class UID (must
 //!    equal the command's), Study/Series Instance UID (valid UIDs: they become path components),
 //!    Modality, StationName, SeriesDescription.
 //! 4. fsync of the file, rename to `data_dir/<Study>/<Series>/<SOP>.dcm` (directories created,
@@ -78,8 +81,9 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{info, warn, Instrument};
 
-/// Data set bytes buffered per association before they are written to the temp file.
-pub const FLUSH_BYTES: usize = 1 << 20;
+/// Data set bytes buffered per association before they are written to the temp file (about
+/// a PDU at the default `max_pdu`; at most one such write is in flight per association).
+pub const WRITE_CHUNK_BYTES: usize = 64 << 10;
 
 /// What the SCP needs to run (the service builds it from `[scp]` and `[storage]`).
 #[derive(Debug, Clone)]
@@ -162,11 +166,16 @@ impl SinkError {
 /// A boxed `Send` future (what [`InstanceSink::record`] returns).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Where stored instances are recorded ("record this instance durably"). Called after the file
-/// is durable and before the response; `Ok` must mean the record is durable too. The service
-/// implements it with `Store::record_instance`.
+/// Where stored instances are recorded. The service implements it with
+/// `Store::record_instance` (`series::StoreSink`).
 pub trait InstanceSink: Send + Sync + 'static {
+    /// Record this instance (committed when it returns `Ok`). Called while its file is being
+    /// made durable, before the response; the SCP answers success only when both succeeded.
     fn record(&self, instance: StoredInstance) -> BoxFuture<'_, Result<(), SinkError>>;
+    /// Undo [`InstanceSink::record`]: the file could not be put in place at `instance.path`.
+    /// If a file is there anyway (the earlier copy of a re-sent instance) it is what the
+    /// record must describe; otherwise the record goes.
+    fn forget(&self, instance: StoredInstance) -> BoxFuture<'_, Result<(), SinkError>>;
 }
 
 /// Errors that stop [`serve`] from starting.

@@ -2,11 +2,13 @@
 //! `spawn_blocking`).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use dicom_dictionary_std::tags;
+use dicom_object::file::ReadPreamble;
 use dicom_object::{FileMetaTableBuilder, OpenFileOptions};
 
 use super::dimse::{status, trim_value};
@@ -86,20 +88,79 @@ pub(crate) struct Origin {
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// Data set bytes kept in memory to parse the header from (no second read of the file when the
+/// elements before Pixel Data fit, as they do in every CT image).
+const HEADER_PREFIX_BYTES: usize = 64 << 10;
+
 /// An instance being received: a temp file holding preamble + file meta + the data set bytes
-/// received so far (plus a bounded buffer). Removed on drop unless it was moved into place.
+/// received so far. The data set is written in chunks of about [`super::WRITE_CHUNK_BYTES`] while
+/// the rest arrives, and the kernel is asked to start writing each chunk back at once, so that
+/// the fsync before the response has little left to wait for. Removed on drop unless it was
+/// moved into place.
 pub(crate) struct TempInstance {
-    file: Option<File>,
+    file: Option<Arc<File>>,
     path: PathBuf,
+    /// Preamble + DICM + meta group (also written at the start of the file).
+    header: Vec<u8>,
+    /// Data set bytes received and not yet handed to a write.
     buf: Vec<u8>,
-    /// Bytes of preamble + DICM + meta group.
-    header_len: u64,
+    /// File offset of `buf[0]`.
+    written: u64,
+    /// The first [`HEADER_PREFIX_BYTES`] of the data set.
+    prefix: Vec<u8>,
     /// Data set bytes received (written or buffered).
     data_len: u64,
     sop_class: String,
     sop_instance: String,
     origin: Origin,
     done: bool,
+}
+
+/// Bytes to write at an offset of a temp file (blocking: [`WriteChunk::write`]).
+pub(crate) struct WriteChunk {
+    file: Arc<File>,
+    path: PathBuf,
+    offset: u64,
+    bytes: Vec<u8>,
+}
+
+impl WriteChunk {
+    /// Write the bytes at their offset and start their writeback (blocking). Returns the
+    /// emptied buffer for reuse.
+    pub fn write(self) -> Result<Vec<u8>, Failure> {
+        use std::os::unix::fs::FileExt;
+        let WriteChunk {
+            file,
+            path,
+            offset,
+            mut bytes,
+        } = self;
+        file.write_all_at(&bytes, offset)
+            .map_err(|e| Failure::resources(format!("cannot write {}: {e}", path.display())))?;
+        start_writeback(&file, offset, bytes.len() as u64);
+        bytes.clear();
+        Ok(bytes)
+    }
+}
+
+/// Ask the kernel to start writing a range of `file` to disk without waiting (Linux
+/// `sync_file_range(SYNC_FILE_RANGE_WRITE)`); durability still comes from the fsync before the
+/// response, this only makes that fsync shorter. Elsewhere a no-op.
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let (Ok(off), Ok(n)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return;
+        };
+        // SAFETY: the descriptor is open for the lifetime of `file`; the call only reads its
+        // arguments. A failure is harmless (the fsync does the work).
+        unsafe {
+            libc::sync_file_range(file.as_raw_fd(), off, n, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
 }
 
 impl TempInstance {
@@ -141,17 +202,19 @@ impl TempInstance {
         let mut me = TempInstance {
             file: None,
             path,
+            written: header.len() as u64,
+            header,
             buf: Vec::new(),
-            header_len: header.len() as u64,
+            prefix: Vec::new(),
             data_len: 0,
             sop_class: sop_class.to_string(),
             sop_instance: sop_instance.to_string(),
             origin,
             done: false,
         };
-        file.write_all(&header)
+        file.write_all(&me.header)
             .map_err(|e| me.io_failure("write", &e))?;
-        me.file = Some(file);
+        me.file = Some(Arc::new(file));
         Ok(me)
     }
 
@@ -159,38 +222,85 @@ impl TempInstance {
         Failure::resources(format!("cannot {what} {}: {e}", self.path.display()))
     }
 
-    /// Append received data set bytes (buffered).
+    /// Append received data set bytes (buffered until [`TempInstance::take_chunk`]).
     pub fn push(&mut self, data: &[u8]) {
+        if self.prefix.len() < HEADER_PREFIX_BYTES {
+            let n = (HEADER_PREFIX_BYTES - self.prefix.len()).min(data.len());
+            self.prefix.extend_from_slice(&data[..n]);
+        }
         self.buf.extend_from_slice(data);
         self.data_len += data.len() as u64;
     }
 
-    /// Whether the buffer should be written out now.
+    /// Whether enough is buffered to be written out now.
     pub fn should_flush(&self) -> bool {
-        self.buf.len() >= super::FLUSH_BYTES
+        self.buf.len() >= super::WRITE_CHUNK_BYTES
     }
 
-    /// Write the buffered bytes to the temp file (blocking).
-    pub fn flush(&mut self) -> Result<(), Failure> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let Some(file) = self.file.as_mut() else {
+    /// Hand the buffered bytes to a write (run it off the reactor); `spare` becomes the new
+    /// buffer (an emptied buffer of an earlier chunk, so no allocation per chunk).
+    pub fn take_chunk(&mut self, spare: Vec<u8>) -> Result<WriteChunk, Failure> {
+        let Some(file) = self.file.clone() else {
             return Err(Failure::resources("temp file already closed"));
         };
-        let r = file.write_all(&self.buf);
-        self.buf.clear();
-        r.map_err(|e| self.io_failure("write", &e))
+        let bytes = std::mem::replace(&mut self.buf, spare);
+        let offset = self.written;
+        self.written += bytes.len() as u64;
+        Ok(WriteChunk {
+            file,
+            path: self.path.clone(),
+            offset,
+            bytes,
+        })
     }
 
-    /// Everything received: check the data set, make the file durable and move it into place
-    /// (blocking). On error the temp file is removed.
-    pub fn finish(mut self, data_dir: &Path) -> Result<StoredInstance, Failure> {
-        self.flush()?;
+    /// The data set's header parsed from the bytes kept in memory, when they hold it (no I/O).
+    fn header_from_memory(&self) -> Option<Header> {
+        OpenFileOptions::new()
+            .read_until(tags::PIXEL_DATA)
+            .read_preamble(ReadPreamble::Never)
+            .from_reader(self.header[128..].chain(self.prefix.as_slice()))
+            .ok()
+            // A prefix cut at an element boundary parses as a shorter data set: it is trusted
+            // when it holds SeriesInstanceUID (header_of requires it), since the elements read
+            // all have lower tags and are complete.
+            .and_then(|obj| header_of(&obj).ok())
+    }
+
+    /// Everything received: parse and check the data set's header and say where the instance
+    /// goes. Cheap and free of I/O when the header is in the bytes kept in memory (the usual
+    /// case: call it on the reactor and, on `Ok(None)`, call [`TempInstance::describe_from_file`]
+    /// off it).
+    pub fn describe(&self, data_dir: &Path) -> Result<Option<StoredInstance>, Failure> {
+        if self.data_len == 0 {
+            return Err(Failure::cannot_understand("empty data set"));
+        }
+        match self.header_from_memory() {
+            Some(h) => self.stored(h, data_dir).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// [`TempInstance::describe`] reading the header from the temp file (blocking: writes the
+    /// bytes not yet written first).
+    pub fn describe_from_file(&mut self, data_dir: &Path) -> Result<StoredInstance, Failure> {
+        self.write_rest()?;
         if self.data_len == 0 {
             return Err(Failure::cannot_understand("empty data set"));
         }
         let header = read_header(&self.path)?;
+        self.stored(header, data_dir)
+    }
+
+    fn write_rest(&mut self) -> Result<(), Failure> {
+        if !self.buf.is_empty() {
+            self.take_chunk(Vec::new())?.write()?;
+        }
+        Ok(())
+    }
+
+    /// Check the header against the command and build the record of the stored instance.
+    fn stored(&self, header: Header, data_dir: &Path) -> Result<StoredInstance, Failure> {
         if header.sop_instance != self.sop_instance {
             return Err(Failure::cannot_understand(format!(
                 "SOPInstanceUID of the data set ({}) differs from the command's AffectedSOPInstanceUID ({})",
@@ -216,36 +326,14 @@ impl TempInstance {
                 )));
             }
         }
-        let Some(file) = self.file.take() else {
-            return Err(Failure::resources("temp file already closed"));
-        };
-        file.sync_data().map_err(|e| self.io_failure("fsync", &e))?;
-        drop(file);
-
-        let study_dir = data_dir.join(&header.study);
-        let series_dir = study_dir.join(&header.series);
-        ensure_dir(&study_dir, data_dir).map_err(|e| {
-            Failure::resources(format!("cannot create {}: {e}", study_dir.display()))
-        })?;
-        ensure_dir(&series_dir, &study_dir).map_err(|e| {
-            Failure::resources(format!("cannot create {}: {e}", series_dir.display()))
-        })?;
-        let file_name = format!("{}.dcm", header.sop_instance);
-        let final_path = series_dir.join(&file_name);
-        fs::rename(&self.path, &final_path).map_err(|e| {
-            Failure::resources(format!(
-                "cannot rename {} to {}: {e}",
-                self.path.display(),
-                final_path.display()
-            ))
-        })?;
-        self.done = true;
-        fsync_dir(&series_dir).map_err(|e| {
-            Failure::resources(format!("cannot fsync {}: {e}", series_dir.display()))
-        })?;
-        let size = self.header_len + self.data_len;
+        let rel_path = format!(
+            "{}/{}/{}.dcm",
+            header.study, header.series, header.sop_instance
+        );
+        let size = self.header.len() as u64 + self.data_len;
         Ok(StoredInstance {
-            rel_path: format!("{}/{}/{}", header.study, header.series, file_name),
+            path: data_dir.join(&rel_path),
+            rel_path,
             analysable: is_analysable_sop_class(&header.sop_class),
             sop_instance_uid: header.sop_instance,
             sop_class_uid: header.sop_class,
@@ -259,8 +347,50 @@ impl TempInstance {
             modality: header.modality,
             station_name: header.station_name,
             series_description: header.series_description,
-            path: final_path,
         })
+    }
+
+    /// Make the file durable and move it to `to.path` (blocking): write what is left, fsync,
+    /// create the study/series folders (their parents fsynced when created), rename (a re-sent
+    /// instance replaces its file), fsync the series folder. On error the temp file is removed.
+    pub fn commit_file(mut self, data_dir: &Path, to: &StoredInstance) -> Result<(), Failure> {
+        self.write_rest()?;
+        let Some(file) = self.file.take() else {
+            return Err(Failure::resources("temp file already closed"));
+        };
+        file.sync_data().map_err(|e| self.io_failure("fsync", &e))?;
+        drop(file);
+
+        let study_dir = data_dir.join(&to.study_instance_uid);
+        let series_dir = study_dir.join(&to.series_instance_uid);
+        ensure_dir(&study_dir, data_dir).map_err(|e| {
+            Failure::resources(format!("cannot create {}: {e}", study_dir.display()))
+        })?;
+        ensure_dir(&series_dir, &study_dir).map_err(|e| {
+            Failure::resources(format!("cannot create {}: {e}", series_dir.display()))
+        })?;
+        fs::rename(&self.path, &to.path).map_err(|e| {
+            Failure::resources(format!(
+                "cannot rename {} to {}: {e}",
+                self.path.display(),
+                to.path.display()
+            ))
+        })?;
+        self.done = true;
+        fsync_dir(&series_dir)
+            .map_err(|e| Failure::resources(format!("cannot fsync {}: {e}", series_dir.display())))
+    }
+
+    /// [`TempInstance::describe`] (from memory or the file) then [`TempInstance::commit_file`],
+    /// in turn (blocking).
+    #[cfg(test)]
+    pub fn finish(mut self, data_dir: &Path) -> Result<StoredInstance, Failure> {
+        let stored = match self.describe(data_dir)? {
+            Some(s) => s,
+            None => self.describe_from_file(data_dir)?,
+        };
+        self.commit_file(data_dir, &stored)?;
+        Ok(stored)
     }
 }
 
@@ -308,6 +438,11 @@ pub(crate) fn read_header(path: &Path) -> Result<Header, Failure> {
         .read_until(tags::PIXEL_DATA)
         .open_file(path)
         .map_err(|e| Failure::cannot_understand(format!("unparsable data set: {e}")))?;
+    header_of(&obj)
+}
+
+/// The SCP's fields of a parsed data set (UIDs required and valid).
+fn header_of(obj: &dicom_object::DefaultDicomObject) -> Result<Header, Failure> {
     let text = |tag| -> Option<String> {
         obj.element_opt(tag)
             .ok()
@@ -432,6 +567,62 @@ mod tests {
                 obj.meta().implementation_class_uid(),
                 IMPLEMENTATION_CLASS_UID
             );
+        }
+        assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0, "no temp file left");
+    }
+
+    /// Writes go through chunks at offsets while data arrives; a header longer than the bytes
+    /// kept in memory is read back from the temp file.
+    #[test]
+    fn chunked_writes_and_a_header_beyond_the_memory_prefix() {
+        use dicom_core::{DataElement, PrimitiveValue, VR};
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("tmp");
+        prepare_tmp_dir(&tmp).unwrap();
+        let ct = "1.2.840.10008.5.1.4.1.1.2";
+        let plain = data_set("1.2.3.7", ct, "1.2.3", "1.2.3.1");
+        // a 100 KiB private element (group 0009) before StudyInstanceUID (0020,000D)
+        let mut obj = dicom_object::InMemDicomObject::new_empty();
+        obj.put(DataElement::new(
+            dicom_core::Tag(0x0009, 0x0010),
+            VR::LO,
+            PrimitiveValue::from("HURED TEST"),
+        ));
+        obj.put(DataElement::new(
+            dicom_core::Tag(0x0009, 0x1000),
+            VR::OB,
+            PrimitiveValue::from(vec![7u8; 100 << 10]),
+        ));
+        let mut long = Vec::new();
+        obj.write_dataset_with_ts(
+            &mut long,
+            &dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN.erased(),
+        )
+        .unwrap();
+        // the private elements sort between (0008,xxxx) and (0020,xxxx): splice them in
+        let split = plain
+            .windows(4)
+            .position(|w| w == [0x20, 0x00, 0x0d, 0x00])
+            .unwrap();
+        let mut ds = plain[..split].to_vec();
+        ds.extend_from_slice(&long);
+        ds.extend_from_slice(&plain[split..]);
+
+        for (data, sop, from_memory) in [(plain.clone(), "1.2.3.7", true), (ds, "1.2.3.7", false)] {
+            let mut t = TempInstance::create(&tmp, "1-9", ct, sop, origin()).unwrap();
+            let mut spare = Vec::new();
+            for piece in data.chunks(40_000) {
+                t.push(piece);
+                if t.buf.len() >= 30_000 {
+                    spare = t.take_chunk(spare).unwrap().write().unwrap();
+                }
+            }
+            assert_eq!(t.describe(dir.path()).unwrap().is_some(), from_memory);
+            let stored = t.finish(dir.path()).unwrap();
+            assert_eq!(stored.series_instance_uid, "1.2.3.1");
+            let bytes = fs::read(&stored.path).unwrap();
+            assert!(bytes.ends_with(&data), "data set stored as received");
+            assert_eq!(bytes.len() as i64, stored.size_bytes);
         }
         assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0, "no temp file left");
     }

@@ -110,6 +110,15 @@ pub(crate) enum Backend {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) backend: Backend,
+    /// The pool that records received instances. SQLite: a second pool on the same file whose
+    /// commits do not wait for an fsync of the WAL (`synchronous=NORMAL`): such a commit
+    /// survives a crash of the process, and after an OS crash or power loss (which restarts
+    /// hu-red too) the instance files, which are fsynced before they are acknowledged, are
+    /// recorded again by `series::recover`. Every other write goes through `backend`
+    /// (`synchronous=FULL`), whose commit also makes all earlier WAL frames durable. Postgres
+    /// (possibly on another host, so it can lose commits while hu-red keeps running): the same
+    /// pool as `backend`, fully synchronous.
+    pub(crate) ingest: Backend,
     /// The URL with any password replaced, for messages.
     pub(crate) db: Arc<str>,
     /// SQLite: one writer at a time inside this process. Writers queue here (FIFO) instead of
@@ -138,6 +147,17 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+/// [`with_pool!`] on the instance-recording pool ([`Store::ingest`]).
+macro_rules! with_ingest_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.ingest {
+            $crate::store::Backend::Sqlite($pool) => $body,
+            $crate::store::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_ingest_pool;
+
 impl Store {
     /// Connects with default pool settings (see [`Store::connect_with`]).
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
@@ -154,7 +174,7 @@ impl Store {
         let db: Arc<str> = redact_url(url).into();
         let lower = url.to_ascii_lowercase();
         let max = opts.max_connections.max(1);
-        let backend = if lower.starts_with("sqlite:") {
+        let (backend, ingest) = if lower.starts_with("sqlite:") {
             let parsed = SqliteConnectOptions::from_str(url).map_err(|e| StoreError::Url {
                 db: db.to_string(),
                 reason: e.to_string(),
@@ -176,6 +196,7 @@ impl Store {
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
                 .busy_timeout(opts.busy_timeout);
+            let ingest_options = options.clone().synchronous(SqliteSynchronous::Normal);
             let pool = SqlitePoolOptions::new()
                 // An in-memory database lives as long as its one connection.
                 .max_connections(if in_memory { 1 } else { max })
@@ -204,7 +225,24 @@ impl Store {
                     db: db.to_string(),
                     source,
                 })?;
-            Backend::Sqlite(pool)
+            let ingest = if in_memory {
+                // one connection holds the whole database
+                pool.clone()
+            } else {
+                SqlitePoolOptions::new()
+                    .max_connections(2)
+                    .min_connections(0)
+                    .idle_timeout(Some(std::time::Duration::from_secs(600)))
+                    .max_lifetime(Some(std::time::Duration::from_secs(1800)))
+                    .acquire_timeout(opts.acquire_timeout)
+                    .connect_with(ingest_options)
+                    .await
+                    .map_err(|source| StoreError::Connect {
+                        db: db.to_string(),
+                        source,
+                    })?
+            };
+            (Backend::Sqlite(pool), Backend::Sqlite(ingest))
         } else if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::Url {
                 db: db.to_string(),
@@ -226,7 +264,7 @@ impl Store {
                     db: db.to_string(),
                     source,
                 })?;
-            Backend::Postgres(pool)
+            (Backend::Postgres(pool.clone()), Backend::Postgres(pool))
         } else {
             return Err(StoreError::Url {
                 db: db.to_string(),
@@ -238,6 +276,7 @@ impl Store {
             matches!(backend, Backend::Sqlite(_)).then(|| Arc::new(tokio::sync::Mutex::new(())));
         let store = Store {
             backend,
+            ingest,
             db,
             writer,
         };
@@ -260,6 +299,9 @@ impl Store {
     /// Close the pool: waits for checked-out connections to return (SQLite checkpoints its
     /// WAL when the last connection closes).
     pub async fn close(&self) {
+        if let Backend::Sqlite(ingest) = &self.ingest {
+            ingest.close().await;
+        }
         with_pool!(self, pool => pool.close().await)
     }
 

@@ -1,6 +1,8 @@
 //! Instances and series: recording, the stable-age query, compare-and-set state changes.
 
-use super::{flag, with_pool, InstanceRow, NewInstance, RecordOutcome, RowGet, SeriesRow};
+use super::{
+    flag, with_ingest_pool, with_pool, InstanceRow, NewInstance, RecordOutcome, RowGet, SeriesRow,
+};
 use super::{now_ms, Fingerprint, SeriesState, Store, StoreError};
 
 macro_rules! series_cols {
@@ -26,7 +28,9 @@ impl Store {
         self.record_instance_at(i, now_ms()).await
     }
 
-    /// [`Store::record_instance`] at `now` (unix ms). Durable when it returns Ok.
+    /// [`Store::record_instance`] at `now` (unix ms). Committed when it returns Ok (on SQLite
+    /// through the instance pool: durable against a crash of the process; see `Store::ingest`
+    /// for OS crashes and power loss).
     ///
     /// Series transitions: a new series is created `receiving` (first = last received = now);
     /// `receiving` and `stable` series go (back) to `receiving`; a series that was `analysing`,
@@ -49,7 +53,10 @@ impl Store {
         };
         let pg = self.is_postgres();
         let _writing = self.write_guard().await;
-        with_pool!(self, pool => {
+        // Five round trips in the usual case (this is on the path of every C-STORE response):
+        // BEGIN, the series row (locked) with the instance's earlier series, the series
+        // upsert, the instance upsert, COMMIT.
+        with_ingest_pool!(self, pool => {
             let mut tx = if pg {
                 pool.begin().await
             } else {
@@ -57,43 +64,104 @@ impl Store {
             }
             .map_err(self.err(what()))?;
 
-            let created = sqlx::query(
+            // The series row (locked) and the series the instance was recorded under before.
+            let lookup = if pg {
+                "SELECT state, (SELECT series_instance_uid FROM instances \
+                 WHERE sop_instance_uid = $2) AS previous \
+                 FROM series WHERE series_instance_uid = $1 FOR UPDATE"
+            } else {
+                "SELECT state, (SELECT series_instance_uid FROM instances \
+                 WHERE sop_instance_uid = $2) AS previous \
+                 FROM series WHERE series_instance_uid = $1"
+            };
+            let row = sqlx::query(lookup)
+            .bind(&i.series_instance_uid)
+            .bind(&i.sop_instance_uid)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(self.err(what()))?;
+            let (created, state, previous) = match &row {
+                Some(r) => {
+                    let text = r.text("state").map_err(self.err(what()))?;
+                    let state = SeriesState::parse(&text).ok_or_else(|| {
+                        self.data_err(what(), format!("unknown series state {text:?}"))
+                    })?;
+                    (false, state, r.opt_text("previous").map_err(self.err(what()))?)
+                }
+                None => {
+                    // The first instance of a series (or one of several arriving at once on
+                    // Postgres): create the row, or learn that another transaction just did.
+                    let created = sqlx::query(
+                        "INSERT INTO series (series_instance_uid, study_instance_uid, state, \
+                         state_changed_at, first_received_at, last_received_at, n_instances, \
+                         amended, analysable) \
+                         VALUES ($1, $2, 'receiving', $3, $3, $3, 0, 0, 0) \
+                         ON CONFLICT (series_instance_uid) DO NOTHING",
+                    )
+                    .bind(&i.series_instance_uid)
+                    .bind(&i.study_instance_uid)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(self.err(what()))?
+                    .rows_affected()
+                        == 1;
+                    let row = sqlx::query(lookup)
+                    .bind(&i.series_instance_uid)
+                    .bind(&i.sop_instance_uid)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(self.err(what()))?;
+                    let text = row.text("state").map_err(self.err(what()))?;
+                    let state = SeriesState::parse(&text).ok_or_else(|| {
+                        self.data_err(what(), format!("unknown series state {text:?}"))
+                    })?;
+                    (created, state, row.opt_text("previous").map_err(self.err(what()))?)
+                }
+            };
+
+            let replaced = previous.is_some();
+            let moved_from = previous.filter(|s| *s != i.series_instance_uid);
+            let added: i64 = if replaced && moved_from.is_none() { 0 } else { 1 };
+            let reopened = matches!(
+                    state,
+                    SeriesState::Analysing
+                        | SeriesState::Done
+                        | SeriesState::Failed
+                        | SeriesState::NotAnalysed
+                );
+
+            // The state change and the amended flag are computed from the locked row.
+            sqlx::query(
                 "INSERT INTO series (series_instance_uid, study_instance_uid, state, \
                  state_changed_at, first_received_at, last_received_at, n_instances, amended, \
-                 analysable) VALUES ($1, $2, 'receiving', $3, $3, $3, 0, 0, 0) \
-                 ON CONFLICT (series_instance_uid) DO NOTHING",
+                 calling_ae, station_name, modality, description, analysable) \
+                 VALUES ($1, $2, 'receiving', $3, $3, $3, $4, 0, $5, $6, $7, $8, $9) \
+                 ON CONFLICT (series_instance_uid) DO UPDATE SET state = 'receiving', \
+                 state_changed_at = CASE WHEN series.state <> 'receiving' \
+                     THEN excluded.state_changed_at ELSE series.state_changed_at END, \
+                 last_received_at = excluded.last_received_at, \
+                 n_instances = series.n_instances + excluded.n_instances, \
+                 amended = CASE WHEN series.state IN \
+                     ('analysing', 'done', 'failed', 'not_analysed') THEN 1 \
+                     ELSE series.amended END, \
+                 calling_ae = COALESCE(excluded.calling_ae, series.calling_ae), \
+                 station_name = COALESCE(excluded.station_name, series.station_name), \
+                 modality = COALESCE(excluded.modality, series.modality), \
+                 description = COALESCE(excluded.description, series.description), \
+                 analysable = CASE WHEN excluded.analysable = 1 THEN 1 \
+                     ELSE series.analysable END",
             )
             .bind(&i.series_instance_uid)
             .bind(&i.study_instance_uid)
             .bind(now)
+            .bind(added)
+            .bind(non_empty(&Some(i.calling_ae.clone())))
+            .bind(non_empty(&i.station_name))
+            .bind(non_empty(&i.modality))
+            .bind(non_empty(&i.series_description))
+            .bind(flag(i.analysable))
             .execute(&mut *tx)
-            .await
-            .map_err(self.err(what()))?
-            .rows_affected()
-                == 1;
-
-            let row = sqlx::query(if pg {
-                "SELECT state, amended FROM series WHERE series_instance_uid = $1 FOR UPDATE"
-            } else {
-                "SELECT state, amended FROM series WHERE series_instance_uid = $1"
-            })
-            .bind(&i.series_instance_uid)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(self.err(what()))?;
-            let state_text = row.text("state").map_err(self.err(what()))?;
-            let state = SeriesState::parse(&state_text).ok_or_else(|| {
-                self.data_err(what(), format!("unknown series state {state_text:?}"))
-            })?;
-            let was_amended = row.flag("amended").map_err(self.err(what()))?;
-
-            let previous: Option<String> = sqlx::query_scalar(if pg {
-                "SELECT series_instance_uid FROM instances WHERE sop_instance_uid = $1 FOR UPDATE"
-            } else {
-                "SELECT series_instance_uid FROM instances WHERE sop_instance_uid = $1"
-            })
-            .bind(&i.sop_instance_uid)
-            .fetch_optional(&mut *tx)
             .await
             .map_err(self.err(what()))?;
 
@@ -135,41 +203,6 @@ impl Store {
             .await
             .map_err(self.err(what()))?;
 
-            let replaced = previous.is_some();
-            let moved_from = previous.filter(|s| *s != i.series_instance_uid);
-            let added: i64 = if replaced && moved_from.is_none() { 0 } else { 1 };
-            let reopened = matches!(
-                state,
-                SeriesState::Analysing
-                    | SeriesState::Done
-                    | SeriesState::Failed
-                    | SeriesState::NotAnalysed
-            );
-            let state_changed = state != SeriesState::Receiving;
-
-            sqlx::query(
-                "UPDATE series SET state = 'receiving', \
-                 state_changed_at = CASE WHEN $2 = 1 THEN $3 ELSE state_changed_at END, \
-                 last_received_at = $3, n_instances = n_instances + $4, amended = $5, \
-                 calling_ae = COALESCE($6, calling_ae), station_name = COALESCE($7, station_name), \
-                 modality = COALESCE($8, modality), description = COALESCE($9, description), \
-                 analysable = CASE WHEN $10 = 1 THEN 1 ELSE analysable END \
-                 WHERE series_instance_uid = $1",
-            )
-            .bind(&i.series_instance_uid)
-            .bind(flag(state_changed))
-            .bind(now)
-            .bind(added)
-            .bind(flag(was_amended || reopened))
-            .bind(non_empty(&Some(i.calling_ae.clone())))
-            .bind(non_empty(&i.station_name))
-            .bind(non_empty(&i.modality))
-            .bind(non_empty(&i.series_description))
-            .bind(flag(i.analysable))
-            .execute(&mut *tx)
-            .await
-            .map_err(self.err(what()))?;
-
             if let Some(old) = &moved_from {
                 // The instance left `old`: recount it rather than trusting a decrement.
                 sqlx::query(
@@ -199,6 +232,53 @@ impl Store {
                 reopened,
                 replaced,
             })
+        })
+    }
+
+    /// Every instance's SOP Instance UID and relative path (start-up reconciliation).
+    pub async fn instance_paths(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let what = "listing the recorded instances";
+        with_pool!(self, pool => {
+            let rows: Vec<(String, String)> =
+                sqlx::query_as("SELECT sop_instance_uid, rel_path FROM instances")
+                    .fetch_all(pool)
+                    .await
+                    .map_err(self.err(what))?;
+            Ok(rows)
+        })
+    }
+
+    /// Delete an instance row and recount its series (an instance whose file never made it
+    /// into place). Returns whether a row was deleted.
+    pub async fn forget_instance(&self, sop_instance_uid: &str) -> Result<bool, StoreError> {
+        let what = || format!("removing instance {sop_instance_uid}");
+        let _writing = self.write_guard().await;
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(self.err(what()))?;
+            let series: Option<String> = sqlx::query_scalar(
+                "DELETE FROM instances WHERE sop_instance_uid = $1 RETURNING series_instance_uid",
+            )
+            .bind(sop_instance_uid)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(self.err(what()))?;
+            if let Some(uid) = &series {
+                sqlx::query(
+                    "UPDATE series SET \
+                     n_instances = (SELECT COUNT(*) FROM instances i \
+                                    WHERE i.series_instance_uid = series.series_instance_uid), \
+                     analysable = CASE WHEN EXISTS (SELECT 1 FROM instances i \
+                                    WHERE i.series_instance_uid = series.series_instance_uid \
+                                    AND i.analysable = 1) THEN 1 ELSE 0 END \
+                     WHERE series_instance_uid = $1",
+                )
+                .bind(uid)
+                .execute(&mut *tx)
+                .await
+                .map_err(self.err(what()))?;
+            }
+            tx.commit().await.map_err(self.err(what()))?;
+            Ok(series.is_some())
         })
     }
 
