@@ -102,6 +102,16 @@ pub struct MailConfig {
     pub smtp_port: Option<u16>,
     pub smtp_tls: SmtpTls,
     pub smtp_user: Option<String>,
+    /// Extra CA certificate(s) (PEM) trusted for the SMTP server's TLS certificate, besides the
+    /// system's (an internal CA, or a self-signed test server).
+    pub smtp_ca_file: Option<PathBuf>,
+    pub smtp_timeout_seconds: u64,
+    /// Delivery attempts before a message is dead-lettered.
+    pub max_attempts: u32,
+    /// Wait after the first failed attempt; doubled after each further one, up to
+    /// `retry_max_seconds`.
+    pub retry_initial_seconds: u64,
+    pub retry_max_seconds: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,6 +123,18 @@ pub struct QaConfig {
     /// 0 = the number of CPU cores.
     pub workers: usize,
     pub queue_capacity: usize,
+    /// The first run of a scanner, phantom and protocol without a baseline becomes its
+    /// provisional baseline.
+    pub auto_baseline: bool,
+    /// What makes two acquisitions "the same protocol" for baselines: "kvp", "kernel",
+    /// "slice_thickness" (any subset, in any order).
+    #[serde(deserialize_with = "string_list")]
+    pub protocol_fields: Vec<String>,
+    /// Material name → constancy tolerance in HU, over the phantom definition's value.
+    #[serde(default)]
+    pub tolerances: std::collections::BTreeMap<String, f64>,
+    /// Runs shown in a report's trend plot (this one included).
+    pub trend_runs: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -376,6 +398,49 @@ impl Config {
         if self.mail.smtp_port == Some(0) {
             p.push("mail.smtp_port", "must be 1..=65535".to_string());
         }
+        if self.mail.transport == MailTransport::Smtp
+            && self.mail.to.is_empty()
+            && self.scanners.iter().all(|s| s.recipients.is_empty())
+        {
+            p.push(
+                "mail.to",
+                "is empty and no [[scanners]] entry has recipients: with mail.transport = \
+                 \"smtp\" no report could be delivered"
+                    .to_string(),
+            );
+        }
+        if let Some(ca) = &self.mail.smtp_ca_file {
+            if !ca.is_file() {
+                p.push(
+                    "mail.smtp_ca_file",
+                    format!("{} is not a readable file", ca.display()),
+                );
+            }
+        }
+        if self.mail.smtp_timeout_seconds == 0 {
+            p.push(
+                "mail.smtp_timeout_seconds",
+                "must be at least 1".to_string(),
+            );
+        }
+        if self.mail.max_attempts == 0 {
+            p.push("mail.max_attempts", "must be at least 1".to_string());
+        }
+        if self.mail.retry_initial_seconds == 0 {
+            p.push(
+                "mail.retry_initial_seconds",
+                "must be at least 1".to_string(),
+            );
+        }
+        if self.mail.retry_max_seconds < self.mail.retry_initial_seconds {
+            p.push(
+                "mail.retry_max_seconds",
+                format!(
+                    "{} s is less than mail.retry_initial_seconds ({} s)",
+                    self.mail.retry_max_seconds, self.mail.retry_initial_seconds
+                ),
+            );
+        }
         if !self.mail.from.trim().is_empty() {
             if let Err(m) = check_address(&self.mail.from) {
                 p.push("mail.from", m);
@@ -388,21 +453,19 @@ impl Config {
         }
 
         // [qa]
-        let known = match &self.qa.phantom_config {
-            None => Some(
-                crate::phantom::BUILTIN_IDS
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect::<Vec<_>>(),
-            ),
+        let known_set = match &self.qa.phantom_config {
+            None => Some(crate::phantom::PhantomSet::builtin()),
             Some(path) => match crate::phantom::PhantomSet::with_site_file(path) {
-                Ok(set) => Some(set.phantoms.iter().map(|d| d.id.clone()).collect()),
+                Ok(set) => Some(set),
                 Err(e) => {
                     p.push("qa.phantom_config", e.to_string());
                     None
                 }
             },
         };
+        let known: Option<Vec<String>> = known_set
+            .as_ref()
+            .map(|set| set.phantoms.iter().map(|d| d.id.clone()).collect());
         if let Some(known) = &known {
             if let Err(m) = check_phantom(&self.qa.phantom, known) {
                 p.push("qa.phantom", m);
@@ -416,6 +479,28 @@ impl Config {
         }
         if self.qa.queue_capacity == 0 {
             p.push("qa.queue_capacity", "must be at least 1".to_string());
+        }
+        if let Err(m) = crate::identity::ProtocolField::parse_list(&self.qa.protocol_fields) {
+            p.push("qa.protocol_fields", m);
+        }
+        for (name, t) in &self.qa.tolerances {
+            if !(t.is_finite() && *t > 0.0) {
+                p.push(
+                    format!("qa.tolerances.{name}"),
+                    format!("{t} HU: must be more than 0"),
+                );
+            }
+        }
+        if let Some(known) = &known_set {
+            let mut set = known.clone();
+            if let Err(m) = set.apply_tolerances(&self.qa.tolerances) {
+                if !m.contains("more than 0") {
+                    p.push("qa.tolerances", m);
+                }
+            }
+        }
+        if self.qa.trend_runs < 2 {
+            p.push("qa.trend_runs", "must be at least 2".to_string());
         }
 
         // [[scanners]]
@@ -705,6 +790,42 @@ mod tests {
 
     fn defaults() -> Config {
         Config::load_with_env(None, env(&[])).unwrap()
+    }
+
+    #[test]
+    fn qa_baseline_keys() {
+        let c = defaults();
+        assert!(!c.qa.auto_baseline);
+        assert_eq!(c.qa.protocol_fields, ["kvp", "kernel", "slice_thickness"]);
+        assert!(c.qa.tolerances.is_empty());
+        assert_eq!(c.qa.trend_runs, 12);
+        assert_problem(
+            &invalid_with(|c| c.qa.protocol_fields = vec!["kv".into()]),
+            "qa.protocol_fields",
+            "unknown field",
+        );
+        assert_problem(
+            &invalid_with(|c| {
+                c.qa.tolerances.insert("watr".into(), 4.0);
+            }),
+            "qa.tolerances",
+            "no phantom has a material named \"watr\"",
+        );
+        assert_problem(
+            &invalid_with(|c| {
+                c.qa.tolerances.insert("water".into(), -1.0);
+            }),
+            "qa.tolerances.water",
+            "more than 0",
+        );
+        let mut ok = defaults();
+        ok.qa.tolerances.insert("Water".into(), 3.0);
+        assert!(ok.validate().is_ok());
+        let text = "[qa]\nauto_baseline = true\nprotocol_fields = [\"kvp\"]\n\
+                    [qa.tolerances]\nwater = 3.5\n";
+        let c = Config::from_toml_str(text).unwrap();
+        assert!(c.qa.auto_baseline);
+        assert_eq!(c.qa.tolerances.get("water"), Some(&3.5));
     }
 
     fn assert_problem(problems: &[Problem], key: &str, needle: &str) {
@@ -1024,7 +1145,20 @@ mod tests {
         c.mail.transport = MailTransport::Smtp;
         c.mail.smtp_host = Some("smtp.example.org".into());
         c.mail.from = "qa@example.org".into();
+        // nobody to send to
+        let e = c.validate().unwrap_err();
+        assert_problem(e.problems(), "mail.to", "no report could be delivered");
+        c.mail.to = vec!["physics@example.org".into()];
         assert!(c.validate().is_ok());
+        // retry policy and timeouts
+        let mut bad = c.clone();
+        bad.mail.retry_max_seconds = 1;
+        bad.mail.max_attempts = 0;
+        bad.mail.smtp_ca_file = Some("/nonexistent/ca.pem".into());
+        let e = bad.validate().unwrap_err();
+        assert_problem(e.problems(), "mail.retry_max_seconds", "less than");
+        assert_problem(e.problems(), "mail.max_attempts", "at least 1");
+        assert_problem(e.problems(), "mail.smtp_ca_file", "not a readable file");
         assert_problem(
             &invalid_with(|c| c.mail.from = "qa-at-example.org".into()),
             "mail.from",

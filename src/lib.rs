@@ -7,6 +7,8 @@ pub mod baseline;
 pub mod cli;
 pub mod config;
 pub mod dicom;
+pub mod identity;
+pub mod notify;
 pub mod phantom;
 pub mod pipeline;
 pub mod report;

@@ -2,6 +2,8 @@
 
 use clap::{ArgAction, Parser, Subcommand};
 use hu_red::cli::analyze::{self, AnalyzeArgs};
+use hu_red::cli::baseline::{self, BaselineArgs};
+use hu_red::cli::report::{self, ReportArgs};
 use hu_red::cli::runs::{self, RunsArgs};
 use hu_red::cli::send::{self, SendArgs};
 use hu_red::cli::serve::{self, ServeArgs};
@@ -39,8 +41,12 @@ enum Command {
     Serve(ServeArgs),
     /// Send DICOM files or folders to a Storage SCP (C-STORE).
     Send(SendArgs),
-    /// Recent series and runs with their state and verdict.
+    /// Recent series and runs with their state and verdict, and reports not delivered.
     Runs(RunsArgs),
+    /// Baselines per scanner, phantom and protocol: set from a run, import a CSV, show, history.
+    Baseline(BaselineArgs),
+    /// Show a run's report email, write it to a folder, or send it again.
+    Report(ReportArgs),
     /// Load and validate the service configuration, then print it.
     CheckConfig(ServeArgs),
 }
@@ -94,6 +100,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => exit_code(serve::run(args.clone())),
         Command::Send(args) => exit_code(send::run(args.clone())),
         Command::Runs(args) => exit_code(runs::run(args.clone())),
+        Command::Baseline(args) => exit_code(baseline::run(args.clone())),
+        Command::Report(args) => exit_code(report::run(args.clone())),
         Command::CheckConfig(args) => exit_code(serve::check_config(args.clone())),
     };
     ExitCode::from(code)

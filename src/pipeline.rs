@@ -117,6 +117,9 @@ pub struct PipelineError {
     pub plan: Option<Box<Plan>>,
     pub warnings: Vec<String>,
     pub timings: Timings,
+    /// One slice of what was seen (the overview's middle slice, or the slab's centre slice
+    /// when the failure came after it was decoded), for the ERROR report.
+    pub preview: Option<Box<HuStack>>,
 }
 
 /// Milliseconds since `t`, to 0.01 ms.
@@ -151,6 +154,7 @@ pub fn analyze(req: AnalyzeRequest) -> Result<AnalyzeOutcome, PipelineError> {
     let t0 = Instant::now();
     let mut timings = Timings::default();
     let mut warnings: Vec<String> = Vec::new();
+    let mut preview: Option<Box<HuStack>> = None;
 
     macro_rules! fail {
         ($stage:expr, $kind:expr, $meta:expr, $plan:expr) => {{
@@ -162,6 +166,7 @@ pub fn analyze(req: AnalyzeRequest) -> Result<AnalyzeOutcome, PipelineError> {
                 plan: $plan,
                 warnings: warnings.clone(),
                 timings,
+                preview: preview.take(),
             };
             tracing::warn!(stage = ?e.stage, "analysis failed: {e}");
             return Err(e);
@@ -203,6 +208,7 @@ pub fn analyze(req: AnalyzeRequest) -> Result<AnalyzeOutcome, PipelineError> {
         Err(e) => fail!(Stage::Overview, e, meta(), None),
     };
 
+    preview = Some(Box::new(overview.single_slice(overview.n_slices() / 2)));
     let t = Instant::now();
     let planned = analysis::plan(&overview, &phantoms.phantoms, &options);
     timings.plan = ms(t);
@@ -230,6 +236,9 @@ pub fn analyze(req: AnalyzeRequest) -> Result<AnalyzeOutcome, PipelineError> {
         Ok(s) => s,
         Err(e) => fail!(Stage::Slab, e, meta(), Some(Box::new(plan))),
     };
+    if slab.n_slices() > 0 {
+        preview = Some(Box::new(slab.single_slice(slab.n_slices() / 2)));
+    }
 
     let t = Instant::now();
     let measured = analysis::measure(&plan, &phantom, &slab, &options);
@@ -240,49 +249,65 @@ pub fn analyze(req: AnalyzeRequest) -> Result<AnalyzeOutcome, PipelineError> {
     };
     push_unique(&mut warnings, &measurement.warnings);
 
-    let t = Instant::now();
-    let evaluation = analysis::constancy::evaluate(&measurement, baseline.as_ref(), &phantom);
-    timings.constancy = ms(t);
-    if let (Some(bp), Some(b)) = (baseline_protocol.as_ref(), baseline.as_ref()) {
-        if let Some(other) = bp.phantom().filter(|p| *p != measurement.phantom_id) {
-            push_unique(
-                &mut warnings,
-                &[format!(
-                    "the baseline ({}) was measured on phantom '{other}', this series is '{}': compare with a baseline of the same phantom",
-                    b.source, measurement.phantom_id
-                )],
-            );
-        }
-        let current = crate::report::Metadata::from_series(&series.meta).protocol_fields();
-        let diffs = bp.differences(&current);
-        if !diffs.is_empty() {
-            push_unique(
-                &mut warnings,
-                &[format!(
-                    "the acquisition differs from the baseline's ({}): {}; HU depend on the protocol, so compare with a baseline of the same protocol",
-                    b.source,
-                    diffs.join(", ")
-                )],
-            );
-        }
-    }
-    timings.total = ms(t0);
-    tracing::info!(
-        phantom = %measurement.phantom_id,
-        pass = ?evaluation.pass,
-        total_ms = timings.total,
-        "analysis done"
-    );
-    Ok(AnalyzeOutcome {
+    let mut outcome = AnalyzeOutcome {
+        evaluation: analysis::constancy::evaluate(&measurement, None, &phantom),
         meta: series.meta.clone(),
         warnings,
         plan,
         measurement,
-        evaluation,
         phantom,
         slab,
         timings,
-    })
+    };
+    if baseline.is_some() {
+        apply_baseline(&mut outcome, baseline.as_ref(), baseline_protocol.as_ref());
+    }
+    outcome.timings.total = ms(t0);
+    tracing::info!(
+        phantom = %outcome.measurement.phantom_id,
+        pass = ?outcome.evaluation.pass,
+        total_ms = outcome.timings.total,
+        "analysis done"
+    );
+    Ok(outcome)
+}
+
+/// Evaluate a measured series against a baseline (or none) — the last step of
+/// [`analyze`], for callers that choose the baseline once the scanner and phantom are known
+/// (the service). Replaces `evaluation` and adds the protocol/phantom mismatch warnings of a
+/// baseline file's metadata.
+pub fn apply_baseline(
+    outcome: &mut AnalyzeOutcome,
+    baseline: Option<&Baseline>,
+    baseline_protocol: Option<&BaselineProtocol>,
+) {
+    let t = Instant::now();
+    outcome.evaluation =
+        analysis::constancy::evaluate(&outcome.measurement, baseline, &outcome.phantom);
+    outcome.timings.constancy = ms(t);
+    let (Some(bp), Some(b)) = (baseline_protocol, baseline) else {
+        return;
+    };
+    let mut warnings = Vec::new();
+    if let Some(other) = bp
+        .phantom()
+        .filter(|p| *p != outcome.measurement.phantom_id)
+    {
+        warnings.push(format!(
+            "the baseline ({}) was measured on phantom '{other}', this series is '{}': compare with a baseline of the same phantom",
+            b.source, outcome.measurement.phantom_id
+        ));
+    }
+    let current = crate::report::Metadata::from_series(&outcome.meta).protocol_fields();
+    let diffs = bp.differences(&current);
+    if !diffs.is_empty() {
+        warnings.push(format!(
+            "the acquisition differs from the baseline's ({}): {}; HU depend on the protocol, so compare with a baseline of the same protocol",
+            b.source,
+            diffs.join(", ")
+        ));
+    }
+    push_unique(&mut outcome.warnings, &warnings);
 }
 
 #[cfg(test)]

@@ -1,14 +1,18 @@
-//! `hu-red serve`: wires the configuration, the store, the SCP, the series assembler and the QA
-//! workers together, and shuts them down in order (stop accepting and finish in-flight C-STOREs,
-//! stop queueing, finish the runs in progress).
+//! `hu-red serve`: wires the configuration, the store, the SCP, the series assembler, the QA
+//! workers and the report sender together, and shuts them down in order (stop accepting and
+//! finish in-flight C-STOREs, stop queueing, finish the runs in progress, stop sending: queued
+//! reports stay in the outbox for the next start).
 //!
 //! ```text
-//! socket ─► scp (file fsync+rename) ─► StoreSink (db row) ─► C-STORE-RSP
+//! socket ─► scp (file fsync+rename ∥ StoreSink db row) ─► C-STORE-RSP
 //!                                            │
 //!               series::run_assembler (stable age) ─► queue ─► worker::run_workers ─► runs
+//!                                                                  │ (+ outbox row)
+//!                                                   notify::run_sender ─► SMTP / .eml
 //! ```
 
 use crate::config::{Config, ConfigError};
+use crate::notify;
 use crate::phantom::{PhantomError, PhantomSet};
 use crate::scp::{self, ScpError, ScpSettings};
 use crate::series::{self, StoreSink};
@@ -42,6 +46,10 @@ pub enum ServiceError {
     },
     #[error(transparent)]
     Scp(#[from] ScpError),
+    #[error(transparent)]
+    Notify(#[from] crate::notify::NotifyError),
+    #[error("qa.tolerances: {0}")]
+    Tolerances(String),
     #[error("the service task ended abnormally: {0}")]
     Task(String),
 }
@@ -91,11 +99,14 @@ pub async fn start(config: Config) -> Result<RunningService, ServiceError> {
             reason,
         }
     })?;
-    worker::clean_partial_results(&data_dir);
-    let phantoms = match &config.qa.phantom_config {
+    let mut phantoms = match &config.qa.phantom_config {
         Some(p) => PhantomSet::with_site_file(p)?,
         None => PhantomSet::builtin(),
     };
+    phantoms
+        .apply_tolerances(&config.qa.tolerances)
+        .map_err(ServiceError::Tolerances)?;
+    let mailer = notify::Mailer::from_config(&config.mail, &data_dir)?;
     let store = Store::connect_with(
         &config.database.url,
         &StoreOptions {
@@ -105,6 +116,8 @@ pub async fn start(config: Config) -> Result<RunningService, ServiceError> {
     )
     .await?;
     series::recover(&store, &data_dir, config.scp.max_associations).await?;
+    worker::recover_results(&store, &data_dir).await?;
+    let installation = store.installation_id().await?;
 
     let listener = TcpListener::bind(&config.scp.bind)
         .await
@@ -131,6 +144,7 @@ pub async fn start(config: Config) -> Result<RunningService, ServiceError> {
         ae_title = %config.scp.ae_title,
         database = %store.display_url(),
         data_dir = %data_dir.display(),
+        mail = %mailer.describe(),
         "hu-red serve: listening"
     );
 
@@ -144,10 +158,22 @@ pub async fn start(config: Config) -> Result<RunningService, ServiceError> {
             queue_tx,
             stop_rx.clone(),
         ));
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let sender = tokio::spawn(notify::run_sender(
+            store2.clone(),
+            mailer.clone(),
+            config.storage.data_dir.clone(),
+            notify::RetryPolicy::from_config(&config.mail),
+            wake.clone(),
+            stop_rx.clone(),
+        ));
         let ctx = WorkerContext {
             store: store2.clone(),
             config: config.clone(),
             phantoms: Arc::new(phantoms),
+            installation,
+            mail_domain: mailer.domain.clone(),
+            wake_sender: wake,
         };
         let workers = tokio::spawn(worker::run_workers(
             ctx,
@@ -170,6 +196,7 @@ pub async fn start(config: Config) -> Result<RunningService, ServiceError> {
         // The SCP has finished its in-flight operations: stop queueing, finish the runs.
         let _ = assembler.await;
         let _ = workers.await;
+        let _ = sender.await;
         store2.close().await;
         info!("hu-red serve: stopped");
         scp_result.map_err(ServiceError::from)

@@ -119,6 +119,10 @@ both!(
     scanners_follow_the_configuration,
     forget_instance_recounts_its_series,
     recovery_removes_rows_whose_file_never_arrived,
+    baselines_supersede_and_keep_their_history,
+    auto_baseline_never_replaces_one,
+    outbox_delivery_states,
+    trend_of_a_scanner_and_phantom,
 );
 
 const CT: &str = "1.2.840.10008.5.1.4.1.1.2";
@@ -251,11 +255,23 @@ fn sample_run(series: &str, fp: Fingerprint) -> NewRun {
             ..Default::default()
         },
     ];
-    run.outbox = Some(NewOutboxMessage {
-        recipients: vec!["physics@example.org".into(), "qa@example.org".into()],
-        subject: "HU-RED QA PASS — CT Sim 1".into(),
-    });
+    run.outbox = Some(message(
+        &["physics@example.org", "qa@example.org"],
+        "HU-RED QA PASS — CT Sim 1",
+        &format!("m-{series}@example.org"),
+    ));
     run
+}
+
+fn message(to: &[&str], subject: &str, id: &str) -> NewOutboxMessage {
+    NewOutboxMessage {
+        kind: OutboxKind::Report,
+        recipients: to.iter().map(|s| s.to_string()).collect(),
+        subject: subject.into(),
+        text_body: format!("text of {subject}"),
+        html_body: format!("<p>{subject}</p>"),
+        message_id: id.into(),
+    }
 }
 
 async fn migrations_are_idempotent(kind: Kind) {
@@ -270,7 +286,11 @@ async fn migrations_are_idempotent(kind: Kind) {
     b.close().await;
     let c = db.open().await;
     assert!(c.instance_exists(&format!("{s}.1")).await.unwrap());
-    assert_eq!(db.count("_sqlx_migrations").await, 1);
+    assert_eq!(
+        db.count("_sqlx_migrations").await,
+        2,
+        "0001 and 0002, once each"
+    );
 
     let settings = c.settings().await.unwrap();
     let get = |k: &str| {
@@ -751,10 +771,7 @@ async fn insert_run_is_atomic(kind: Kind) {
     // The last statement of the transaction fails (an outbox message without recipients is
     // refused by the database): nothing of the run may remain.
     let mut bad = sample_run(&s, fp.clone());
-    bad.outbox = Some(NewOutboxMessage {
-        recipients: vec![],
-        subject: "x".into(),
-    });
+    bad.outbox = Some(message(&[], "x", "x@example.org"));
     let e = store.insert_run(&bad).await.unwrap_err();
     let m = e.to_string();
     assert!(m.contains(&s) && m.contains("notification"), "{m}");
@@ -1141,6 +1158,296 @@ async fn recovery_removes_rows_whose_file_never_arrived(kind: Kind) {
     assert_eq!(r.forgotten, 0);
     assert_eq!(store.get_series(&s2).await.unwrap().unwrap().n_instances, 4);
     assert_eq!(db.count("instances").await, 7);
+    store.close().await;
+    db.finish().await;
+}
+
+fn baseline(scanner: &str, phantom: &str, key: &str, water: f64) -> NewBaseline {
+    NewBaseline {
+        scanner_id: scanner.into(),
+        scanner_label: Some(format!("label {scanner}")),
+        manufacturer: Some("SIEMENS".into()),
+        model: Some("go.Open Pro".into()),
+        phantom_id: phantom.into(),
+        protocol_key: key.into(),
+        kvp: Some(120.0),
+        kernel: Some("B30f".into()),
+        slice_thickness_mm: Some(2.0),
+        source: "import test.csv".into(),
+        run_id: None,
+        provisional: false,
+        note: None,
+        entries: vec![
+            NewBaselineEntry {
+                insert: "water".into(),
+                hu_mean: Some(water),
+                red: Some(1.0),
+            },
+            NewBaselineEntry {
+                insert: "liver".into(),
+                hu_mean: None,
+                red: Some(1.05),
+            },
+        ],
+    }
+}
+
+async fn baselines_supersede_and_keep_their_history(kind: Kind) {
+    let db = Db::new(&kind).await;
+    let store = db.open().await;
+    let a = store
+        .insert_baseline(&baseline("SN1", "cirs062", "k1", 1.0))
+        .await
+        .unwrap();
+    let b = store
+        .insert_baseline(&baseline("SN1", "cirs062", "k1", 2.0))
+        .await
+        .unwrap();
+    let c = store
+        .insert_baseline(&baseline("SN1", "cirs062", "k2", 3.0))
+        .await
+        .unwrap();
+    let other = store
+        .insert_baseline(&baseline("SN2", "cirs062", "k1", 4.0))
+        .await
+        .unwrap();
+    let active = store.active_baselines("SN1", "cirs062").await.unwrap();
+    let ids: BTreeSet<i64> = active.iter().map(|x| x.id).collect();
+    assert_eq!(ids, [b, c].into_iter().collect());
+    let old = store.get_baseline(a).await.unwrap().unwrap();
+    assert_eq!(old.superseded_by, Some(b));
+    assert!(old.superseded_at.is_some() && !old.is_active());
+    let nb = store.get_baseline(b).await.unwrap().unwrap();
+    assert_eq!(nb.entries.len(), 2);
+    assert_eq!(nb.entries[0].hu_mean, Some(2.0));
+    assert_eq!(
+        nb.entries[1].hu_mean, None,
+        "a listed material without a value"
+    );
+    assert!(
+        nb.confirmed_at.is_some(),
+        "a baseline set by hand is confirmed"
+    );
+    // listings: active / history, filtered by scanner id or label
+    let shown = store
+        .list_baselines(&BaselineFilter {
+            scanner: Some("label sn1".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(shown.len(), 2);
+    let hist = store
+        .list_baselines(&BaselineFilter {
+            scanner: Some("SN1".into()),
+            history: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(hist.iter().map(|x| x.id).collect::<Vec<_>>(), vec![c, b, a]);
+    assert!(store
+        .get_baseline(other)
+        .await
+        .unwrap()
+        .unwrap()
+        .is_active());
+    // an empty baseline is refused
+    let mut empty = baseline("SN1", "cirs062", "k3", 0.0);
+    empty.entries.clear();
+    assert!(store.insert_baseline(&empty).await.is_err());
+    // confirming a provisional one
+    let mut p = baseline("SN3", "easycube", "k1", 0.0);
+    p.provisional = true;
+    let pid = store.insert_baseline(&p).await.unwrap();
+    assert!(store.get_baseline(pid).await.unwrap().unwrap().provisional);
+    assert!(store.confirm_baseline(pid).await.unwrap());
+    let confirmed = store.get_baseline(pid).await.unwrap().unwrap();
+    assert!(!confirmed.provisional && confirmed.confirmed_at.is_some());
+    assert!(!store.confirm_baseline(999_999).await.unwrap());
+    store.close().await;
+    db.finish().await;
+}
+
+async fn auto_baseline_never_replaces_one(kind: Kind) {
+    let db = Db::new(&kind).await;
+    let store = db.open().await;
+    let s = series_uid(130);
+    for n in 1..=2 {
+        store.record_instance(&inst(&s, n)).await.unwrap();
+    }
+    to_analysing(&store, &s).await;
+    let fp = store.series_fingerprint(&s).await.unwrap();
+    let mut run = sample_run(&s, fp.clone());
+    let mut prov = baseline("SN9", "cirs062", "k1", 5.0);
+    prov.provisional = true;
+    run.provisional_baseline = Some(prov.clone());
+    let id = store.insert_run(&run).await.unwrap();
+    let active = store.active_baselines("SN9", "cirs062").await.unwrap();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0].run_id, Some(id), "linked to its run");
+    assert_eq!(active[0].source, format!("run {id}"));
+    assert!(active[0].provisional && active[0].confirmed_at.is_none());
+    // a second run with an auto baseline for the same key: the first one stays
+    store.record_instance(&inst(&s, 3)).await.unwrap();
+    to_analysing(&store, &s).await;
+    let mut run2 = sample_run(&s, store.series_fingerprint(&s).await.unwrap());
+    run2.outbox = Some(message(&["a@example.org"], "x", "m2@example.org"));
+    run2.provisional_baseline = Some(prov);
+    store.insert_run(&run2).await.unwrap();
+    let active = store.active_baselines("SN9", "cirs062").await.unwrap();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0].run_id, Some(id));
+    assert_eq!(db.count("baselines").await, 1);
+    store.close().await;
+    db.finish().await;
+}
+
+async fn outbox_delivery_states(kind: Kind) {
+    let db = Db::new(&kind).await;
+    let store = db.open().await;
+    let s = series_uid(140);
+    store.record_instance(&inst(&s, 1)).await.unwrap();
+    to_analysing(&store, &s).await;
+    let run = sample_run(&s, store.series_fingerprint(&s).await.unwrap());
+    // the message is made with the new run id, inside the run's transaction
+    let id = store
+        .insert_run_with(&run, |id| {
+            Some(message(
+                &["physics@example.org"],
+                &format!("report {id}"),
+                &format!("run-{id}@example.org"),
+            ))
+        })
+        .await
+        .unwrap();
+    let rows = store.outbox_for_run(id).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    let m = &rows[0];
+    assert_eq!(m.subject, format!("report {id}"));
+    assert_eq!(m.message_id, format!("run-{id}@example.org"));
+    assert_eq!((m.state, m.attempts), (OutboxState::Pending, 0));
+    assert_eq!(m.text_body, format!("text of report {id}"));
+
+    // claimed once only
+    let now = now_ms();
+    let claimed = store.claim_due_messages(now, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].state, OutboxState::Sending);
+    assert!(store.claim_due_messages(now, 10).await.unwrap().is_empty());
+    // a failed attempt: pending again, later
+    store
+        .mark_message_failed(m.id, "connection refused", now + 60_000, false)
+        .await
+        .unwrap();
+    let r = store.get_outbox(m.id).await.unwrap().unwrap();
+    assert_eq!((r.state, r.attempts), (OutboxState::Pending, 1));
+    assert_eq!(r.last_error.as_deref(), Some("connection refused"));
+    assert!(
+        store.claim_due_messages(now, 10).await.unwrap().is_empty(),
+        "not due yet"
+    );
+    assert_eq!(store.next_message_due().await.unwrap(), Some(now + 60_000));
+    // due: claimed; the sender stops mid-send → back to pending at start
+    assert_eq!(
+        store
+            .claim_due_messages(now + 60_000, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(store.reset_sending_messages().await.unwrap(), 1);
+    // deferred without counting an attempt
+    assert_eq!(
+        store
+            .claim_due_messages(now + 60_000, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    store.defer_message(m.id, now + 61_000).await.unwrap();
+    let r = store.get_outbox(m.id).await.unwrap().unwrap();
+    assert_eq!((r.state, r.attempts), (OutboxState::Pending, 1));
+    // dead-lettered, listed as undelivered; a re-send is a new row with its own id
+    store.claim_due_messages(now + 61_000, 10).await.unwrap();
+    store
+        .mark_message_failed(m.id, "refused", now, true)
+        .await
+        .unwrap();
+    let und = store.undelivered(10).await.unwrap();
+    assert_eq!(und.len(), 1);
+    assert_eq!(und[0].state, OutboxState::Dead);
+    let mut again = message(
+        &["physics@example.org"],
+        "again",
+        &format!("run-{id}.resend-1@example.org"),
+    );
+    again.kind = OutboxKind::Resend;
+    let rid = store.queue_message(id, &again).await.unwrap();
+    // the same Message-ID twice is refused (one message per id)
+    assert!(store.queue_message(id, &again).await.is_err());
+    let c = store.claim_due_messages(now_ms(), 10).await.unwrap();
+    assert_eq!(c.iter().map(|x| x.id).collect::<Vec<_>>(), vec![rid]);
+    store.mark_message_sent(rid, now_ms()).await.unwrap();
+    let r = store.get_outbox(rid).await.unwrap().unwrap();
+    assert_eq!(
+        (r.state, r.attempts, r.kind),
+        (OutboxState::Sent, 1, OutboxKind::Resend)
+    );
+    assert!(r.sent_at.is_some() && r.last_error.is_none());
+    assert_eq!(
+        store.undelivered(10).await.unwrap().len(),
+        1,
+        "only the dead one"
+    );
+    // the installation id is made once and kept
+    let inst_id = store.installation_id().await.unwrap();
+    assert_eq!(inst_id.len(), 16);
+    assert_eq!(store.installation_id().await.unwrap(), inst_id);
+    store.close().await;
+    assert_eq!(db.open().await.installation_id().await.unwrap(), inst_id);
+    db.finish().await;
+}
+
+async fn trend_of_a_scanner_and_phantom(kind: Kind) {
+    let db = Db::new(&kind).await;
+    let store = db.open().await;
+    let mut ids = Vec::new();
+    for k in 0..4u32 {
+        let s = series_uid(150 + k);
+        store.record_instance(&inst(&s, 1)).await.unwrap();
+        to_analysing(&store, &s).await;
+        let mut run = sample_run(&s, store.series_fingerprint(&s).await.unwrap());
+        run.outbox = None;
+        run.identity.scanner_id = Some(if k == 2 { "SN-other" } else { "SN-T" }.into());
+        run.identity.study_date = Some(format!("2026-11-0{}", k + 1));
+        run.phantom_id = Some("cirs062".into());
+        for m in &mut run.materials {
+            m.delta_hu = Some(f64::from(k));
+        }
+        ids.push(store.insert_run(&run).await.unwrap());
+    }
+    let t = store.trend("SN-T", "cirs062", i64::MAX, 12).await.unwrap();
+    assert_eq!(
+        t.iter().map(|x| x.run_id).collect::<Vec<_>>(),
+        vec![ids[0], ids[1], ids[3]]
+    );
+    assert_eq!(t[2].study_date.as_deref(), Some("2026-11-04"));
+    assert_eq!(t[2].materials.len(), 2);
+    assert_eq!(t[2].materials[0].1, Some(3.0));
+    // the most recent `limit`, up to a run
+    let t = store.trend("SN-T", "cirs062", ids[1], 1).await.unwrap();
+    assert_eq!(t.iter().map(|x| x.run_id).collect::<Vec<_>>(), vec![ids[1]]);
+    assert!(store
+        .trend("SN-T", "easycube", i64::MAX, 12)
+        .await
+        .unwrap()
+        .is_empty());
+    // the run row carries its identity
+    let r = store.get_run(ids[3]).await.unwrap().unwrap().run;
+    assert_eq!(r.identity.scanner_id.as_deref(), Some("SN-T"));
     store.close().await;
     db.finish().await;
 }

@@ -52,6 +52,28 @@ impl HuStack {
     pub fn y_of(&self, row: f64) -> f64 {
         self.origin_mm[0] + row * self.pixel_mm[0]
     }
+
+    /// A stack of the one slice `k` (clamped to the last one; an empty stack stays empty).
+    pub fn single_slice(&self, k: usize) -> HuStack {
+        let n = self.n_slices();
+        if n == 0 {
+            return self.clone();
+        }
+        let k = k.min(n - 1);
+        HuStack {
+            hu: self.hu.slice(ndarray::s![k..k + 1, .., ..]).to_owned(),
+            pixel_mm: self.pixel_mm,
+            origin_mm: self.origin_mm,
+            z_mm: self.z_mm.get(k).map(|z| vec![*z]).unwrap_or_default(),
+            series_index: self
+                .series_index
+                .get(k)
+                .map(|i| vec![*i])
+                .unwrap_or_default(),
+            thickness_mm: self.thickness_mm,
+            factor: self.factor,
+        }
+    }
 }
 
 /// How the phantom was chosen.

@@ -1,8 +1,6 @@
 //! `hu-red runs`: recent series and runs with their state and verdict.
 
 use crate::cli::serve::load_config;
-use crate::store::Store;
-use anyhow::Context;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -20,17 +18,18 @@ pub struct RunsArgs {
 
 pub fn run(args: RunsArgs) -> anyhow::Result<()> {
     let config = load_config(args.config.as_ref())?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    rt.block_on(async move {
-        let store = Store::connect(&config.database.url).await?;
+    crate::cli::runtime()?.block_on(async move {
+        let store = crate::cli::open_existing_store(&config).await?;
         let series = store.list_series(args.limit).await?;
         let runs = store.list_runs(args.limit).await?;
+        let undelivered = store.undelivered(args.limit).await?;
         store.close().await;
         if args.json {
-            let doc = serde_json::json!({ "series": series, "runs": runs });
+            let doc = serde_json::json!({
+                "series": series,
+                "runs": runs,
+                "undelivered_reports": undelivered,
+            });
             println!("{}", serde_json::to_string_pretty(&doc)?);
             return Ok(());
         }
@@ -53,22 +52,42 @@ pub fn run(args: RunsArgs) -> anyhow::Result<()> {
         println!();
         println!("Runs (most recent first)");
         println!(
-            "{:>6} {:<8} {:<7} {:<15} {:<8} series / error",
-            "run", "status", "verdict", "phantom", "amended"
+            "{:>6} {:<8} {:<7} {:<15} {:<16} {:<8} series / error",
+            "run", "status", "verdict", "phantom", "scanner", "amended"
         );
         for r in &runs {
             println!(
-                "{:>6} {:<8} {:<7} {:<15} {:<8} {}",
+                "{:>6} {:<8} {:<7} {:<15} {:<16} {:<8} {}",
                 r.id,
                 r.status.as_str(),
                 r.verdict.as_str(),
                 r.phantom_id.as_deref().unwrap_or("-"),
+                r.scanner.as_deref().unwrap_or("-"),
                 if r.amended { "yes" } else { "" },
                 r.error
                     .as_deref()
                     .map(|e| format!("{}: {e}", r.series_instance_uid))
                     .unwrap_or_else(|| r.series_instance_uid.clone())
             );
+        }
+        if !undelivered.is_empty() {
+            println!();
+            println!("Reports not delivered (dead = given up: `hu-red report --run ID --resend`)");
+            println!(
+                "{:>6} {:>6} {:<8} {:>8} {:<32} last error",
+                "msg", "run", "state", "attempts", "to"
+            );
+            for m in &undelivered {
+                println!(
+                    "{:>6} {:>6} {:<8} {:>8} {:<32} {}",
+                    m.id,
+                    m.run_id,
+                    m.state.as_str(),
+                    m.attempts,
+                    m.recipients.join(", "),
+                    m.last_error.as_deref().unwrap_or("")
+                );
+            }
         }
         anyhow::Ok(())
     })

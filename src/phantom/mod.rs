@@ -242,6 +242,45 @@ pub struct PhantomSet {
 }
 
 impl PhantomSet {
+    /// Override constancy tolerances by material name (`qa.tolerances`), in every phantom that
+    /// has the material (names compared without case). A name no phantom has is an error
+    /// naming it and the known materials, so a typo does not leave the default in force.
+    pub fn apply_tolerances(
+        &mut self,
+        tolerances: &std::collections::BTreeMap<String, f64>,
+    ) -> Result<(), String> {
+        for (name, tol) in tolerances {
+            if !(tol.is_finite() && *tol > 0.0) {
+                return Err(format!(
+                    "{name} = {tol}: a tolerance must be more than 0 HU"
+                ));
+            }
+            let mut found = false;
+            for p in &mut self.phantoms {
+                for m in &mut p.materials {
+                    if m.name.eq_ignore_ascii_case(name.trim()) {
+                        m.tolerance_hu = *tol;
+                        found = true;
+                    }
+                }
+            }
+            if !found {
+                let mut known: Vec<&str> = self
+                    .phantoms
+                    .iter()
+                    .flat_map(|p| p.materials.iter().map(|m| m.name.as_str()))
+                    .collect();
+                known.sort_unstable();
+                known.dedup();
+                return Err(format!(
+                    "no phantom has a material named {name:?}; materials: {}",
+                    known.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The three built-in definitions.
     pub fn builtin() -> Self {
         let phantoms = BUILTIN_SOURCES

@@ -6,6 +6,7 @@
 
 pub mod console;
 mod csv_table;
+pub mod email;
 mod outputs;
 mod plot;
 mod summary;
@@ -14,7 +15,7 @@ mod time;
 pub use console::console_summary;
 pub use csv_table::{write_csv, CSV_COLUMNS};
 pub use outputs::{write_outputs, OutputOptions};
-pub use plot::{write_curve_png, write_overlay_png};
+pub use plot::{write_curve_png, write_overlay_png, write_preview_png, write_trend_png};
 pub use summary::{Metadata, OkParts, Outputs, PhantomSummary, Status, Summary};
 pub use time::utc_timestamp;
 
@@ -34,6 +35,12 @@ pub fn curve_png_name(phantom_id: &str) -> String {
 }
 pub fn overlay_png_name(phantom_id: &str) -> String {
     format!("hu_red_{}_overlay.png", file_safe(phantom_id))
+}
+pub fn trend_png_name(phantom_id: &str) -> String {
+    format!("hu_red_{}_trend.png", file_safe(phantom_id))
+}
+pub fn preview_png_name(phantom_id: &str) -> String {
+    format!("hu_red_{}_preview.png", file_safe(phantom_id))
 }
 
 /// A phantom id made safe for a file name (site-defined ids are free text).

@@ -1105,3 +1105,436 @@ fn ellipse(w: f64, h: f64, place: impl Fn(f64, f64) -> (f64, f64)) -> Vec<(f64, 
         })
         .collect()
 }
+
+const BAND: RGBColor = RGBColor(0xd6, 0xef, 0xd6);
+const BAND_EDGE: RGBColor = RGBColor(0x7c, 0xb8, 0x7c);
+const THIS_RUN: RGBColor = RGBColor(0xee, 0xee, 0xee);
+
+/// `YYYY-MM-DD` → `MM-DD` (anything else as given), for tick labels.
+fn short_date(date: &str) -> &str {
+    let b = date.as_bytes();
+    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
+        &date[5..]
+    } else {
+        date
+    }
+}
+
+/// `hu_red_PHANTOM_trend.png`: ΔHU of every material over the runs of the trend (oldest
+/// first, this run last), one small panel per material with the ±tolerance band shaded and a
+/// zero line; points inside the band blue, outside red. Missing values are skipped. Without
+/// any run or material (or no ΔHU at all) the PNG says "no runs with a baseline yet".
+pub fn write_trend_png(
+    trend: &super::email::Trend,
+    title: &str,
+    path: &Path,
+) -> Result<(), ReportError> {
+    let n_runs = trend.runs.len();
+    let panels = trend_panels(trend);
+    let any = panels.iter().any(|p| !p.pts.is_empty());
+    let title = title.to_string();
+
+    if !any {
+        return render_png(path, (1200, 500), |root| {
+            root.draw(&Text::new(
+                title.clone(),
+                (600, 20),
+                bold(26.0).pos(Pos::new(HPos::Center, VPos::Top)),
+            ))
+            .map_err(e2s)?;
+            root.draw(&Text::new(
+                "no runs with a baseline yet",
+                (600, 250),
+                font(26.0)
+                    .color(&RGBColor(0x55, 0x55, 0x55))
+                    .pos(Pos::new(HPos::Center, VPos::Center)),
+            ))
+            .map_err(e2s)?;
+            Ok(())
+        });
+    }
+
+    let n_mat = panels.len();
+    let cols = match n_mat {
+        0..=4 => n_mat.max(1),
+        5..=9 => 3,
+        _ => 4,
+    };
+    let grid_rows = n_mat.div_ceil(cols).max(1);
+    let (top, bottom) = (86u32, 78u32);
+    let panel_h = if grid_rows <= 2 { 300 } else { 250 };
+    let width = 1200u32;
+    let height = (top + grid_rows as u32 * panel_h + bottom).max(500);
+
+    // run labels: MM-DD over #id
+    let ticks: Vec<(String, String)> = trend
+        .runs
+        .iter()
+        .map(|r| (short_date(&r.date).to_string(), format!("#{}", r.run_id)))
+        .collect();
+    let run_list: Vec<String> = trend
+        .runs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let this = if i + 1 == n_runs { " (this run)" } else { "" };
+            format!("#{} {}{this}", r.run_id, r.date)
+        })
+        .collect();
+
+    render_png(path, (width, height), |root| {
+        root.draw(&Text::new(
+            title.clone(),
+            (width as i32 / 2, 12),
+            bold(26.0).pos(Pos::new(HPos::Center, VPos::Top)),
+        ))
+        .map_err(e2s)?;
+        root.draw(&Text::new(
+            format!(
+                "ΔHU = HU − baseline HU per material over the last {n_runs} run{} \
+                 (oldest first, grey column = this run); shaded: ± tolerance; red: outside",
+                if n_runs == 1 { "" } else { "s" }
+            ),
+            (width as i32 / 2, 50),
+            font(16.0)
+                .color(&RGBColor(0x44, 0x44, 0x44))
+                .pos(Pos::new(HPos::Center, VPos::Top)),
+        ))
+        .map_err(e2s)?;
+        let grid = root
+            .margin(top, bottom, 8, 8)
+            .split_evenly((grid_rows, cols));
+        for (panel, area) in panels.iter().zip(grid.iter()) {
+            draw_trend_panel(root, area, panel, n_runs, &ticks)?;
+        }
+        // which run is which, with full dates
+        let style = font(14.0).color(&RGBColor(0x44, 0x44, 0x44));
+        let mut y = height as i32 - bottom as i32 + 14;
+        let text = format!("Runs, oldest first: {}", run_list.join(",  "));
+        for line in wrap(root, &text, &style, width as i32 - 40)?
+            .into_iter()
+            .take(3)
+        {
+            root.draw(&Text::new(line, (20, y), style.clone()))
+                .map_err(e2s)?;
+            y += 20;
+        }
+        Ok(())
+    })
+}
+
+/// One material's panel of the trend plot.
+struct TrendPanel {
+    name: String,
+    /// `None` when the tolerance is not a positive number (no band is drawn).
+    tol: Option<f64>,
+    /// (position of the run in the trend, ΔHU), finite values only.
+    pts: Vec<(usize, f64)>,
+}
+
+impl TrendPanel {
+    fn outside(&self, v: f64) -> bool {
+        self.tol.is_some_and(|t| v.abs() > t)
+    }
+
+    /// The y range: the band, zero and every point, with a margin.
+    fn y_range(&self) -> (f64, f64) {
+        let t = self.tol.unwrap_or(0.0);
+        let (lo, hi) = self
+            .pts
+            .iter()
+            .map(|p| p.1)
+            .fold((-t, t), |(a, b), v| (a.min(v), b.max(v)));
+        let pad = ((hi - lo) * 0.12).max(1.0);
+        (lo - pad, hi + pad)
+    }
+}
+
+/// The panels of the trend plot, in the trend's material order; `None` and non-finite values
+/// are skipped, and values of materials the trend does not list are ignored.
+fn trend_panels(trend: &super::email::Trend) -> Vec<TrendPanel> {
+    trend
+        .materials
+        .iter()
+        .map(|(name, tol)| {
+            let pts = trend
+                .runs
+                .iter()
+                .enumerate()
+                .filter_map(|(i, run)| {
+                    let v = run
+                        .delta_hu
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .and_then(|(_, v)| *v)
+                        .filter(|v| v.is_finite())?;
+                    Some((i, v))
+                })
+                .collect();
+            TrendPanel {
+                name: name.clone(),
+                tol: Some(*tol).filter(|t| t.is_finite() && *t > 0.0),
+                pts,
+            }
+        })
+        .collect()
+}
+
+fn draw_trend_panel(
+    root: &DrawingArea<BitMapBackend, Shift>,
+    area: &DrawingArea<BitMapBackend, Shift>,
+    panel: &TrendPanel,
+    n_runs: usize,
+    ticks: &[(String, String)],
+) -> Result<(), String> {
+    let (name, tol, pts) = (&panel.name, panel.tol, &panel.pts);
+    let outside = |v: f64| panel.outside(v);
+    let (y0, y1) = panel.y_range();
+    let (x0, x1) = (-0.6, n_runs as f64 - 0.4);
+
+    let last = pts.iter().find(|p| p.0 + 1 == n_runs).map(|p| p.1);
+    let tol_text = tol
+        .map(|t| {
+            if t.fract() == 0.0 {
+                format!("±{t:.0} HU")
+            } else {
+                format!("±{t} HU")
+            }
+        })
+        .unwrap_or_else(|| "no tolerance".into());
+    let now = last
+        .map(|v| format!("now {v:+.1}"))
+        .unwrap_or_else(|| "now –".into());
+    let caption = format!("{name}  ({tol_text}; {now})");
+    let caption_style = if last.is_some_and(outside) {
+        bold(16.0).color(&FAIL)
+    } else {
+        bold(16.0)
+    };
+
+    let mut chart = ChartBuilder::on(area)
+        .margin(8)
+        .caption(caption, caption_style)
+        .x_label_area_size(40)
+        .y_label_area_size(52)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(e2s)?;
+    let span = y1 - y0;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(0)
+        .y_labels(6)
+        .light_line_style(GRID.mix(0.4))
+        .bold_line_style(GRID)
+        .label_style(font(12.0))
+        .y_label_formatter(&|v| {
+            if span < 10.0 {
+                format!("{v:.1}")
+            } else {
+                format!("{v:.0}")
+            }
+        })
+        .draw()
+        .map_err(e2s)?;
+    // this run's column, the band, zero
+    if n_runs > 0 {
+        let c = (n_runs - 1) as f64;
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(c - 0.4, y0), (c + 0.4, y1)],
+                THIS_RUN.filled(),
+            )))
+            .map_err(e2s)?;
+    }
+    if let Some(t) = tol {
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(x0, -t), (x1, t)],
+                BAND.mix(0.8).filled(),
+            )))
+            .map_err(e2s)?;
+        for edge in [-t, t] {
+            chart
+                .draw_series(LineSeries::new(
+                    [(x0, edge), (x1, edge)],
+                    BAND_EDGE.stroke_width(1),
+                ))
+                .map_err(e2s)?;
+        }
+    }
+    chart
+        .draw_series(LineSeries::new(
+            [(x0, 0.0), (x1, 0.0)],
+            BLACK.mix(0.55).stroke_width(1),
+        ))
+        .map_err(e2s)?;
+    if pts.len() >= 2 {
+        chart
+            .draw_series(LineSeries::new(
+                pts.iter().map(|&(i, v)| (i as f64, v)),
+                RGBColor(0x90, 0x90, 0x90).stroke_width(1),
+            ))
+            .map_err(e2s)?;
+    }
+    chart
+        .draw_series(pts.iter().map(|&(i, v)| {
+            let colour = if outside(v) { FAIL } else { MEASURED };
+            let r = if i + 1 == n_runs { 6 } else { 4 };
+            Circle::new((i as f64, v), r, colour.filled())
+        }))
+        .map_err(e2s)?;
+
+    // x tick labels, drawn here so that every k-th run (and always this run) is labelled
+    let plot = chart.plotting_area();
+    let (xr, yr) = plot.get_pixel_range();
+    let per_run = (xr.end - xr.start) as f64 / n_runs.max(1) as f64;
+    let step = (42.0 / per_run.max(1.0)).ceil().max(1.0) as usize;
+    let date_style = font(12.0).pos(Pos::new(HPos::Center, VPos::Top));
+    let id_style = font(11.0)
+        .color(&RGBColor(0x66, 0x66, 0x66))
+        .pos(Pos::new(HPos::Center, VPos::Top));
+    for (i, (date, id)) in ticks.iter().enumerate() {
+        let is_last = i + 1 == n_runs;
+        // label this (the last) run, and every step-th run counted back from it
+        if !is_last && (n_runs - 1 - i) % step != 0 {
+            continue;
+        }
+        let (px, _) = plot.map_coordinate(&(i as f64, y0));
+        root.draw(&PathElement::new(
+            vec![(px, yr.end), (px, yr.end + 4)],
+            BLACK.stroke_width(1),
+        ))
+        .map_err(e2s)?;
+        root.draw(&Text::new(
+            date.clone(),
+            (px, yr.end + 6),
+            date_style.clone(),
+        ))
+        .map_err(e2s)?;
+        root.draw(&Text::new(id.clone(), (px, yr.end + 21), id_style.clone()))
+            .map_err(e2s)?;
+    }
+    Ok(())
+}
+
+/// `hu_red_PHANTOM_preview.png`, for ERROR reports: what was seen. One slice of `stack`
+/// (window −1000…+1000 HU, no data black; an out-of-range `slice` shows the middle one), the
+/// title above and `lines` beside it.
+pub fn write_preview_png(
+    stack: &HuStack,
+    slice: usize,
+    title: &str,
+    lines: &[String],
+    path: &Path,
+) -> Result<(), ReportError> {
+    let (n, rows, cols) = (stack.n_slices(), stack.rows(), stack.cols());
+    if n == 0 || rows == 0 || cols == 0 {
+        return Err(ReportError::other(path, "the image stack is empty"));
+    }
+    let k = preview_slice(n, slice);
+    let (w, h, buf) = grey_slice(stack, k, 720.0);
+    let idx = stack.series_index.get(k).copied().unwrap_or(k);
+    let z = stack
+        .z_mm
+        .get(k)
+        .filter(|z| z.is_finite())
+        .map(|z| format!(", z {z:.1} mm"))
+        .unwrap_or_default();
+    let subtitle = format!(
+        "slice {} of {n} (series index {idx}{z}), {cols} × {rows} pixels, window −1000…+1000 HU, \
+         black: no data",
+        k + 1
+    );
+    let title = title.to_string();
+    let top = 72u32;
+    let panel = 470u32;
+    let (cw, ch) = (w + panel, (h + top + 8).max(560));
+    render_png(path, (cw, ch), |root| {
+        root.fill(&RGBColor(0x20, 0x20, 0x20)).map_err(e2s)?;
+        root.draw(&Text::new(
+            title.clone(),
+            (14, 12),
+            bold(24.0).color(&WHITE),
+        ))
+        .map_err(e2s)?;
+        root.draw(&Text::new(
+            subtitle.clone(),
+            (14, 44),
+            font(15.0).color(&RGBColor(0xbb, 0xbb, 0xbb)),
+        ))
+        .map_err(e2s)?;
+        let image_area = root.margin(top, 0, 0, panel);
+        let element = BitMapElement::with_owned_buffer((0, 0), (w, h), buf)
+            .ok_or("image buffer size mismatch")?;
+        image_area.draw(&element).map_err(e2s)?;
+
+        let side = root.margin(top, 0, w as i32 + 16, 10);
+        let style = font(16.0).color(&WHITE);
+        let mut y = 8;
+        'outer: for text in lines {
+            for (i, part) in wrap(&side, text, &style, panel as i32 - 40)?
+                .into_iter()
+                .enumerate()
+            {
+                if y > ch as i32 - top as i32 - 30 {
+                    side.draw(&Text::new("…", (0, y), style.clone()))
+                        .map_err(e2s)?;
+                    break 'outer;
+                }
+                let part = if i == 0 { part } else { format!("  {part}") };
+                side.draw(&Text::new(part, (0, y), style.clone()))
+                    .map_err(e2s)?;
+                y += 22;
+            }
+            y += 6;
+        }
+        Ok(())
+    })
+}
+
+/// The slice a preview shows: `slice`, or the middle one when out of range.
+fn preview_slice(n: usize, slice: usize) -> usize {
+    if slice < n {
+        slice
+    } else {
+        n / 2
+    }
+}
+
+/// Slice `k` of a non-empty `stack` as an RGB buffer (window −1000…+1000 HU, NaN black), scaled
+/// so that the longer side is about `longer_side` pixels (at most 4×): (width, height, pixels).
+fn grey_slice(stack: &HuStack, k: usize, longer_side: f64) -> (u32, u32, Vec<u8>) {
+    let (rows, cols) = (stack.rows(), stack.cols());
+    let img = stack.hu.index_axis(ndarray::Axis(0), k);
+    let scale = (longer_side / rows.max(cols) as f64).clamp(0.05, 4.0);
+    let w = ((cols as f64 * scale).round() as u32).max(1);
+    let h = ((rows as f64 * scale).round() as u32).max(1);
+    let grey = |r: usize, c: usize| -> f64 {
+        let v = img[[r, c]];
+        if v.is_finite() {
+            ((v as f64 + 1000.0) / 2000.0).clamp(0.0, 1.0) * 255.0
+        } else {
+            0.0
+        }
+    };
+    let mut buf = vec![0u8; (w as usize) * (h as usize) * 3];
+    for v in 0..h as usize {
+        let sy = ((v as f64 + 0.5) / scale - 0.5).clamp(0.0, (rows - 1) as f64);
+        let (r0, fy) = (sy.floor() as usize, sy.fract());
+        let r1 = (r0 + 1).min(rows - 1);
+        for u in 0..w as usize {
+            let sx = ((u as f64 + 0.5) / scale - 0.5).clamp(0.0, (cols - 1) as f64);
+            let (c0, fx) = (sx.floor() as usize, sx.fract());
+            let c1 = (c0 + 1).min(cols - 1);
+            let g = (grey(r0, c0) * (1.0 - fx) + grey(r0, c1) * fx) * (1.0 - fy)
+                + (grey(r1, c0) * (1.0 - fx) + grey(r1, c1) * fx) * fy;
+            let g = g.round().clamp(0.0, 255.0) as u8;
+            let i = (v * w as usize + u) * 3;
+            buf[i] = g;
+            buf[i + 1] = g;
+            buf[i + 2] = g;
+        }
+    }
+    (w, h, buf)
+}

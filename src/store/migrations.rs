@@ -13,17 +13,31 @@ use std::borrow::Cow;
 /// (version, file name, SQL)
 pub(crate) type Embedded = (i64, &'static str, &'static str);
 
-pub(crate) const SQLITE: &[Embedded] = &[(
-    1,
-    "0001_initial.sql",
-    include_str!("../../migrations/sqlite/0001_initial.sql"),
-)];
+pub(crate) const SQLITE: &[Embedded] = &[
+    (
+        1,
+        "0001_initial.sql",
+        include_str!("../../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        2,
+        "0002_baselines_reports.sql",
+        include_str!("../../migrations/sqlite/0002_baselines_reports.sql"),
+    ),
+];
 
-pub(crate) const POSTGRES: &[Embedded] = &[(
-    1,
-    "0001_initial.sql",
-    include_str!("../../migrations/postgres/0001_initial.sql"),
-)];
+pub(crate) const POSTGRES: &[Embedded] = &[
+    (
+        1,
+        "0001_initial.sql",
+        include_str!("../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "0002_baselines_reports.sql",
+        include_str!("../../migrations/postgres/0002_baselines_reports.sql"),
+    ),
+];
 
 pub(crate) fn embedded(dialect: Dialect) -> &'static [Embedded] {
     match dialect {

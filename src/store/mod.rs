@@ -10,13 +10,16 @@
 //! writers queue on `busy_timeout` instead of failing on a lock upgrade); Postgres ones lock the
 //! series row (`SELECT ... FOR UPDATE`) before reading what they update.
 
+mod baselines;
 mod convert;
 mod migrations;
 mod model;
+mod outbox;
 mod runs;
 mod scanners;
 mod series;
 
+pub use baselines::BaselineFilter;
 pub use model::*;
 pub use runs::RUN_ID_PLACEHOLDER;
 

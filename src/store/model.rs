@@ -120,10 +120,24 @@ text_enum! {
 text_enum! {
     /// Delivery state of an outbox message (issue 4).
     OutboxState {
+        /// Waiting for its (next) attempt at `next_attempt_at`.
         Pending = "pending",
+        /// Claimed by a sender (back to pending at start if the sender died).
         Sending = "sending",
+        /// Accepted by the mail server (or written by the file transport).
         Sent = "sent",
-        Failed = "failed",
+        /// Given up after `mail.max_attempts` failures (dead-lettered; `hu-red runs` lists it).
+        Dead = "dead",
+    }
+}
+
+text_enum! {
+    /// Why an outbox message exists.
+    OutboxKind {
+        /// The report of a run (exactly one per run).
+        Report = "report",
+        /// An explicit `hu-red report --run ID --resend`.
+        Resend = "resend",
     }
 }
 
@@ -313,12 +327,109 @@ pub struct NewRoiMeasurement {
     pub contrast_hu: f64,
 }
 
-/// A notification to queue with the run (issue 4), in the same transaction.
+/// A report email to queue (with its run, in the same transaction, or as a re-send).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NewOutboxMessage {
-    /// At least one address (the database refuses an empty list).
+    pub kind: OutboxKind,
+    /// At least one address.
     pub recipients: Vec<String>,
     pub subject: String,
+    pub text_body: String,
+    pub html_body: String,
+    /// The Message-ID without angle brackets (unique: a run's report has one, each re-send its
+    /// own), e.g. `run-42.3f9c1a2b@hospital.example`.
+    pub message_id: String,
+}
+
+/// Who scanned and how: the identity columns of a run (from the series' headers).
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct RunIdentity {
+    /// DeviceSerialNumber, else StationName (the key baselines are kept under).
+    pub scanner_id: Option<String>,
+    pub manufacturer: Option<String>,
+    pub model: Option<String>,
+    pub station_name: Option<String>,
+    pub device_serial: Option<String>,
+    pub calling_ae: Option<String>,
+    /// The protocol key baselines are matched on (see `identity::Protocol::key`).
+    pub protocol_key: Option<String>,
+    pub kvp: Option<f64>,
+    pub kernel: Option<String>,
+    pub slice_thickness_mm: Option<f64>,
+    /// StudyDate as YYYY-MM-DD.
+    pub study_date: Option<String>,
+}
+
+/// A baseline to store: reference HU per material for one scanner, phantom and protocol.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewBaseline {
+    pub scanner_id: String,
+    pub scanner_label: Option<String>,
+    pub manufacturer: Option<String>,
+    pub model: Option<String>,
+    pub phantom_id: String,
+    pub protocol_key: String,
+    pub kvp: Option<f64>,
+    pub kernel: Option<String>,
+    pub slice_thickness_mm: Option<f64>,
+    /// "run 12", "import FILE".
+    pub source: String,
+    /// The run it was taken from (for `baseline set --run` and auto baselines). `None` while
+    /// inserted with its run: [`super::Store::insert_run`] fills it in.
+    pub run_id: Option<i64>,
+    /// Set automatically (`qa.auto_baseline`), not yet confirmed by a physicist.
+    pub provisional: bool,
+    pub note: Option<String>,
+    pub entries: Vec<NewBaselineEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewBaselineEntry {
+    pub insert: String,
+    /// `None`: listed without a usable value (the material then fails constancy).
+    pub hu_mean: Option<f64>,
+    pub red: Option<f64>,
+}
+
+/// A stored baseline with its entries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BaselineRow {
+    pub id: i64,
+    pub created_at: i64,
+    pub scanner_id: String,
+    pub scanner_label: Option<String>,
+    pub manufacturer: Option<String>,
+    pub model: Option<String>,
+    pub phantom_id: String,
+    pub protocol_key: String,
+    pub kvp: Option<f64>,
+    pub kernel: Option<String>,
+    pub slice_thickness_mm: Option<f64>,
+    pub source: String,
+    pub run_id: Option<i64>,
+    pub provisional: bool,
+    pub confirmed_at: Option<i64>,
+    /// `None`: the active baseline of its scanner, phantom and protocol.
+    pub superseded_at: Option<i64>,
+    pub superseded_by: Option<i64>,
+    pub note: Option<String>,
+    pub entries: Vec<NewBaselineEntry>,
+}
+
+impl BaselineRow {
+    pub fn is_active(&self) -> bool {
+        self.superseded_at.is_none()
+    }
+}
+
+/// One earlier run's ΔHU per material (the trend of a scanner and phantom).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrendRow {
+    pub run_id: i64,
+    pub finished_at: i64,
+    pub study_date: Option<String>,
+    /// Insert name → ΔHU (`None`: not measured or no baseline), tolerance.
+    pub materials: Vec<(String, Option<f64>, Option<f64>)>,
 }
 
 /// A finished analysis of a series, stored in one transaction by
@@ -361,11 +472,19 @@ pub struct NewRun {
     /// The series had been analysed before (copy `SeriesRow::amended` at claim time).
     pub amended: bool,
     pub scanner: Option<String>,
+    pub identity: RunIdentity,
+    /// The baseline it was evaluated against.
+    pub baseline_id: Option<i64>,
+    pub baseline_provisional: Option<bool>,
+    /// E.g. that the protocol differs from the baseline's (the closest one was used).
+    pub baseline_note: Option<String>,
     /// The instance set analysed (see [`Fingerprint::of`]).
     pub fingerprint: Fingerprint,
     pub materials: Vec<NewMaterialResult>,
     pub rois: Vec<NewRoiMeasurement>,
     pub outbox: Option<NewOutboxMessage>,
+    /// A provisional baseline made from this run (`qa.auto_baseline`), stored with it.
+    pub provisional_baseline: Option<NewBaseline>,
 }
 
 impl NewRun {
@@ -407,10 +526,15 @@ impl NewRun {
             outputs_dir: None,
             amended: false,
             scanner: None,
+            identity: RunIdentity::default(),
+            baseline_id: None,
+            baseline_provisional: None,
+            baseline_note: None,
             fingerprint,
             materials: Vec::new(),
             rois: Vec::new(),
             outbox: None,
+            provisional_baseline: None,
         }
     }
 }
@@ -446,6 +570,11 @@ pub struct RunRow {
     pub outputs_dir: Option<String>,
     pub amended: bool,
     pub scanner: Option<String>,
+    #[serde(flatten)]
+    pub identity: RunIdentity,
+    pub baseline_id: Option<i64>,
+    pub baseline_provisional: Option<bool>,
+    pub baseline_note: Option<String>,
     pub fingerprint: Fingerprint,
 }
 
@@ -472,14 +601,19 @@ pub struct RoiRow {
 pub struct OutboxRow {
     pub id: i64,
     pub run_id: i64,
+    pub kind: OutboxKind,
     pub recipients: Vec<String>,
     pub subject: String,
+    #[serde(skip)]
+    pub text_body: String,
+    #[serde(skip)]
+    pub html_body: String,
+    pub message_id: String,
     pub state: OutboxState,
     pub attempts: i64,
     pub created_at: i64,
     pub next_attempt_at: i64,
     pub last_error: Option<String>,
-    pub message_id: Option<String>,
     pub sent_at: Option<i64>,
 }
 

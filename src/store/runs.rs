@@ -2,8 +2,8 @@
 
 use super::{finite, flag, now_ms, opt_finite, opt_flag, with_pool, RowGet, Store, StoreError};
 use super::{
-    Fingerprint, MaterialRow, NewMaterialResult, NewRoiMeasurement, NewRun, OutboxRow, OutboxState,
-    RoiRow, RunDetail, RunRow, RunStatus, Verdict,
+    Fingerprint, MaterialRow, NewMaterialResult, NewOutboxMessage, NewRoiMeasurement, NewRun,
+    RoiRow, RunDetail, RunIdentity, RunRow, RunStatus, Verdict,
 };
 
 macro_rules! run_cols {
@@ -12,9 +12,20 @@ macro_rules! run_cols {
          phantom_name, detection, confidence, pose_centre_x_mm, pose_centre_y_mm, \
          pose_rotation_deg, slab_centre_index, slab_n_slices, slab_mm, slab_centre_z_mm, \
          assignment, absolute_pass, constancy_pass, pearson_r, baseline_source, warnings, error, \
-         summary_json, outputs_dir, amended, scanner, instance_count, instance_fingerprint"
+         summary_json, outputs_dir, amended, scanner, instance_count, instance_fingerprint, \
+         scanner_id, manufacturer, model, station_name, device_serial, calling_ae, protocol_key, \
+         kvp, kernel, slice_thickness_mm, study_date, baseline_id, baseline_provisional, \
+         baseline_note"
     };
 }
+
+macro_rules! outbox_cols {
+    () => {
+        "id, run_id, kind, recipients, subject, text_body, html_body, message_id, state, \
+         attempts, created_at, next_attempt_at, last_error, sent_at"
+    };
+}
+pub(crate) use outbox_cols;
 
 /// Placeholder in [`NewRun::outputs_dir`] replaced by the new run id.
 pub const RUN_ID_PLACEHOLDER: &str = "{run_id}";
@@ -24,18 +35,22 @@ impl Store {
     /// roi_measurements rows (in the given order), the series update (state done/failed from
     /// the run status — only if the series is still `analysing`: a series re-opened by an
     /// arrival during the analysis stays `receiving` and will be analysed again —, last_run_id
-    /// and the analysed fingerprint) and, when given, the outbox row. Returns the run id.
+    /// and the analysed fingerprint), when given the outbox row, and when given a provisional
+    /// baseline made from the run. Returns the run id.
     pub async fn insert_run(&self, run: &NewRun) -> Result<i64, StoreError> {
+        self.insert_run_with(run, |_| run.outbox.clone()).await
+    }
+
+    /// [`Store::insert_run`] with the outbox message made from the new run id (the report
+    /// names its run; `render` runs inside the transaction, so it must be quick and pure).
+    /// `run.outbox` is ignored.
+    pub async fn insert_run_with<F>(&self, run: &NewRun, render: F) -> Result<i64, StoreError>
+    where
+        F: FnOnce(i64) -> Option<NewOutboxMessage> + Send,
+    {
         let what = || format!("storing a run of series {}", run.series_instance_uid);
         let warnings = serde_json::to_string(&run.warnings)
             .map_err(|e| self.data_err(what(), format!("warnings: {e}")))?;
-        let recipients = match &run.outbox {
-            Some(o) => Some(
-                serde_json::to_string(&o.recipients)
-                    .map_err(|e| self.data_err(what(), format!("recipients: {e}")))?,
-            ),
-            None => None,
-        };
         let now = now_ms();
         let series_state = run.status.series_state();
         let _writing = self.write_guard().await;
@@ -53,9 +68,13 @@ impl Store {
                  pose_centre_y_mm, pose_rotation_deg, slab_centre_index, slab_n_slices, slab_mm, \
                  slab_centre_z_mm, assignment, absolute_pass, constancy_pass, pearson_r, \
                  baseline_source, warnings, error, summary_json, outputs_dir, amended, scanner, \
-                 instance_count, instance_fingerprint) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
+                 instance_count, instance_fingerprint, scanner_id, manufacturer, model, \
+                 station_name, device_serial, calling_ae, protocol_key, kvp, kernel, \
+                 slice_thickness_mm, study_date, baseline_id, baseline_provisional, \
+                 baseline_note) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
                  $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, \
-                 $25, $26, $27, $28, $29) RETURNING id",
+                 $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40, \
+                 $41, $42, $43) RETURNING id",
             )
             .bind(&run.series_instance_uid)
             .bind(run.started_at)
@@ -86,6 +105,20 @@ impl Store {
             .bind(&run.scanner)
             .bind(run.fingerprint.n_instances)
             .bind(&run.fingerprint.digest)
+            .bind(&run.identity.scanner_id)
+            .bind(&run.identity.manufacturer)
+            .bind(&run.identity.model)
+            .bind(&run.identity.station_name)
+            .bind(&run.identity.device_serial)
+            .bind(&run.identity.calling_ae)
+            .bind(&run.identity.protocol_key)
+            .bind(opt_finite(run.identity.kvp))
+            .bind(&run.identity.kernel)
+            .bind(opt_finite(run.identity.slice_thickness_mm))
+            .bind(&run.identity.study_date)
+            .bind(run.baseline_id)
+            .bind(opt_flag(run.baseline_provisional))
+            .bind(&run.baseline_note)
             .fetch_one(&mut *tx)
             .await
             .map_err(self.err(what()))?;
@@ -184,18 +217,27 @@ impl Store {
                 return Err(self.data_err(what(), "the series does not exist"));
             }
 
-            if let (Some(o), Some(recipients)) = (&run.outbox, &recipients) {
-                sqlx::query(
-                    "INSERT INTO outbox (run_id, recipients, subject, state, attempts, \
-                     created_at, next_attempt_at) VALUES ($1, $2, $3, 'pending', 0, $4, $4)",
-                )
-                .bind(id)
-                .bind(recipients)
-                .bind(&o.subject)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(self.err(format!("{}: queueing its notification", what())))?;
+            if let Some(b) = &run.provisional_baseline {
+                let mut b = b.clone();
+                b.run_id = Some(id);
+                b.source = format!("run {id}");
+                super::baselines::insert_baseline_tx!(
+                    self,
+                    tx,
+                    &b,
+                    now,
+                    super::baselines::OnExisting::Keep
+                )?;
+            }
+
+            if let Some(o) = render(id) {
+                if o.recipients.is_empty() {
+                    return Err(self.data_err(
+                        format!("{}: queueing its notification", what()),
+                        "the message has no recipient",
+                    ));
+                }
+                super::outbox::insert_outbox_tx!(self, tx, id, &o, now)?;
             }
 
             tx.commit().await.map_err(self.err(what()))?;
@@ -207,6 +249,37 @@ impl Store {
                 "run stored"
             );
             Ok(id)
+        })
+    }
+
+    /// Record where a run's outputs are (relative to data_dir), or that they are lost.
+    pub async fn set_outputs_dir(&self, id: i64, dir: Option<&str>) -> Result<(), StoreError> {
+        let what = format!("recording the results folder of run {id}");
+        let _writing = self.write_guard().await;
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE runs SET outputs_dir = $2 WHERE id = $1")
+                .bind(id)
+                .bind(dir)
+                .execute(pool)
+                .await
+                .map_err(self.err(what))?;
+            Ok(())
+        })
+    }
+
+    /// Runs whose outputs are still recorded in a temp folder (`results/tmp-…`): stored just
+    /// before a stop, their folder not yet moved to `results/<id>`.
+    pub async fn runs_with_temp_outputs(&self) -> Result<Vec<(i64, String)>, StoreError> {
+        let what = "listing runs with outputs in a temp folder";
+        with_pool!(self, pool => {
+            let rows: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT id, outputs_dir FROM runs WHERE outputs_dir LIKE 'results/tmp-%' \
+                 ORDER BY id",
+            )
+            .fetch_all(pool)
+            .await
+            .map_err(self.err(what))?;
+            Ok(rows)
         })
     }
 
@@ -281,23 +354,6 @@ impl Store {
         })
     }
 
-    /// The outbox rows queued for a run (issue 4 adds the delivery queries).
-    pub async fn outbox_for_run(&self, run_id: i64) -> Result<Vec<OutboxRow>, StoreError> {
-        let what = format!("reading the outbox of run {run_id}");
-        with_pool!(self, pool => {
-            let rows = sqlx::query(
-                "SELECT id, run_id, recipients, subject, state, attempts, created_at, \
-                 next_attempt_at, last_error, message_id, sent_at FROM outbox \
-                 WHERE run_id = $1 ORDER BY id",
-            )
-            .bind(run_id)
-            .fetch_all(pool)
-            .await
-            .map_err(self.err(what.clone()))?;
-            rows.iter().map(|r| self.outbox_row(r, &what)).collect()
-        })
-    }
-
     fn run_row(&self, r: &impl RowGet, what: &str) -> Result<RunRow, StoreError> {
         let e = || self.err(what.to_string());
         let status_text = r.text("status").map_err(e())?;
@@ -338,33 +394,26 @@ impl Store {
             outputs_dir: r.opt_text("outputs_dir").map_err(e())?,
             amended: r.flag("amended").map_err(e())?,
             scanner: r.opt_text("scanner").map_err(e())?,
+            identity: RunIdentity {
+                scanner_id: r.opt_text("scanner_id").map_err(e())?,
+                manufacturer: r.opt_text("manufacturer").map_err(e())?,
+                model: r.opt_text("model").map_err(e())?,
+                station_name: r.opt_text("station_name").map_err(e())?,
+                device_serial: r.opt_text("device_serial").map_err(e())?,
+                calling_ae: r.opt_text("calling_ae").map_err(e())?,
+                protocol_key: r.opt_text("protocol_key").map_err(e())?,
+                kvp: r.opt_num("kvp").map_err(e())?,
+                kernel: r.opt_text("kernel").map_err(e())?,
+                slice_thickness_mm: r.opt_num("slice_thickness_mm").map_err(e())?,
+                study_date: r.opt_text("study_date").map_err(e())?,
+            },
+            baseline_id: r.opt_int("baseline_id").map_err(e())?,
+            baseline_provisional: r.opt_flag("baseline_provisional").map_err(e())?,
+            baseline_note: r.opt_text("baseline_note").map_err(e())?,
             fingerprint: Fingerprint {
                 n_instances: r.int("instance_count").map_err(e())?,
                 digest: r.text("instance_fingerprint").map_err(e())?,
             },
-        })
-    }
-
-    fn outbox_row(&self, r: &impl RowGet, what: &str) -> Result<OutboxRow, StoreError> {
-        let e = || self.err(what.to_string());
-        let state_text = r.text("state").map_err(e())?;
-        let state = OutboxState::parse(&state_text)
-            .ok_or_else(|| self.data_err(what, format!("unknown outbox state {state_text:?}")))?;
-        let recipients_text = r.text("recipients").map_err(e())?;
-        let recipients: Vec<String> = serde_json::from_str(&recipients_text)
-            .map_err(|err| self.data_err(what, format!("recipients are not a JSON list: {err}")))?;
-        Ok(OutboxRow {
-            id: r.int("id").map_err(e())?,
-            run_id: r.int("run_id").map_err(e())?,
-            recipients,
-            subject: r.text("subject").map_err(e())?,
-            state,
-            attempts: r.int("attempts").map_err(e())?,
-            created_at: r.int("created_at").map_err(e())?,
-            next_attempt_at: r.int("next_attempt_at").map_err(e())?,
-            last_error: r.opt_text("last_error").map_err(e())?,
-            message_id: r.opt_text("message_id").map_err(e())?,
-            sent_at: r.opt_int("sent_at").map_err(e())?,
         })
     }
 }

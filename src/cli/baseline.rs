@@ -1,0 +1,487 @@
+//! `hu-red baseline`: set a baseline from a run, import one from a CSV (the Python script's or
+//! hu-red's), show the active baselines, list their history.
+
+use crate::cli::serve::load_config;
+use crate::cli::{open_existing_store, runtime};
+use crate::identity::{Protocol, ProtocolField};
+use crate::phantom::PhantomSet;
+use crate::store::{BaselineFilter, BaselineRow, NewBaseline, NewBaselineEntry, RunStatus, Store};
+use anyhow::{anyhow, bail, Context};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct BaselineArgs {
+    #[command(subcommand)]
+    pub command: BaselineCommand,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum BaselineCommand {
+    /// Make a run the baseline of its scanner, phantom and protocol (confirms a provisional
+    /// baseline made from that run).
+    Set {
+        /// The run (see `hu-red runs`).
+        #[arg(long, value_name = "ID")]
+        run: i64,
+        /// A note kept with the baseline (e.g. "after tube replacement").
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Import a baseline CSV (the Python script's or hu-red's `hu_red_PHANTOM.csv`).
+    Import {
+        /// The CSV: an `insert` and a `hu_mean` column, one row per material.
+        file: PathBuf,
+        /// The scanner: its DeviceSerialNumber, StationName or [[scanners]] name, as `hu-red
+        /// runs` shows it.
+        #[arg(long)]
+        scanner: String,
+        /// Phantom id: cirs062, easycube, catphan_ctp404 (or one of qa.phantom_config).
+        #[arg(long)]
+        phantom: String,
+        /// Tube voltage of the baseline scan (default: the CSV's KVP column).
+        #[arg(long)]
+        kvp: Option<f64>,
+        /// Reconstruction kernel (default: the CSV's ReconstructionKernel column).
+        #[arg(long)]
+        kernel: Option<String>,
+        /// Slice thickness, mm (default: the CSV's SliceThickness column).
+        #[arg(long = "slice-thickness", value_name = "MM")]
+        slice_thickness: Option<f64>,
+        /// Manufacturer and model (default: the CSV's columns, if any).
+        #[arg(long)]
+        manufacturer: Option<String>,
+        #[arg(long)]
+        model: Option<String>,
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The active baselines, with their values.
+    Show {
+        #[command(flatten)]
+        filter: Filter,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Every baseline, superseded ones included, newest first.
+    History {
+        #[command(flatten)]
+        filter: Filter,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Common {
+    /// Service configuration file (database, qa.protocol_fields); HURED__ variables work too.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Filter {
+    /// Only this scanner (id or label).
+    #[arg(long)]
+    pub scanner: Option<String>,
+    /// Only this phantom id.
+    #[arg(long)]
+    pub phantom: Option<String>,
+}
+
+pub fn run(args: BaselineArgs) -> anyhow::Result<()> {
+    let common = match &args.command {
+        BaselineCommand::Set { common, .. }
+        | BaselineCommand::Import { common, .. }
+        | BaselineCommand::Show { common, .. }
+        | BaselineCommand::History { common, .. } => common.clone(),
+    };
+    let config = load_config(common.config.as_ref())?;
+    let fields = ProtocolField::parse_list(&config.qa.protocol_fields)
+        .map_err(|e| anyhow!("qa.protocol_fields: {e}"))?;
+    runtime()?.block_on(async move {
+        let store = open_existing_store(&config).await?;
+        let r = match args.command {
+            BaselineCommand::Set { run, note, .. } => {
+                set_from_run(&store, run, note, &fields, common.json).await
+            }
+            BaselineCommand::Import {
+                file,
+                scanner,
+                phantom,
+                kvp,
+                kernel,
+                slice_thickness,
+                manufacturer,
+                model,
+                note,
+                ..
+            } => {
+                let phantoms = match &config.qa.phantom_config {
+                    Some(p) => PhantomSet::with_site_file(p)?,
+                    None => PhantomSet::builtin(),
+                };
+                if phantoms.get(&phantom).is_err() {
+                    bail!(
+                        "unknown phantom {phantom:?}: use one of {}",
+                        phantoms
+                            .phantoms
+                            .iter()
+                            .map(|p| p.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+                let given = ImportGiven {
+                    kvp,
+                    kernel,
+                    slice_thickness,
+                    manufacturer,
+                    model,
+                    note,
+                };
+                import(
+                    &store,
+                    &file,
+                    &scanner,
+                    &phantom,
+                    given,
+                    &fields,
+                    common.json,
+                )
+                .await
+            }
+            BaselineCommand::Show { filter, .. } => list(&store, filter, false, common.json).await,
+            BaselineCommand::History { filter, .. } => {
+                list(&store, filter, true, common.json).await
+            }
+        };
+        store.close().await;
+        r
+    })
+}
+
+async fn set_from_run(
+    store: &Store,
+    run_id: i64,
+    note: Option<String>,
+    fields: &[ProtocolField],
+    json: bool,
+) -> anyhow::Result<()> {
+    let detail = store
+        .get_run(run_id)
+        .await?
+        .ok_or_else(|| anyhow!("no run {run_id} (see `hu-red runs`)"))?;
+    let run = detail.run;
+    if run.status != RunStatus::Ok {
+        bail!(
+            "run {run_id} did not analyse its series ({}): only a measured run can be a baseline",
+            run.error.as_deref().unwrap_or(run.status.as_str())
+        );
+    }
+    let phantom = run
+        .phantom_id
+        .clone()
+        .ok_or_else(|| anyhow!("run {run_id} has no phantom"))?;
+    let scanner_id = run.identity.scanner_id.clone().ok_or_else(|| {
+        anyhow!("run {run_id} was stored before scanners were recorded: send its series again")
+    })?;
+    let protocol = Protocol {
+        kvp: run.identity.kvp,
+        kernel: run.identity.kernel.clone(),
+        slice_thickness_mm: run.identity.slice_thickness_mm,
+    };
+    let key = protocol.key(fields);
+    // A provisional baseline made from this very run: confirm it.
+    let active = store.active_baselines(&scanner_id, &phantom).await?;
+    if let Some(b) = active
+        .iter()
+        .find(|b| b.protocol_key == key && b.run_id == Some(run_id))
+    {
+        if b.provisional {
+            store.confirm_baseline(b.id).await?;
+            println!(
+                "baseline #{} (from run {run_id}) confirmed for scanner {}, phantom {phantom}, {}",
+                b.id,
+                b.scanner_label.as_deref().unwrap_or(&b.scanner_id),
+                protocol.describe()
+            );
+        } else {
+            println!(
+                "run {run_id} is already the baseline #{} of scanner {}, phantom {phantom}, {}",
+                b.id,
+                b.scanner_label.as_deref().unwrap_or(&b.scanner_id),
+                protocol.describe()
+            );
+        }
+        return print_one(store, b.id, json).await;
+    }
+    let entries: Vec<NewBaselineEntry> = detail
+        .materials
+        .iter()
+        .map(|m| NewBaselineEntry {
+            insert: m.values.insert.clone(),
+            hu_mean: Some(m.values.hu_mean).filter(|v| v.is_finite()),
+            red: m.values.red,
+        })
+        .collect();
+    if entries.is_empty() {
+        bail!("run {run_id} has no measured materials");
+    }
+    let b = NewBaseline {
+        scanner_id: scanner_id.clone(),
+        scanner_label: run.scanner.clone(),
+        manufacturer: run.identity.manufacturer.clone(),
+        model: run.identity.model.clone(),
+        phantom_id: phantom.clone(),
+        protocol_key: key.clone(),
+        kvp: protocol.kvp,
+        kernel: protocol.kernel.clone(),
+        slice_thickness_mm: protocol.slice_thickness_mm,
+        source: format!("run {run_id}"),
+        run_id: Some(run_id),
+        provisional: false,
+        note,
+        entries,
+    };
+    let id = store.insert_baseline(&b).await?;
+    let replaced = active.iter().find(|a| a.protocol_key == key);
+    println!(
+        "baseline #{id} set from run {run_id} for scanner {}, phantom {phantom}, {}{}",
+        run.scanner.as_deref().unwrap_or(&scanner_id),
+        protocol.describe(),
+        replaced
+            .map(|r| format!(" (replaces baseline #{})", r.id))
+            .unwrap_or_default()
+    );
+    print_one(store, id, json).await
+}
+
+struct ImportGiven {
+    kvp: Option<f64>,
+    kernel: Option<String>,
+    slice_thickness: Option<f64>,
+    manufacturer: Option<String>,
+    model: Option<String>,
+    note: Option<String>,
+}
+
+async fn import(
+    store: &Store,
+    file: &std::path::Path,
+    scanner: &str,
+    phantom: &str,
+    given: ImportGiven,
+    fields: &[ProtocolField],
+    json: bool,
+) -> anyhow::Result<()> {
+    let parsed = crate::baseline::read_baseline(file)?;
+    if let Some(p) = parsed.protocol.phantom().filter(|p| *p != phantom) {
+        bail!(
+            "{} was measured on phantom {p:?} (its 'phantom' column), not {phantom:?}",
+            file.display()
+        );
+    }
+    let meta = |k: &str| parsed.protocol.fields.get(k).cloned();
+    let num = |k: &str| -> anyhow::Result<Option<f64>> {
+        meta(k)
+            .map(|v| {
+                v.trim()
+                    .parse::<f64>()
+                    .with_context(|| format!("{}: {k} {v:?} is not a number", file.display()))
+            })
+            .transpose()
+    };
+    let protocol = Protocol {
+        kvp: match given.kvp {
+            Some(v) => Some(v),
+            None => num("KVP")?,
+        },
+        kernel: given.kernel.or_else(|| meta("ReconstructionKernel")),
+        slice_thickness_mm: match given.slice_thickness {
+            Some(v) => Some(v),
+            None => num("SliceThickness")?,
+        },
+    };
+    let (scanner_id, label) = resolve_scanner(store, scanner).await?;
+    let b = NewBaseline {
+        scanner_id: scanner_id.clone(),
+        scanner_label: Some(label),
+        manufacturer: given.manufacturer.or_else(|| meta("Manufacturer")),
+        model: given.model.or_else(|| meta("ManufacturerModelName")),
+        phantom_id: phantom.to_string(),
+        protocol_key: protocol.key(fields),
+        kvp: protocol.kvp,
+        kernel: protocol.kernel.clone(),
+        slice_thickness_mm: protocol.slice_thickness_mm,
+        source: format!("import {}", file.display()),
+        run_id: None,
+        provisional: false,
+        note: given.note,
+        entries: parsed
+            .baseline
+            .entries
+            .iter()
+            .map(|e| NewBaselineEntry {
+                insert: e.insert.clone(),
+                hu_mean: e.hu_mean,
+                red: e.red,
+            })
+            .collect(),
+    };
+    let id = store.insert_baseline(&b).await?;
+    println!(
+        "baseline #{id} imported from {} for scanner {scanner_id}, phantom {phantom}, {}",
+        file.display(),
+        protocol.describe()
+    );
+    if fields.iter().any(|f| match f {
+        ProtocolField::Kvp => protocol.kvp.is_none(),
+        ProtocolField::Kernel => protocol.kernel.is_none(),
+        ProtocolField::SliceThickness => protocol.slice_thickness_mm.is_none(),
+    }) {
+        eprintln!(
+            "hu-red: note: the protocol is incomplete ({}); runs are matched to it only as the \
+             closest baseline. Give --kvp, --kernel and --slice-thickness to match exactly.",
+            protocol.key(fields)
+        );
+    }
+    print_one(store, id, json).await
+}
+
+/// The scanner id a `--scanner` value names: an id or label seen in runs or baselines, else
+/// the value itself (with a note: baselines match runs by DeviceSerialNumber, else StationName).
+async fn resolve_scanner(store: &Store, scanner: &str) -> anyhow::Result<(String, String)> {
+    let s = scanner.trim();
+    if s.is_empty() {
+        bail!("--scanner must not be empty");
+    }
+    for r in store.list_runs(1000).await? {
+        let (Some(id), label) = (r.identity.scanner_id.as_deref(), r.scanner.as_deref()) else {
+            continue;
+        };
+        if id.eq_ignore_ascii_case(s) || label.is_some_and(|l| l.eq_ignore_ascii_case(s)) {
+            return Ok((id.to_string(), label.unwrap_or(id).to_string()));
+        }
+    }
+    let known = store
+        .list_baselines(&BaselineFilter {
+            scanner: Some(s.to_string()),
+            history: true,
+            ..BaselineFilter::default()
+        })
+        .await?;
+    if let Some(b) = known.first() {
+        return Ok((
+            b.scanner_id.clone(),
+            b.scanner_label.clone().unwrap_or(b.scanner_id.clone()),
+        ));
+    }
+    eprintln!(
+        "hu-red: note: no run of a scanner {s:?} yet; this baseline applies to series whose \
+         DeviceSerialNumber (or, without one, StationName) is {s:?}"
+    );
+    Ok((s.to_string(), s.to_string()))
+}
+
+async fn print_one(store: &Store, id: i64, json: bool) -> anyhow::Result<()> {
+    let b = store
+        .get_baseline(id)
+        .await?
+        .ok_or_else(|| anyhow!("baseline #{id} vanished"))?;
+    print_baselines(&[b], json)
+}
+
+async fn list(store: &Store, filter: Filter, history: bool, json: bool) -> anyhow::Result<()> {
+    let all = store
+        .list_baselines(&BaselineFilter {
+            scanner: filter.scanner,
+            phantom_id: filter.phantom,
+            history,
+        })
+        .await?;
+    if all.is_empty() && !json {
+        println!(
+            "no {}baselines{}",
+            if history { "" } else { "active " },
+            if history {
+                ""
+            } else {
+                " (set one with `hu-red baseline set --run ID` or `hu-red baseline import`)"
+            }
+        );
+        return Ok(());
+    }
+    print_baselines(&all, json)
+}
+
+fn print_baselines(all: &[BaselineRow], json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(all)?);
+        return Ok(());
+    }
+    for b in all {
+        let state = match (b.superseded_at, b.provisional) {
+            (Some(t), _) => format!(
+                "superseded {}{}",
+                crate::worker::iso_date_of_ms(t),
+                b.superseded_by
+                    .map(|n| format!(" by #{n}"))
+                    .unwrap_or_default()
+            ),
+            (None, true) => "ACTIVE, PROVISIONAL (confirm: hu-red baseline set --run ID)".into(),
+            (None, false) => "active".into(),
+        };
+        let protocol = Protocol {
+            kvp: b.kvp,
+            kernel: b.kernel.clone(),
+            slice_thickness_mm: b.slice_thickness_mm,
+        };
+        println!(
+            "baseline #{} — scanner {}{} — phantom {} — {} — {}",
+            b.id,
+            b.scanner_label.as_deref().unwrap_or(&b.scanner_id),
+            if b.scanner_label
+                .as_deref()
+                .is_some_and(|l| l != b.scanner_id)
+            {
+                format!(" ({})", b.scanner_id)
+            } else {
+                String::new()
+            },
+            b.phantom_id,
+            protocol.describe(),
+            state
+        );
+        println!(
+            "  source: {}; set {}{}",
+            b.source,
+            crate::worker::iso_date_of_ms(b.created_at),
+            b.note
+                .as_deref()
+                .map(|n| format!("; note: {n}"))
+                .unwrap_or_default()
+        );
+        println!("  {:<24} {:>9} {:>7}", "material", "HU", "RED");
+        for e in &b.entries {
+            println!(
+                "  {:<24} {:>9} {:>7}",
+                e.insert,
+                e.hu_mean
+                    .map(|v| format!("{v:.1}"))
+                    .unwrap_or_else(|| "–".into()),
+                e.red
+                    .map(|v| format!("{v:.3}"))
+                    .unwrap_or_else(|| "–".into())
+            );
+        }
+        println!();
+    }
+    Ok(())
+}

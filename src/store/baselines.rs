@@ -1,0 +1,367 @@
+//! Baselines (one active per scanner, phantom and protocol, with history), the trend of a
+//! scanner and phantom, and this database's installation id.
+
+use super::{with_pool, RowGet, Store, StoreError};
+use super::{BaselineRow, NewBaseline, NewBaselineEntry, TrendRow};
+
+macro_rules! baseline_cols {
+    () => {
+        "id, created_at, scanner_id, scanner_label, manufacturer, model, phantom_id, \
+         protocol_key, kvp, kernel, slice_thickness_mm, source, run_id, provisional, \
+         confirmed_at, superseded_at, superseded_by, note"
+    };
+}
+
+/// How [`insert_baseline_tx!`] treats an active baseline of the same scanner, phantom and
+/// protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnExisting {
+    /// The new baseline replaces it (it stays in the history, superseded).
+    Supersede,
+    /// Keep it and store nothing (an automatic baseline never replaces one).
+    Keep,
+}
+
+/// Insert a baseline inside the open transaction `$tx` (both dialects: expanded inside
+/// `with_pool!`). Evaluates to `Result<Option<i64>, StoreError>`: the new id, or `None` when
+/// an active baseline exists and `$mode` is [`OnExisting::Keep`].
+macro_rules! insert_baseline_tx {
+    ($store:expr, $tx:expr, $b:expr, $now:expr, $mode:expr) => {{
+        let store: &$crate::store::Store = $store;
+        let b: &$crate::store::NewBaseline = $b;
+        let now: i64 = $now;
+        let what = || {
+            format!(
+                "storing a baseline of scanner {} / phantom {}",
+                b.scanner_id, b.phantom_id
+            )
+        };
+        async {
+            let active: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM baselines WHERE scanner_id = $1 AND phantom_id = $2 \
+                 AND protocol_key = $3 AND superseded_at IS NULL",
+            )
+            .bind(&b.scanner_id)
+            .bind(&b.phantom_id)
+            .bind(&b.protocol_key)
+            .fetch_optional(&mut *$tx)
+            .await
+            .map_err(store.err(what()))?;
+            if active.is_some() && $mode == $crate::store::baselines::OnExisting::Keep {
+                return Ok(None);
+            }
+            if let Some(old) = active {
+                sqlx::query("UPDATE baselines SET superseded_at = $2 WHERE id = $1")
+                    .bind(old)
+                    .bind(now)
+                    .execute(&mut *$tx)
+                    .await
+                    .map_err(store.err(what()))?;
+            }
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO baselines (created_at, scanner_id, scanner_label, manufacturer, \
+                 model, phantom_id, protocol_key, kvp, kernel, slice_thickness_mm, source, \
+                 run_id, provisional, confirmed_at, note) VALUES ($1, $2, $3, $4, $5, $6, $7, \
+                 $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
+            )
+            .bind(now)
+            .bind(&b.scanner_id)
+            .bind(&b.scanner_label)
+            .bind(&b.manufacturer)
+            .bind(&b.model)
+            .bind(&b.phantom_id)
+            .bind(&b.protocol_key)
+            .bind($crate::store::opt_finite(b.kvp))
+            .bind(&b.kernel)
+            .bind($crate::store::opt_finite(b.slice_thickness_mm))
+            .bind(&b.source)
+            .bind(b.run_id)
+            .bind($crate::store::flag(b.provisional))
+            .bind((!b.provisional).then_some(now))
+            .bind(&b.note)
+            .fetch_one(&mut *$tx)
+            .await
+            .map_err(store.err(what()))?;
+            if let Some(old) = active {
+                sqlx::query("UPDATE baselines SET superseded_by = $2 WHERE id = $1")
+                    .bind(old)
+                    .bind(id)
+                    .execute(&mut *$tx)
+                    .await
+                    .map_err(store.err(what()))?;
+            }
+            for (seq, e) in b.entries.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO baseline_entries (baseline_id, seq, insert_name, hu_mean, red) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(id)
+                .bind(seq as i64)
+                .bind(&e.insert)
+                .bind($crate::store::opt_finite(e.hu_mean))
+                .bind($crate::store::opt_finite(e.red))
+                .execute(&mut *$tx)
+                .await
+                .map_err(store.err(format!("{}: insert {}", what(), e.insert)))?;
+            }
+            Ok::<Option<i64>, $crate::store::StoreError>(Some(id))
+        }
+        .await
+    }};
+}
+pub(crate) use insert_baseline_tx;
+
+/// Filters of [`Store::list_baselines`].
+#[derive(Debug, Clone, Default)]
+pub struct BaselineFilter {
+    /// Scanner id (DeviceSerialNumber / StationName) or label.
+    pub scanner: Option<String>,
+    pub phantom_id: Option<String>,
+    /// Include superseded baselines (the history).
+    pub history: bool,
+}
+
+impl Store {
+    /// Store a baseline; an active one of the same scanner, phantom and protocol is superseded
+    /// (kept in the history). Returns the new id.
+    pub async fn insert_baseline(&self, b: &NewBaseline) -> Result<i64, StoreError> {
+        let what = format!(
+            "storing a baseline of scanner {} / phantom {}",
+            b.scanner_id, b.phantom_id
+        );
+        if b.entries.is_empty() {
+            return Err(self.data_err(what, "a baseline needs at least one material"));
+        }
+        let now = super::now_ms();
+        let _writing = self.write_guard().await;
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(self.err(what.clone()))?;
+            let id = insert_baseline_tx!(self, tx, b, now, OnExisting::Supersede)?
+                .ok_or_else(|| self.data_err(what.clone(), "not stored"))?;
+            tx.commit().await.map_err(self.err(what.clone()))?;
+            Ok(id)
+        })
+    }
+
+    /// Confirm a provisional baseline (it stays the active one). Returns false when there is
+    /// no such baseline.
+    pub async fn confirm_baseline(&self, id: i64) -> Result<bool, StoreError> {
+        let what = format!("confirming baseline {id}");
+        let _writing = self.write_guard().await;
+        with_pool!(self, pool => {
+            let n = sqlx::query(
+                "UPDATE baselines SET provisional = 0, \
+                 confirmed_at = COALESCE(confirmed_at, $2) WHERE id = $1",
+            )
+            .bind(id)
+            .bind(super::now_ms())
+            .execute(pool)
+            .await
+            .map_err(self.err(what))?
+            .rows_affected();
+            Ok(n == 1)
+        })
+    }
+
+    /// One baseline with its entries.
+    pub async fn get_baseline(&self, id: i64) -> Result<Option<BaselineRow>, StoreError> {
+        let rows = self
+            .query_baselines(
+                &format!("reading baseline {id}"),
+                "id = $1",
+                &[Arg::Int(id)],
+            )
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// The active baselines of a scanner and phantom (every protocol), newest first.
+    pub async fn active_baselines(
+        &self,
+        scanner_id: &str,
+        phantom_id: &str,
+    ) -> Result<Vec<BaselineRow>, StoreError> {
+        self.query_baselines(
+            &format!("reading the baselines of scanner {scanner_id} / phantom {phantom_id}"),
+            "scanner_id = $1 AND phantom_id = $2 AND superseded_at IS NULL",
+            &[Arg::Text(scanner_id), Arg::Text(phantom_id)],
+        )
+        .await
+    }
+
+    /// Baselines for `hu-red baseline show / history`, newest first. The scanner filter
+    /// matches the scanner id or label (case-insensitive).
+    pub async fn list_baselines(
+        &self,
+        filter: &BaselineFilter,
+    ) -> Result<Vec<BaselineRow>, StoreError> {
+        let mut all = self
+            .query_baselines(
+                "listing baselines",
+                if filter.history {
+                    "1 = 1"
+                } else {
+                    "superseded_at IS NULL"
+                },
+                &[],
+            )
+            .await?;
+        all.retain(|b| {
+            filter.scanner.as_deref().is_none_or(|s| {
+                b.scanner_id.eq_ignore_ascii_case(s)
+                    || b.scanner_label
+                        .as_deref()
+                        .is_some_and(|l| l.eq_ignore_ascii_case(s))
+            }) && filter
+                .phantom_id
+                .as_deref()
+                .is_none_or(|p| b.phantom_id == p)
+        });
+        Ok(all)
+    }
+
+    async fn query_baselines(
+        &self,
+        what: &str,
+        filter: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<BaselineRow>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM baselines WHERE {filter} ORDER BY id DESC",
+            baseline_cols!()
+        ));
+        with_pool!(self, pool => {
+            let mut q = sqlx::query(sql);
+            for a in args {
+                q = match a {
+                    Arg::Int(v) => q.bind(*v),
+                    Arg::Text(v) => q.bind(v.to_string()),
+                };
+            }
+            let rows = q.fetch_all(pool).await.map_err(self.err(what))?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let mut b = baseline_row(r).map_err(self.err(what))?;
+                let entries = sqlx::query(
+                    "SELECT insert_name, hu_mean, red FROM baseline_entries \
+                     WHERE baseline_id = $1 ORDER BY seq",
+                )
+                .bind(b.id)
+                .fetch_all(pool)
+                .await
+                .map_err(self.err(what))?;
+                for e in &entries {
+                    b.entries.push(NewBaselineEntry {
+                        insert: e.text("insert_name").map_err(self.err(what))?,
+                        hu_mean: e.opt_num("hu_mean").map_err(self.err(what))?,
+                        red: e.opt_num("red").map_err(self.err(what))?,
+                    });
+                }
+                out.push(b);
+            }
+            Ok(out)
+        })
+    }
+
+    /// ΔHU per material of the successful runs of a scanner and phantom up to run `up_to`
+    /// (inclusive), the `limit` most recent, oldest first.
+    pub async fn trend(
+        &self,
+        scanner_id: &str,
+        phantom_id: &str,
+        up_to: i64,
+        limit: u32,
+    ) -> Result<Vec<TrendRow>, StoreError> {
+        let what = format!("reading the trend of scanner {scanner_id} / phantom {phantom_id}");
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT r.id, r.finished_at, r.study_date, m.insert_name, m.delta_hu, \
+                 m.tolerance_hu FROM runs r JOIN material_results m ON m.run_id = r.id \
+                 WHERE r.id IN (SELECT id FROM runs WHERE scanner_id = $1 AND phantom_id = $2 \
+                 AND status = 'ok' AND id <= $3 ORDER BY id DESC LIMIT $4) \
+                 ORDER BY r.id, m.seq",
+            )
+            .bind(scanner_id)
+            .bind(phantom_id)
+            .bind(up_to)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(self.err(what.clone()))?;
+            let mut out: Vec<TrendRow> = Vec::new();
+            for r in &rows {
+                let id = r.int("id").map_err(self.err(what.clone()))?;
+                if out.last().is_none_or(|t| t.run_id != id) {
+                    out.push(TrendRow {
+                        run_id: id,
+                        finished_at: r.int("finished_at").map_err(self.err(what.clone()))?,
+                        study_date: r.opt_text("study_date").map_err(self.err(what.clone()))?,
+                        materials: Vec::new(),
+                    });
+                }
+                if let Some(t) = out.last_mut() {
+                    t.materials.push((
+                        r.text("insert_name").map_err(self.err(what.clone()))?,
+                        r.opt_num("delta_hu").map_err(self.err(what.clone()))?,
+                        r.opt_num("tolerance_hu").map_err(self.err(what.clone()))?,
+                    ));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// This database's installation id (random, made on first use): part of every report's
+    /// Message-ID, so that a new database never reuses the Message-ID of an earlier one's
+    /// report with the same run id.
+    pub async fn installation_id(&self) -> Result<String, StoreError> {
+        let what = "reading the installation id";
+        let fresh = format!("{:016x}", rand::random::<u64>());
+        let _writing = self.write_guard().await;
+        with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO settings (key, value) VALUES ('installation_id', $1) \
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(&fresh)
+            .execute(pool)
+            .await
+            .map_err(self.err(what))?;
+            let v: String =
+                sqlx::query_scalar("SELECT value FROM settings WHERE key = 'installation_id'")
+                    .fetch_one(pool)
+                    .await
+                    .map_err(self.err(what))?;
+            Ok(v)
+        })
+    }
+}
+
+enum Arg<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
+fn baseline_row(r: &impl RowGet) -> Result<BaselineRow, sqlx::Error> {
+    Ok(BaselineRow {
+        id: r.int("id")?,
+        created_at: r.int("created_at")?,
+        scanner_id: r.text("scanner_id")?,
+        scanner_label: r.opt_text("scanner_label")?,
+        manufacturer: r.opt_text("manufacturer")?,
+        model: r.opt_text("model")?,
+        phantom_id: r.text("phantom_id")?,
+        protocol_key: r.text("protocol_key")?,
+        kvp: r.opt_num("kvp")?,
+        kernel: r.opt_text("kernel")?,
+        slice_thickness_mm: r.opt_num("slice_thickness_mm")?,
+        source: r.text("source")?,
+        run_id: r.opt_int("run_id")?,
+        provisional: r.flag("provisional")?,
+        confirmed_at: r.opt_int("confirmed_at")?,
+        superseded_at: r.opt_int("superseded_at")?,
+        superseded_by: r.opt_int("superseded_by")?,
+        note: r.opt_text("note")?,
+        entries: Vec::new(),
+    })
+}
