@@ -15,7 +15,8 @@ use tracing_subscriber::EnvFilter;
 #[derive(Debug, Parser)]
 #[command(
     name = "hu-red",
-    version,
+    disable_version_flag = true,
+    arg_required_else_help = true,
     about = "CT HU-to-relative-electron-density calibration QA for radiotherapy",
     long_about = "CT HU-to-relative-electron-density calibration QA for radiotherapy: finds the \
                   phantom (CIRS 062M, Easy Cube, Catphan CTP404) in a CT series, measures the mean \
@@ -25,8 +26,51 @@ struct Cli {
     /// More log output on stderr: -v info, -vv debug (RUST_LOG overrides).
     #[arg(short, long, action = ArgAction::Count, global = true)]
     verbose: u8,
+    /// Log format on stderr: "text" (for people) or "json" (one JSON object per line, for a log
+    /// collector). Environment: HURED_LOG_FORMAT.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FORMAT",
+        env = "HURED_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+    /// Print the version and the DICOM transfer syntaxes (codecs) this build decodes.
+    #[arg(short = 'V', long)]
+    version: bool,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn version_text() -> String {
+    let mut s = format!("hu-red {}\n", env!("CARGO_PKG_VERSION"));
+    s.push_str(
+        "transfer syntaxes decoded (accepted by `hu-red serve`, read by `hu-red analyze`):\n",
+    );
+    let accepted = hu_red::scp::accepted_transfer_syntaxes();
+    for (uid, name) in hu_red::scp::TRANSFER_SYNTAXES {
+        let mark = if accepted.contains(uid) {
+            "yes"
+        } else {
+            "no (codec not compiled in)"
+        };
+        s.push_str(&format!("  {name:<55} {uid:<24} {mark}\n"));
+    }
+    s.push_str(&format!(
+        "  {:<55} {:<24} {}\n",
+        "JPEG Extended (Process 2 & 4, 12-bit lossy)",
+        "1.2.840.10008.1.2.4.51",
+        "no (refused: senders fall back to another syntax)"
+    ));
+    s.push_str("databases: SQLite (embedded), PostgreSQL; mail: file, SMTP (none/STARTTLS/TLS over rustls)\n");
+    s
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,7 +95,7 @@ enum Command {
     CheckConfig(ServeArgs),
 }
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, format: LogFormat) {
     let level = match verbose {
         0 => "warn",
         1 => "info",
@@ -68,12 +112,20 @@ fn init_logging(verbose: u8) {
         Ok(d) => filter.add_directive(d),
         Err(_) => filter,
     };
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(verbose >= 2)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        LogFormat::Text => builder
+            .with_target(verbose >= 2)
+            .with_ansi(std::io::stderr().is_terminal())
+            .init(),
+    }
 }
 
 fn exit_code(r: anyhow::Result<()>) -> u8 {
@@ -88,13 +140,35 @@ fn exit_code(r: anyhow::Result<()>) -> u8 {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.version {
+        print!("{}", version_text());
+        return ExitCode::SUCCESS;
+    }
+    let Some(command) = &cli.command else {
+        eprintln!("hu-red: a command is needed; see `hu-red --help`");
+        return ExitCode::from(2);
+    };
+    // One-shot commands print to stdout: `hu-red runs | head` must end quietly when the pipe
+    // closes (the default SIGPIPE action) instead of panicking on a write error. The service
+    // keeps Rust's default (ignored), so that a peer closing a socket never kills it.
+    #[cfg(unix)]
+    if !matches!(command, Command::Serve(_)) {
+        // SAFETY: called before any other thread exists; restores the default disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+    let Some(command) = &cli.command else {
+        eprintln!("hu-red: a command is needed; see `hu-red --help`");
+        return ExitCode::from(2);
+    };
     // The service logs each association and run at INFO by default; one-shot commands are quiet.
-    let base = match cli.command {
+    let base = match command {
         Command::Serve(_) => 1,
         _ => 0,
     };
-    init_logging(cli.verbose.max(base));
-    let code = match &cli.command {
+    init_logging(cli.verbose.max(base), cli.log_format);
+    let code = match command {
         Command::Analyze(args) => analyze::run(args),
         Command::Simulate(args) => exit_code(simulate::run(args.as_ref().clone())),
         Command::Serve(args) => exit_code(serve::run(args.clone())),

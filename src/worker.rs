@@ -622,6 +622,7 @@ fn log_run(id: i64, series: &SeriesRow, run: &NewRun, o: &RunOutcome, ms: i64) {
     match &o.result {
         Some(r) => info!(
             run = id,
+            scanner = run.scanner.as_deref().unwrap_or(""),
             phantom = %r.outcome.measurement.phantom_id,
             verdict = run.verdict.as_str(),
             instances = series.n_instances,
@@ -631,6 +632,7 @@ fn log_run(id: i64, series: &SeriesRow, run: &NewRun, o: &RunOutcome, ms: i64) {
         ),
         None => warn!(
             run = id,
+            scanner = run.scanner.as_deref().unwrap_or(""),
             verdict = run.verdict.as_str(),
             instances = series.n_instances,
             ms,
@@ -939,7 +941,7 @@ impl BlockingRun {
             }
             match report::write_preview_png(
                 p,
-                0,
+                p.n_slices() / 2,
                 "What hu-red saw (middle of the series)",
                 &lines,
                 &self.tmp.join(&name),

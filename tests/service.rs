@@ -904,3 +904,41 @@ fn new_database_on_an_existing_data_dir(kind: Kind) {
     let n = fs::read_dir(&results).unwrap().count();
     assert_eq!(n, 4, "results/: the two runs and the two earlier folders");
 }
+
+/// `--log-format json` (here via HURED_LOG_FORMAT): every stderr line is one JSON object, with
+/// one line per association (peer, AE titles, instances, bytes, duration) and one per run
+/// (series, phantom, verdict, timing).
+#[test]
+fn json_logs_one_line_per_association_and_run() {
+    let h = Harness::new(Kind::Sqlite);
+    let s = cirs(&h.root().join("s"), 171, 12);
+    let mut server = h.serve_with(1, &[("HURED_LOG_FORMAT", "json")]);
+    send(&server, &s.files, &[]);
+    h.wait_finished(&server, &s.uid, s.n());
+    server.kill();
+    let lines: Vec<serde_json::Value> = server
+        .log_text()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let assoc = lines
+        .iter()
+        .find(|v| v["fields"]["message"] == "association ended")
+        .expect("an association line");
+    let f = &assoc["fields"];
+    assert_eq!(f["calling_ae"], "CTSIM1");
+    assert_eq!(f["called_ae"], "HURED_QA");
+    assert_eq!(f["stored"], s.n());
+    assert!(f["bytes"].as_u64().unwrap() > 100_000);
+    assert!(f["duration_ms"].is_u64());
+    assert!(f["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
+    let run = lines
+        .iter()
+        .find(|v| v["fields"]["message"] == "run finished")
+        .expect("a run line");
+    assert_eq!(run["fields"]["phantom"], "cirs062");
+    assert!(run["fields"]["verdict"].is_string());
+    assert!(run["fields"]["ms"].is_i64() || run["fields"]["ms"].is_u64());
+    assert_eq!(run["span"]["uid"], s.uid.as_str(), "the series span");
+}

@@ -58,7 +58,26 @@ async fn shutdown_signal() {
 /// `hu-red check-config`: load, validate and print the configuration in force.
 pub fn check_config(args: ServeArgs) -> anyhow::Result<()> {
     let config = load_config(args.config.as_ref())?;
+    // What only the environment or the files can tell: the SMTP password, the CA file, the
+    // site tolerances against the phantom definitions.
+    let mailer = crate::notify::Mailer::from_config(&config.mail, &config.storage.data_dir)?;
+    let mut phantoms = match &config.qa.phantom_config {
+        Some(p) => crate::phantom::PhantomSet::with_site_file(p)?,
+        None => crate::phantom::PhantomSet::builtin(),
+    };
+    phantoms
+        .apply_tolerances(&config.qa.tolerances)
+        .map_err(|e| anyhow::anyhow!("qa.tolerances: {e}"))?;
     println!("configuration valid (embedded defaults < file < HURED__ environment):");
-    println!("{config:#?}");
+    println!("{}", toml_like(&config));
+    println!("reports: {}", mailer.describe());
     Ok(())
+}
+
+/// The configuration in force as TOML (the database password redacted).
+fn toml_like(config: &crate::config::Config) -> String {
+    match serde_json::to_value(config) {
+        Ok(v) => serde_json::to_string_pretty(&v).unwrap_or_else(|_| format!("{config:#?}")),
+        Err(_) => format!("{config:#?}"),
+    }
 }

@@ -68,6 +68,7 @@ pub struct BaselineInfo {
 /// One earlier (or this) run in the trend: ΔHU per material.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrendRun {
+    /// 0 for the run being reported when it is not stored yet (labelled "this run").
     pub run_id: i64,
     /// `YYYY-MM-DD`.
     pub date: String,
@@ -911,7 +912,6 @@ fn text_section(line: &mut impl FnMut(&str), s: &Section) {
 }
 
 fn text_table(line: &mut impl FnMut(&str), t: &Table) {
-    let n = t.header.len();
     let mut widths: Vec<usize> = t.header.iter().map(|h| h.chars().count()).collect();
     for (_, cells) in &t.rows {
         for (w, c) in widths.iter_mut().zip(cells) {
@@ -920,16 +920,12 @@ fn text_table(line: &mut impl FnMut(&str), t: &Table) {
     }
     let fmt_row = |mark: &str, cells: &[String]| -> String {
         let mut s = String::from(mark);
-        for i in 0..n {
+        for (i, w) in widths.iter().enumerate() {
             let cell = cells.get(i).map(String::as_str).unwrap_or("");
             if i > 0 {
                 s.push_str("  ");
             }
-            s.push_str(&pad(
-                cell,
-                widths[i],
-                t.right.get(i).copied().unwrap_or(false),
-            ));
+            s.push_str(&pad(cell, *w, t.right.get(i).copied().unwrap_or(false)));
         }
         s.trim_end().to_string()
     };

@@ -1108,7 +1108,7 @@ fn ellipse(w: f64, h: f64, place: impl Fn(f64, f64) -> (f64, f64)) -> Vec<(f64, 
 
 const BAND: RGBColor = RGBColor(0xd6, 0xef, 0xd6);
 const BAND_EDGE: RGBColor = RGBColor(0x7c, 0xb8, 0x7c);
-const THIS_RUN: RGBColor = RGBColor(0xee, 0xee, 0xee);
+const THIS_RUN: RGBColor = RGBColor(0x80, 0x80, 0x80);
 
 /// `YYYY-MM-DD` → `MM-DD` (anything else as given), for tick labels.
 fn short_date(date: &str) -> &str {
@@ -1166,19 +1166,30 @@ pub fn write_trend_png(
     let width = 1200u32;
     let height = (top + grid_rows as u32 * panel_h + bottom).max(500);
 
-    // run labels: MM-DD over #id
+    // run labels: MM-DD over #id ("this run" for a run not stored yet: id 0)
+    let label = |r: &super::email::TrendRun| {
+        if r.run_id > 0 {
+            format!("#{}", r.run_id)
+        } else {
+            "this run".to_string()
+        }
+    };
     let ticks: Vec<(String, String)> = trend
         .runs
         .iter()
-        .map(|r| (short_date(&r.date).to_string(), format!("#{}", r.run_id)))
+        .map(|r| (short_date(&r.date).to_string(), label(r)))
         .collect();
     let run_list: Vec<String> = trend
         .runs
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            let this = if i + 1 == n_runs { " (this run)" } else { "" };
-            format!("#{} {}{this}", r.run_id, r.date)
+            let this = if i + 1 == n_runs && r.run_id > 0 {
+                " (this run)"
+            } else {
+                ""
+            };
+            format!("{} {}{this}", label(r), r.date)
         })
         .collect();
 
@@ -1190,11 +1201,16 @@ pub fn write_trend_png(
         ))
         .map_err(e2s)?;
         root.draw(&Text::new(
-            format!(
-                "ΔHU = HU − baseline HU per material over the last {n_runs} run{} \
-                 (oldest first, grey column = this run); shaded: ± tolerance; red: outside",
-                if n_runs == 1 { "" } else { "s" }
-            ),
+            if n_runs == 1 {
+                "ΔHU = HU − baseline HU per material, this run only (no earlier run with a \
+                 baseline); shaded: ± tolerance; red: outside"
+                    .to_string()
+            } else {
+                format!(
+                    "ΔHU = HU − baseline HU per material over the last {n_runs} runs \
+                     (oldest first, grey column = this run); shaded: ± tolerance; red: outside"
+                )
+            },
             (width as i32 / 2, 50),
             font(16.0)
                 .color(&RGBColor(0x44, 0x44, 0x44))
@@ -1290,7 +1306,9 @@ fn draw_trend_panel(
     let (name, tol, pts) = (&panel.name, panel.tol, &panel.pts);
     let outside = |v: f64| panel.outside(v);
     let (y0, y1) = panel.y_range();
-    let (x0, x1) = (-0.6, n_runs as f64 - 0.4);
+    // at least three runs' width, so that one or two runs do not fill the panel
+    let side = 0.6 + 0.5 * 3usize.saturating_sub(n_runs) as f64;
+    let (x0, x1) = (-side, n_runs.max(1) as f64 - 1.0 + side);
 
     let last = pts.iter().find(|p| p.0 + 1 == n_runs).map(|p| p.1);
     let tol_text = tol
@@ -1337,16 +1355,7 @@ fn draw_trend_panel(
         })
         .draw()
         .map_err(e2s)?;
-    // this run's column, the band, zero
-    if n_runs > 0 {
-        let c = (n_runs - 1) as f64;
-        chart
-            .draw_series(std::iter::once(Rectangle::new(
-                [(c - 0.4, y0), (c + 0.4, y1)],
-                THIS_RUN.filled(),
-            )))
-            .map_err(e2s)?;
-    }
+    // the band, this run's column (translucent, over the band), zero
     if let Some(t) = tol {
         chart
             .draw_series(std::iter::once(Rectangle::new(
@@ -1362,6 +1371,15 @@ fn draw_trend_panel(
                 ))
                 .map_err(e2s)?;
         }
+    }
+    if n_runs > 0 {
+        let c = (n_runs - 1) as f64;
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(c - 0.35, y0), (c + 0.35, y1)],
+                THIS_RUN.mix(0.15).filled(),
+            )))
+            .map_err(e2s)?;
     }
     chart
         .draw_series(LineSeries::new(
@@ -1537,4 +1555,279 @@ fn grey_slice(stack: &HuStack, k: usize, longer_side: f64) -> (u32, u32, Vec<u8>
         }
     }
     (w, h, buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::email::{Trend, TrendRun};
+    use super::*;
+    use ndarray::Array3;
+
+    /// Check the PNG's chunk structure (signature, IHDR first, IDAT, IEND last, lengths
+    /// consistent) and return its (width, height).
+    fn png_size(path: &Path) -> (u32, u32) {
+        let b = std::fs::read(path).unwrap();
+        assert_eq!(
+            &b[..8],
+            b"\x89PNG\r\n\x1a\n",
+            "{} is not a PNG",
+            path.display()
+        );
+        let mut i = 8;
+        let mut types: Vec<[u8; 4]> = Vec::new();
+        while i + 12 <= b.len() {
+            let len = u32::from_be_bytes(b[i..i + 4].try_into().unwrap()) as usize;
+            types.push(b[i + 4..i + 8].try_into().unwrap());
+            i += 12 + len;
+        }
+        assert_eq!(i, b.len(), "chunk lengths do not add up");
+        assert_eq!(types.first(), Some(b"IHDR"));
+        assert_eq!(types.last(), Some(b"IEND"));
+        assert!(types.contains(b"IDAT"));
+        // 8-bit RGB
+        assert_eq!((b[24], b[25]), (8, 2));
+        (
+            u32::from_be_bytes(b[16..20].try_into().unwrap()),
+            u32::from_be_bytes(b[20..24].try_into().unwrap()),
+        )
+    }
+
+    /// Keep a copy for a look when HU_RED_KEEP_PLOTS names a folder (as the writer tests do).
+    fn keep(path: &Path) {
+        if let Ok(dir) = std::env::var("HU_RED_KEEP_PLOTS") {
+            let _ = std::fs::create_dir_all(&dir);
+            if let Some(name) = path.file_name() {
+                let _ = std::fs::copy(path, Path::new(&dir).join(name));
+            }
+        }
+    }
+
+    fn only_file(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    fn trend(n_runs: usize) -> Trend {
+        let names = [
+            "lung_inhale",
+            "lung_exhale",
+            "adipose",
+            "breast",
+            "water",
+            "muscle",
+            "liver",
+            "bone_200",
+            "bone_800",
+        ];
+        Trend {
+            materials: names
+                .iter()
+                .map(|n| (n.to_string(), if *n == "water" { 4.0 } else { 30.0 }))
+                .collect(),
+            runs: (0..n_runs)
+                .map(|i| TrendRun {
+                    run_id: 100 + i as i64,
+                    date: format!("2026-{:02}-15", i % 12 + 1),
+                    delta_hu: names
+                        .iter()
+                        .map(|n| {
+                            let v = match *n {
+                                // drifts out of its band in the last runs
+                                "water" => Some(i as f64 * 3.0),
+                                // one missing value
+                                "breast" if i == 2 => None,
+                                "bone_800" => Some(f64::NAN),
+                                _ => Some((i as f64 - 5.0) * 1.5),
+                            };
+                            (n.to_string(), v)
+                        })
+                        .chain([("not_in_trend".to_string(), Some(999.0))])
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn trend_panels_skip_missing_values_and_include_the_band() {
+        let t = trend(12);
+        let panels = trend_panels(&t);
+        assert_eq!(panels.len(), 9);
+        let water = &panels[4];
+        assert_eq!(water.name, "water");
+        assert_eq!(water.tol, Some(4.0));
+        assert_eq!(water.pts.len(), 12);
+        assert_eq!(water.pts[11], (11, 33.0));
+        // out of band: |ΔHU| > 4 from the third run on
+        let out: Vec<usize> = water
+            .pts
+            .iter()
+            .filter(|p| water.outside(p.1))
+            .map(|p| p.0)
+            .collect();
+        assert_eq!(out, (2..12).collect::<Vec<_>>());
+        let (y0, y1) = water.y_range();
+        assert!(y0 < -4.0 && y1 > 33.0, "{y0} {y1}");
+        // a missing value is skipped, not drawn at zero
+        let breast = &panels[3];
+        assert_eq!(breast.pts.len(), 11);
+        assert!(breast.pts.iter().all(|p| p.0 != 2));
+        // NaN is skipped; the band alone sets the range
+        let bone = &panels[8];
+        assert!(bone.pts.is_empty());
+        let (y0, y1) = bone.y_range();
+        assert!(y0 < -30.0 && y1 > 30.0, "{y0} {y1}");
+        // inside the band: nothing outside
+        assert!(panels[0].pts.iter().all(|p| !panels[0].outside(p.1)));
+        // no tolerance: no band, nothing is "outside"
+        let t = Trend {
+            materials: vec![("x".into(), f64::NAN)],
+            runs: vec![TrendRun {
+                run_id: 1,
+                date: "2026-01-01".into(),
+                delta_hu: vec![("x".into(), Some(50.0))],
+            }],
+        };
+        let p = &trend_panels(&t)[0];
+        assert_eq!(p.tol, None);
+        assert!(!p.outside(50.0));
+        let (y0, y1) = p.y_range();
+        assert!(y0 < 0.0 && y1 > 50.0);
+    }
+
+    #[test]
+    fn trend_png_several_materials_and_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(super::super::trend_png_name("cirs062"));
+        write_trend_png(&trend(12), "ΔHU trend — CT-SIM-1 — cirs062", &path).unwrap();
+        keep(&path);
+        let (w, h) = png_size(&path);
+        // 9 materials: a 3 × 3 grid
+        assert_eq!(w, 1200);
+        assert!((800..=1000).contains(&h), "{w}x{h}");
+        assert_eq!(only_file(dir.path()), ["hu_red_cirs062_trend.png"]);
+    }
+
+    #[test]
+    fn trend_png_single_run_and_no_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = dir.path().join("one.png");
+        write_trend_png(&trend(1), "one run", &one).unwrap();
+        keep(&one);
+        let (w, h) = png_size(&one);
+        assert_eq!(w, 1200);
+        assert!(h >= 500, "{w}x{h}");
+
+        let none = dir.path().join("none.png");
+        write_trend_png(&trend(0), "no runs", &none).unwrap();
+        assert_eq!(png_size(&none), (1200, 500));
+
+        let no_materials = dir.path().join("nomat.png");
+        let t = Trend {
+            materials: vec![],
+            runs: trend(3).runs,
+        };
+        write_trend_png(&t, "no materials", &no_materials).unwrap();
+        assert_eq!(png_size(&no_materials), (1200, 500));
+
+        // a few materials: one row of panels (at least 500 px high)
+        let few = dir.path().join("few.png");
+        let mut t = trend(5);
+        t.materials.truncate(2);
+        write_trend_png(&t, "two materials", &few).unwrap();
+        assert_eq!(png_size(&few), (1200, 500));
+        let mut names = only_file(dir.path());
+        names.sort();
+        assert_eq!(names, ["few.png", "nomat.png", "none.png", "one.png"]);
+    }
+
+    fn stack(n: usize, rows: usize, cols: usize) -> HuStack {
+        let mut hu = Array3::<f32>::from_elem((n, rows, cols), 0.0);
+        for k in 0..n {
+            for r in 0..rows {
+                for c in 0..cols {
+                    hu[[k, r, c]] = if r < rows / 4 {
+                        f32::NAN
+                    } else if c < cols / 2 {
+                        -1000.0
+                    } else {
+                        1000.0 + k as f32
+                    };
+                }
+            }
+        }
+        HuStack {
+            hu,
+            pixel_mm: [0.8, 0.8],
+            origin_mm: [0.0, 0.0],
+            z_mm: (0..n).map(|k| k as f64 * 2.0).collect(),
+            series_index: (0..n).map(|k| 10 + k).collect(),
+            thickness_mm: 2.0,
+            factor: 1,
+        }
+    }
+
+    #[test]
+    fn preview_grey_levels_and_slice_choice() {
+        assert_eq!(preview_slice(3, 0), 0);
+        assert_eq!(preview_slice(3, 2), 2);
+        assert_eq!(preview_slice(3, 3), 1);
+        assert_eq!(preview_slice(5, usize::MAX), 2);
+        let s = stack(3, 64, 80);
+        let (w, h, buf) = grey_slice(&s, 1, 720.0);
+        // longer side 80 px, at most 4×
+        assert_eq!((w, h), (320, 256));
+        assert_eq!(buf.len(), 320 * 256 * 3);
+        let px = |u: usize, v: usize| buf[(v * w as usize + u) * 3];
+        assert_eq!(px(300, 5), 0, "NaN is black");
+        assert_eq!(px(10, 200), 0, "-1000 HU is black");
+        assert_eq!(px(310, 200), 255, "+1000 HU is white");
+        let (w, h, _) = grey_slice(&stack(1, 2000, 1000), 0, 720.0);
+        assert_eq!((w, h), (360, 720));
+    }
+
+    #[test]
+    fn preview_png_with_nan_and_an_out_of_range_slice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(super::super::preview_png_name("unknown"));
+        let lines = vec![
+            "Could not analyse: no known phantom matched".to_string(),
+            "Series: QA HU-RED ".repeat(20),
+            "120 slices".to_string(),
+        ];
+        write_preview_png(&stack(3, 64, 80), 99, "What hu-red saw", &lines, &path).unwrap();
+        keep(&path);
+        // the 320 × 256 image and the 470 px text panel; at least 560 high
+        assert_eq!(png_size(&path), (790, 560));
+        assert_eq!(only_file(dir.path()), ["hu_red_unknown_preview.png"]);
+
+        let empty = HuStack {
+            hu: Array3::<f32>::zeros((0, 0, 0)),
+            z_mm: vec![],
+            series_index: vec![],
+            ..stack(1, 1, 1)
+        };
+        let bad = dir.path().join("empty.png");
+        let err = write_preview_png(&empty, 0, "x", &[], &bad).unwrap_err();
+        assert!(err.to_string().contains("empty.png"), "{err}");
+        assert!(!bad.exists());
+    }
+
+    #[test]
+    fn new_file_names_follow_the_contract() {
+        assert_eq!(
+            super::super::trend_png_name("cirs062"),
+            "hu_red_cirs062_trend.png"
+        );
+        assert_eq!(
+            super::super::preview_png_name(super::super::UNKNOWN_PHANTOM),
+            "hu_red_unknown_preview.png"
+        );
+        assert_eq!(
+            super::super::trend_png_name("a/b c"),
+            "hu_red_a_b_c_trend.png"
+        );
+    }
 }

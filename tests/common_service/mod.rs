@@ -308,9 +308,14 @@ impl Server {
     pub fn listening_port(&self) -> Option<u16> {
         let log = self.log.lock().unwrap();
         let line = log.iter().find(|l| l.contains("DICOM SCP listening"))?;
+        // text: `addr=127.0.0.1:PORT`; JSON logs: `"addr":"127.0.0.1:PORT"`
         let addr = line
             .split_whitespace()
-            .find_map(|w| w.strip_prefix("addr="))?;
+            .find_map(|w| w.strip_prefix("addr="))
+            .or_else(|| {
+                let rest = line.split("\"addr\":\"").nth(1)?;
+                rest.split('"').next()
+            })?;
         addr.rsplit(':').next()?.parse().ok()
     }
 
