@@ -453,15 +453,12 @@ impl Config {
         }
 
         // [qa]
-        let known_set = match &self.qa.phantom_config {
-            None => Some(crate::phantom::PhantomSet::builtin()),
-            Some(path) => match crate::phantom::PhantomSet::with_site_file(path) {
-                Ok(set) => Some(set),
-                Err(e) => {
-                    p.push("qa.phantom_config", e.to_string());
-                    None
-                }
-            },
+        let known_set = match crate::phantom::PhantomSet::load(self.qa.phantom_config.as_deref()) {
+            Ok(set) => Some(set),
+            Err(e) => {
+                p.push("qa.phantom_config", e.to_string());
+                None
+            }
         };
         let known: Option<Vec<String>> = known_set
             .as_ref()

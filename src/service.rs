@@ -99,10 +99,7 @@ pub async fn start(config: Config) -> Result<RunningService, ServiceError> {
             reason,
         }
     })?;
-    let mut phantoms = match &config.qa.phantom_config {
-        Some(p) => PhantomSet::with_site_file(p)?,
-        None => PhantomSet::builtin(),
-    };
+    let mut phantoms = PhantomSet::load(config.qa.phantom_config.as_deref())?;
     phantoms
         .apply_tolerances(&config.qa.tolerances)
         .map_err(ServiceError::Tolerances)?;

@@ -184,16 +184,17 @@ async fn run_series(ctx: &WorkerContext, uid: &str) -> Result<(), crate::store::
     let (job, measured) = match measured {
         Ok(x) => x,
         Err(e) => {
-            return store_failed_run(
+            let outcome = RunOutcome::error(format!("the analysis task failed: {e}"));
+            return store_run(
                 ctx,
                 &series,
                 scanner,
                 fingerprint,
                 started_ms,
-                RunOutcome::error(format!("the analysis task failed: {e}")),
+                outcome,
                 &tmp,
             )
-            .await
+            .await;
         }
     };
 
@@ -261,39 +262,10 @@ async fn run_series(ctx: &WorkerContext, uid: &str) -> Result<(), crate::store::
         started_ms,
         outcome,
         &tmp,
-        &tmp_name,
     )
     .await
 }
 
-/// Store a run that ended before any identity was known.
-async fn store_failed_run(
-    ctx: &WorkerContext,
-    series: &SeriesRow,
-    scanner: Option<&ScannerConfig>,
-    fingerprint: Fingerprint,
-    started_ms: i64,
-    outcome: RunOutcome,
-    tmp: &Path,
-) -> Result<(), crate::store::StoreError> {
-    let name = tmp
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    store_run(
-        ctx,
-        series,
-        scanner,
-        fingerprint,
-        started_ms,
-        outcome,
-        tmp,
-        &name,
-    )
-    .await
-}
-
-#[allow(clippy::too_many_arguments)]
 async fn store_run(
     ctx: &WorkerContext,
     series: &SeriesRow,
@@ -302,9 +274,12 @@ async fn store_run(
     started_ms: i64,
     outcome: RunOutcome,
     tmp: &Path,
-    tmp_name: &str,
 ) -> Result<(), crate::store::StoreError> {
     let store = &ctx.store;
+    let tmp_name = tmp
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let uid = series.series_instance_uid.as_str();
     let finished_ms = now_ms();
     let (status, verdict) = match &outcome.result {
@@ -404,12 +379,7 @@ async fn store_run(
         source: b.source.clone(),
         created: iso_date_of_ms(b.created_at),
         provisional: b.provisional,
-        protocol: Protocol {
-            kvp: b.kvp,
-            kernel: b.kernel.clone(),
-            slice_thickness_mm: b.slice_thickness_mm,
-        }
-        .describe(),
+        protocol: baseline_protocol(b).describe(),
         protocol_differs: diffs.as_ref().map(|d| d.join(", ")),
     });
     let scanner_info = ScannerInfo {
@@ -544,12 +514,7 @@ fn protocol_note(b: &BaselineRow, diffs: &[String]) -> String {
         "no baseline for this protocol: evaluated against the closest baseline #{} ({}); \
          differs: {}",
         b.id,
-        Protocol {
-            kvp: b.kvp,
-            kernel: b.kernel.clone(),
-            slice_thickness_mm: b.slice_thickness_mm,
-        }
-        .describe(),
+        baseline_protocol(b).describe(),
         diffs.join(", ")
     )
 }
@@ -582,13 +547,18 @@ pub fn engine_baseline(b: &BaselineRow) -> crate::analysis::Baseline {
     }
 }
 
+/// The protocol a baseline was measured with.
+pub fn baseline_protocol(b: &BaselineRow) -> Protocol {
+    Protocol {
+        kvp: b.kvp,
+        kernel: b.kernel.clone(),
+        slice_thickness_mm: b.slice_thickness_mm,
+    }
+}
+
 impl identity::Candidate for BaselineRow {
     fn protocol(&self) -> Protocol {
-        Protocol {
-            kvp: self.kvp,
-            kernel: self.kernel.clone(),
-            slice_thickness_mm: self.slice_thickness_mm,
-        }
+        baseline_protocol(self)
     }
     fn protocol_key(&self) -> &str {
         &self.protocol_key

@@ -7,7 +7,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,40 +28,11 @@ const IMPLICIT: &str = "1.2.840.10008.1.2";
 const DEFLATE: &str = "1.2.840.10008.1.2.1.99";
 const AE: &str = "HURED_QA";
 
+mod common_db;
+mod common_service;
+use common_service::{run, tool, Out};
+
 // ---------------------------------------------------------------- DCMTK
-
-fn tool(name: &str) -> Command {
-    let found = Command::new(name)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    assert!(
-        found,
-        "DCMTK is required for this test but `{name}` was not found on PATH \
-         (install it: apt-get install -y dcmtk)"
-    );
-    Command::new(name)
-}
-
-struct Out {
-    ok: bool,
-    text: String,
-}
-
-fn run(cmd: &mut Command) -> Out {
-    let out = cmd.output().expect("run DCMTK tool");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Out {
-        ok: out.status.success(),
-        text,
-    }
-}
 
 fn echoscu(port: u16, calling: &str, called: &str) -> Out {
     run(tool("echoscu")

@@ -123,10 +123,7 @@ pub fn run(args: BaselineArgs) -> anyhow::Result<()> {
                 note,
                 ..
             } => {
-                let phantoms = match &config.qa.phantom_config {
-                    Some(p) => PhantomSet::with_site_file(p)?,
-                    None => PhantomSet::builtin(),
-                };
+                let phantoms = PhantomSet::load(config.qa.phantom_config.as_deref())?;
                 if phantoms.get(&phantom).is_err() {
                     bail!(
                         "unknown phantom {phantom:?}: use one of {}",
@@ -438,11 +435,7 @@ fn print_baselines(all: &[BaselineRow], json: bool) -> anyhow::Result<()> {
             (None, true) => "ACTIVE, PROVISIONAL (confirm: hu-red baseline set --run ID)".into(),
             (None, false) => "active".into(),
         };
-        let protocol = Protocol {
-            kvp: b.kvp,
-            kernel: b.kernel.clone(),
-            slice_thickness_mm: b.slice_thickness_mm,
-        };
+        let protocol = crate::worker::baseline_protocol(b);
         println!(
             "baseline #{} — scanner {}{} — phantom {} — {} — {}",
             b.id,

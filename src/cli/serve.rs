@@ -61,10 +61,7 @@ pub fn check_config(args: ServeArgs) -> anyhow::Result<()> {
     // What only the environment or the files can tell: the SMTP password, the CA file, the
     // site tolerances against the phantom definitions.
     let mailer = crate::notify::Mailer::from_config(&config.mail, &config.storage.data_dir)?;
-    let mut phantoms = match &config.qa.phantom_config {
-        Some(p) => crate::phantom::PhantomSet::with_site_file(p)?,
-        None => crate::phantom::PhantomSet::builtin(),
-    };
+    let mut phantoms = crate::phantom::PhantomSet::load(config.qa.phantom_config.as_deref())?;
     phantoms
         .apply_tolerances(&config.qa.tolerances)
         .map_err(|e| anyhow::anyhow!("qa.tolerances: {e}"))?;

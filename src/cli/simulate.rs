@@ -206,10 +206,7 @@ impl SimulateArgs {
 }
 
 pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
-    let set = match &args.config {
-        Some(path) => PhantomSet::with_site_file(path)?,
-        None => PhantomSet::builtin(),
-    };
+    let set = PhantomSet::load(args.config.as_deref())?;
     let def = set.get(&args.phantom)?;
     let params = args.params()?;
     let started = std::time::Instant::now();

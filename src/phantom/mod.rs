@@ -281,6 +281,15 @@ impl PhantomSet {
         Ok(())
     }
 
+    /// The built-ins, with the site file at `site` applied when given (`qa.phantom_config`,
+    /// `--config`).
+    pub fn load(site: Option<&Path>) -> Result<Self, PhantomError> {
+        match site {
+            Some(p) => Self::with_site_file(p),
+            None => Ok(Self::builtin()),
+        }
+    }
+
     /// The three built-in definitions.
     pub fn builtin() -> Self {
         let phantoms = BUILTIN_SOURCES

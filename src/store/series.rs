@@ -21,6 +21,16 @@ macro_rules! instance_cols {
     };
 }
 
+/// Recount a series' instances and analysable flag from the instance rows ($1 = its UID),
+/// rather than trusting an increment (an instance moved away, or a row removed).
+const RECOUNT_SERIES: &str = "UPDATE series SET \
+     n_instances = (SELECT COUNT(*) FROM instances i \
+                    WHERE i.series_instance_uid = series.series_instance_uid), \
+     analysable = CASE WHEN EXISTS (SELECT 1 FROM instances i \
+                    WHERE i.series_instance_uid = series.series_instance_uid \
+                    AND i.analysable = 1) THEN 1 ELSE 0 END \
+     WHERE series_instance_uid = $1";
+
 impl Store {
     /// Upsert the instance row (a re-sent SOP Instance UID replaces the earlier row) and its
     /// series, in one transaction, at the current time. See [`Store::record_instance_at`].
@@ -205,15 +215,7 @@ impl Store {
 
             if let Some(old) = &moved_from {
                 // The instance left `old`: recount it rather than trusting a decrement.
-                sqlx::query(
-                    "UPDATE series SET \
-                     n_instances = (SELECT COUNT(*) FROM instances i \
-                                    WHERE i.series_instance_uid = series.series_instance_uid), \
-                     analysable = CASE WHEN EXISTS (SELECT 1 FROM instances i \
-                                    WHERE i.series_instance_uid = series.series_instance_uid \
-                                    AND i.analysable = 1) THEN 1 ELSE 0 END \
-                     WHERE series_instance_uid = $1",
-                )
+                sqlx::query(RECOUNT_SERIES)
                 .bind(old)
                 .execute(&mut *tx)
                 .await
@@ -263,15 +265,7 @@ impl Store {
             .await
             .map_err(self.err(what()))?;
             if let Some(uid) = &series {
-                sqlx::query(
-                    "UPDATE series SET \
-                     n_instances = (SELECT COUNT(*) FROM instances i \
-                                    WHERE i.series_instance_uid = series.series_instance_uid), \
-                     analysable = CASE WHEN EXISTS (SELECT 1 FROM instances i \
-                                    WHERE i.series_instance_uid = series.series_instance_uid \
-                                    AND i.analysable = 1) THEN 1 ELSE 0 END \
-                     WHERE series_instance_uid = $1",
-                )
+                sqlx::query(RECOUNT_SERIES)
                 .bind(uid)
                 .execute(&mut *tx)
                 .await
