@@ -73,9 +73,7 @@ impl Mailer {
     /// Build the transport of `[mail]` (`data_dir` for the file transport). The SMTP password
     /// comes from the environment only (`HURED_SMTP_PASSWORD`).
     pub fn from_config(mail: &MailConfig, data_dir: &Path) -> Result<Mailer, NotifyError> {
-        let from: Mailbox = format!("hu-red <{}>", mail.from_address())
-            .parse()
-            .map_err(|e| NotifyError::Config(format!("mail.from {:?}: {e}", mail.from)))?;
+        let from = sender(mail)?;
         let domain = from.email.domain().to_string();
         let transport = match mail.transport {
             MailTransport::File => Transport::File(data_dir.join(OUTBOX_DIR)),
@@ -149,6 +147,13 @@ impl Mailer {
                 }),
         }
     }
+}
+
+/// The From mailbox of every report (`mail.from`, or the file transport's default).
+pub fn sender(mail: &MailConfig) -> Result<Mailbox, NotifyError> {
+    format!("hu-red <{}>", mail.from_address())
+        .parse()
+        .map_err(|e| NotifyError::Config(format!("mail.from {:?}: {e}", mail.from)))
 }
 
 fn tls_parameters(mail: &MailConfig, host: &str) -> Result<TlsParameters, NotifyError> {
@@ -361,7 +366,7 @@ pub async fn attempt(
     row: &OutboxRow,
 ) -> Result<bool, StoreError> {
     let now = now_ms();
-    let run = store.get_run(row.run_id).await?.map(|d| d.run);
+    let run = store.get_run_row(row.run_id).await?;
     let files = match &run {
         Some(run) => {
             let pending_dir = run

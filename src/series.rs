@@ -122,10 +122,13 @@ pub async fn recover(
     let (files, missing) = tokio::task::spawn_blocking({
         let data_dir = data_dir.to_path_buf();
         move || {
+            // the walk finds every file the SCP can have written (the same layout)
             let files = stored_files(&data_dir);
+            let present: std::collections::HashSet<&str> =
+                files.iter().map(|(_, rel)| rel.as_str()).collect();
             let missing: Vec<(String, String)> = known
                 .into_iter()
-                .filter(|(_, rel)| !data_dir.join(rel).is_file())
+                .filter(|(_, rel)| !present.contains(rel.as_str()))
                 .collect();
             (files, missing)
         }

@@ -50,6 +50,8 @@ pub enum ServiceError {
     Notify(#[from] crate::notify::NotifyError),
     #[error("qa.tolerances: {0}")]
     Tolerances(String),
+    #[error("qa.protocol_fields: {0}")]
+    ProtocolFields(String),
     #[error("the service task ended abnormally: {0}")]
     Task(String),
 }
@@ -104,6 +106,8 @@ pub async fn start(config: Config) -> Result<RunningService, ServiceError> {
         .apply_tolerances(&config.qa.tolerances)
         .map_err(ServiceError::Tolerances)?;
     let mailer = notify::Mailer::from_config(&config.mail, &data_dir)?;
+    let protocol_fields = crate::identity::ProtocolField::parse_list(&config.qa.protocol_fields)
+        .map_err(ServiceError::ProtocolFields)?;
     let store = Store::connect_with(
         &config.database.url,
         &StoreOptions {
@@ -171,6 +175,7 @@ pub async fn start(config: Config) -> Result<RunningService, ServiceError> {
             installation,
             mail_domain: mailer.domain.clone(),
             wake_sender: wake,
+            protocol_fields,
         };
         let workers = tokio::spawn(worker::run_workers(
             ctx,

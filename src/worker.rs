@@ -43,6 +43,8 @@ pub struct WorkerContext {
     pub mail_domain: String,
     /// Notified after each stored run (its report is queued).
     pub wake_sender: Arc<tokio::sync::Notify>,
+    /// `qa.protocol_fields`, parsed.
+    pub protocol_fields: Vec<ProtocolField>,
 }
 
 impl WorkerContext {
@@ -163,7 +165,7 @@ async fn run_series(ctx: &WorkerContext, uid: &str) -> Result<(), crate::store::
         TMP_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     );
     let tmp = ctx.data_dir().join(RESULTS_DIR).join(&tmp_name);
-    let fields = ProtocolField::parse_list(&ctx.config.qa.protocol_fields).unwrap_or_default();
+    let fields = &ctx.protocol_fields;
 
     // 1. decode and measure, off the reactor
     let job = BlockingRun {
@@ -230,7 +232,7 @@ async fn run_series(ctx: &WorkerContext, uid: &str) -> Result<(), crate::store::
             .into_iter()
             .filter(|b| identity.same_make(b.manufacturer.as_deref(), b.model.as_deref()))
             .collect();
-        if let Some((b, diffs)) = identity::choose(&candidates, &protocol, &fields) {
+        if let Some((b, diffs)) = identity::choose(&candidates, &protocol, fields) {
             context.baseline = Some((b.clone(), diffs));
         }
         context.exact = context.baseline.as_ref().is_some_and(|(_, d)| d.is_none());
@@ -244,7 +246,6 @@ async fn run_series(ctx: &WorkerContext, uid: &str) -> Result<(), crate::store::
             .await?;
     }
     context.auto_baseline = ctx.config.qa.auto_baseline && !context.exact;
-    context.protocol_fields = fields.clone();
     context.scanner_label = identity.label.clone();
 
     // 3. constancy, files, plots, off the reactor
@@ -316,7 +317,7 @@ async fn store_run(
         )
     });
     run.scanner = Some(identity.label.clone());
-    let fields = ProtocolField::parse_list(&ctx.config.qa.protocol_fields).unwrap_or_default();
+    let fields = &ctx.protocol_fields;
     let study_date = outcome
         .summary
         .as_ref()
@@ -329,7 +330,7 @@ async fn store_run(
         station_name: identity.station_name.clone(),
         device_serial: identity.device_serial.clone(),
         calling_ae: identity.calling_ae.clone(),
-        protocol_key: Some(protocol.key(&fields)),
+        protocol_key: Some(protocol.key(fields)),
         kvp: protocol.kvp,
         kernel: protocol.kernel.clone(),
         slice_thickness_mm: protocol.slice_thickness_mm,
@@ -347,7 +348,7 @@ async fn store_run(
             manufacturer: identity.manufacturer.clone(),
             model: identity.model.clone(),
             phantom_id: r.outcome.measurement.phantom_id.clone(),
-            protocol_key: protocol.key(&fields),
+            protocol_key: protocol.key(fields),
             kvp: protocol.kvp,
             kernel: protocol.kernel.clone(),
             slice_thickness_mm: protocol.slice_thickness_mm,
@@ -674,7 +675,6 @@ struct BaselineContext {
     trend: Vec<TrendRow>,
     /// This run becomes the provisional baseline of its scanner, phantom and protocol.
     auto_baseline: bool,
-    protocol_fields: Vec<ProtocolField>,
     scanner_label: String,
 }
 

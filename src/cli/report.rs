@@ -46,12 +46,11 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
                         args.run
                     )
                 })?;
-            let mailer = Mailer::from_config(&config.mail, &config.storage.data_dir)?;
             let files = notify::attachments_of(&detail.run, &config.storage.data_dir);
             if let Some(dir) = &args.out {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("cannot create {}", dir.display()))?;
-                let msg = notify::build_message(report, &mailer.from, &files)?;
+                let msg = notify::build_message(report, &notify::sender(&config.mail)?, &files)?;
                 let eml = dir.join(notify::eml_file_name(&report.message_id));
                 std::fs::write(&eml, msg.formatted())
                     .with_context(|| format!("cannot write {}", eml.display()))?;
@@ -83,6 +82,8 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
                 print!("{}", report.text_body);
             }
             if args.resend {
+                // only sending needs the transport (and the SMTP password)
+                let mailer = Mailer::from_config(&config.mail, &config.storage.data_dir)?;
                 let scanner = config.scanner_for(
                     detail.run.identity.calling_ae.as_deref(),
                     detail.run.identity.station_name.as_deref(),

@@ -640,33 +640,7 @@ pub fn write_overlay_png(
         (crop_cols as f64 * scale).round() as u32,
         (crop_rows as f64 * scale).round() as u32,
     );
-    let grey = |r: usize, c: usize| -> f64 {
-        let v = img[[r, c]];
-        if v.is_finite() {
-            ((v as f64 + 1000.0) / 2000.0).clamp(0.0, 1.0) * 255.0
-        } else {
-            0.0
-        }
-    };
-    let mut buf = vec![0u8; (w * h * 3) as usize];
-    for v in 0..h as usize {
-        let sy = ((v as f64 + 0.5) / scale - 0.5 + crop_r.0 as f64).clamp(0.0, (rows - 1) as f64);
-        let (r0, fy) = (sy.floor() as usize, sy.fract());
-        let r1 = (r0 + 1).min(rows - 1);
-        for u in 0..w as usize {
-            let sx =
-                ((u as f64 + 0.5) / scale - 0.5 + crop_c.0 as f64).clamp(0.0, (cols - 1) as f64);
-            let (c0, fx) = (sx.floor() as usize, sx.fract());
-            let c1 = (c0 + 1).min(cols - 1);
-            let g = (grey(r0, c0) * (1.0 - fx) + grey(r0, c1) * fx) * (1.0 - fy)
-                + (grey(r1, c0) * (1.0 - fx) + grey(r1, c1) * fx) * fy;
-            let g = g.round().clamp(0.0, 255.0) as u8;
-            let i = (v * w as usize + u) * 3;
-            buf[i] = g;
-            buf[i + 1] = g;
-            buf[i + 2] = g;
-        }
-    }
+    let buf = grey_pixels(img, (crop_r.0, crop_c.0), scale, (w, h));
     // image frame (mm) → display pixels
     let to_px = |x_mm: f64, y_mm: f64| -> (i32, i32) {
         (
@@ -1520,14 +1494,16 @@ fn preview_slice(n: usize, slice: usize) -> usize {
     }
 }
 
-/// Slice `k` of a non-empty `stack` as an RGB buffer (window −1000…+1000 HU, NaN black), scaled
-/// so that the longer side is about `longer_side` pixels (at most 4×): (width, height, pixels).
-fn grey_slice(stack: &HuStack, k: usize, longer_side: f64) -> (u32, u32, Vec<u8>) {
-    let (rows, cols) = (stack.rows(), stack.cols());
-    let img = stack.hu.index_axis(ndarray::Axis(0), k);
-    let scale = (longer_side / rows.max(cols) as f64).clamp(0.05, 4.0);
-    let w = ((cols as f64 * scale).round() as u32).max(1);
-    let h = ((rows as f64 * scale).round() as u32).max(1);
+/// The RGB pixels of a `w`×`h` view of `img` (window −1000…+1000 HU, NaN black): display pixel
+/// (u, v) samples the image bilinearly at `origin + (u, v) / scale` (row, column); the overlay
+/// and the preview share it.
+fn grey_pixels(
+    img: ndarray::ArrayView2<'_, f32>,
+    origin: (usize, usize),
+    scale: f64,
+    (w, h): (u32, u32),
+) -> Vec<u8> {
+    let (rows, cols) = img.dim();
     let grey = |r: usize, c: usize| -> f64 {
         let v = img[[r, c]];
         if v.is_finite() {
@@ -1538,11 +1514,12 @@ fn grey_slice(stack: &HuStack, k: usize, longer_side: f64) -> (u32, u32, Vec<u8>
     };
     let mut buf = vec![0u8; (w as usize) * (h as usize) * 3];
     for v in 0..h as usize {
-        let sy = ((v as f64 + 0.5) / scale - 0.5).clamp(0.0, (rows - 1) as f64);
+        let sy = ((v as f64 + 0.5) / scale - 0.5 + origin.0 as f64).clamp(0.0, (rows - 1) as f64);
         let (r0, fy) = (sy.floor() as usize, sy.fract());
         let r1 = (r0 + 1).min(rows - 1);
         for u in 0..w as usize {
-            let sx = ((u as f64 + 0.5) / scale - 0.5).clamp(0.0, (cols - 1) as f64);
+            let sx =
+                ((u as f64 + 0.5) / scale - 0.5 + origin.1 as f64).clamp(0.0, (cols - 1) as f64);
             let (c0, fx) = (sx.floor() as usize, sx.fract());
             let c1 = (c0 + 1).min(cols - 1);
             let g = (grey(r0, c0) * (1.0 - fx) + grey(r0, c1) * fx) * (1.0 - fy)
@@ -1554,6 +1531,18 @@ fn grey_slice(stack: &HuStack, k: usize, longer_side: f64) -> (u32, u32, Vec<u8>
             buf[i + 2] = g;
         }
     }
+    buf
+}
+
+/// Slice `k` of a non-empty `stack` as an RGB buffer (window −1000…+1000 HU, NaN black), scaled
+/// so that the longer side is about `longer_side` pixels (at most 4×): (width, height, pixels).
+fn grey_slice(stack: &HuStack, k: usize, longer_side: f64) -> (u32, u32, Vec<u8>) {
+    let (rows, cols) = (stack.rows(), stack.cols());
+    let img = stack.hu.index_axis(ndarray::Axis(0), k);
+    let scale = (longer_side / rows.max(cols) as f64).clamp(0.05, 4.0);
+    let w = ((cols as f64 * scale).round() as u32).max(1);
+    let h = ((rows as f64 * scale).round() as u32).max(1);
+    let buf = grey_pixels(img, (0, 0), scale, (w, h));
     (w, h, buf)
 }
 

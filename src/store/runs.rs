@@ -283,6 +283,19 @@ impl Store {
         })
     }
 
+    /// One run row (without its materials and ROIs).
+    pub async fn get_run_row(&self, id: i64) -> Result<Option<RunRow>, StoreError> {
+        let what = format!("reading run {id}");
+        with_pool!(self, pool => {
+            let row = sqlx::query(concat!("SELECT ", run_cols!(), " FROM runs WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+                .map_err(self.err(what.clone()))?;
+            row.map(|r| self.run_row(&r, &what)).transpose()
+        })
+    }
+
     /// The most recent runs first (without materials and ROIs).
     pub async fn list_runs(&self, limit: u32) -> Result<Vec<RunRow>, StoreError> {
         let what = "listing recent runs";
@@ -314,16 +327,10 @@ impl Store {
     /// A run with its materials and ROIs.
     pub async fn get_run(&self, id: i64) -> Result<Option<RunDetail>, StoreError> {
         let what = format!("reading run {id}");
+        let Some(run) = self.get_run_row(id).await? else {
+            return Ok(None);
+        };
         with_pool!(self, pool => {
-            let Some(row) = sqlx::query(concat!("SELECT ", run_cols!(), " FROM runs WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(pool)
-                .await
-                .map_err(self.err(what.clone()))?
-            else {
-                return Ok(None);
-            };
-            let run = self.run_row(&row, &what)?;
             let materials = sqlx::query(
                 "SELECT run_id, seq, insert_name, red, hu_mean, hu_std, hu_median, n_rois, \
                  n_pixels, hu_expected, hu_window_low, hu_window_high, within_window, \
