@@ -200,6 +200,13 @@ pub fn analyze(req: AnalyzeRequest) -> Result<AnalyzeOutcome, PipelineError> {
         "series loaded"
     );
 
+    // The scan's kVp decides which manufacturer windows apply and how wide the plausibility
+    // bands are; an explicit option (tests) wins.
+    let mut options = options;
+    if options.kvp.is_none() {
+        options.kvp = series.meta.kvp.filter(|k| k.is_finite() && *k > 0.0);
+    }
+
     let t = Instant::now();
     let overview = series.overview(OVERVIEW_PIXEL_MM);
     timings.overview = ms(t);

@@ -740,6 +740,7 @@ impl BlockingRun {
             options: AnalysisOptions {
                 phantom: self.forced.clone(),
                 slab_mm: self.slab_mm,
+                kvp: None,
             },
             baseline: None,
             baseline_protocol: None,

@@ -163,6 +163,7 @@ fn run_engine(set: &PhantomSet, slab_mm: f64) -> (Plan, Measurement) {
     let opts = AnalysisOptions {
         phantom: None,
         slab_mm,
+        kvp: series.meta.kvp,
     };
     let plan = analysis::plan(&overview, &set.phantoms, &opts)
         .unwrap_or_else(|e| panic!("plan failed on the real Catphan: {e}"));

@@ -141,6 +141,8 @@ mod tests {
             hu_window: None,
             within_window: None,
             rois: vec![],
+            check_pass: true,
+            ..Default::default()
         }
     }
 
@@ -168,6 +170,10 @@ mod tests {
             inserts,
             absolute_pass: true,
             warnings: vec![],
+            family: None,
+            kvp: None,
+            unassigned: vec![],
+            checks: Default::default(),
         }
     }
 

@@ -202,6 +202,7 @@ pub fn measure(
                 n_slices: slab.n_slices(),
                 refine_shift_mm: loc.shift,
                 contrast_hu: loc.contrast,
+                ..Default::default()
             })
             .collect();
         if rois.is_empty() {
@@ -240,6 +241,8 @@ pub fn measure(
             hu_window: mat.hu_window,
             within_window,
             rois,
+            check_pass: true,
+            ..Default::default()
         });
     }
     for m in &inserts {
@@ -281,6 +284,10 @@ pub fn measure(
         curve,
         absolute_pass,
         warnings: all_warnings,
+        family: def.family.clone(),
+        kvp: opts.kvp,
+        unassigned: Vec::new(),
+        checks: Default::default(),
     })
 }
 
@@ -578,6 +585,8 @@ mod tests {
             hu_expected: hu,
             tolerance_hu: 40.0,
             hu_window: None,
+            hu_window_kvp: None,
+            hu_band: None,
             optional: false,
             note: None,
         }

@@ -91,6 +91,11 @@ pub struct AnalysisOptions {
     pub phantom: Option<String>,
     /// Thickness of the slab of slices averaged per ROI, mm (default 5).
     pub slab_mm: f64,
+    /// Tube voltage of the scan (DICOM KVP), when known: which manufacturer windows apply and
+    /// how wide the plausibility bands of bone-like materials are (see
+    /// [`crate::phantom::Material::plausible_band`]).
+    #[serde(default)]
+    pub kvp: Option<f64>,
 }
 
 impl Default for AnalysisOptions {
@@ -98,6 +103,7 @@ impl Default for AnalysisOptions {
         AnalysisOptions {
             phantom: None,
             slab_mm: 5.0,
+            kvp: None,
         }
     }
 }
@@ -141,7 +147,7 @@ pub struct Plan {
 }
 
 /// One circular ROI, averaged over the slab.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RoiMeasurement {
     /// Template hole id, or `rod_N` for detected rods.
     pub hole: String,
@@ -166,10 +172,54 @@ pub struct RoiMeasurement {
     pub refine_shift_mm: f64,
     /// |insert − surrounding body| in HU.
     pub contrast_hu: f64,
+    /// What the ROI was fitted to inside the hole (see `analysis::core`).
+    #[serde(default)]
+    pub core: CoreKind,
+    /// Inner radius of the ROI, mm: 0 for a disc, the void's radius plus the edge margin for an
+    /// annulus around a central void.
+    #[serde(default)]
+    pub roi_inner_radius_mm: f64,
+    /// Radius of the structure found inside the hole (the rod, the vial's content or the central
+    /// void), mm; `None` when the insert fills its hole.
+    #[serde(default)]
+    pub feature_radius_mm: Option<f64>,
+    /// Pixels (summed over the slab slices) inside the ROI that were excluded as outliers (a void,
+    /// a bubble, a streak), never averaged in.
+    #[serde(default)]
+    pub n_excluded: usize,
 }
 
-/// One material: the mean over its ROIs (both copies for CIRS duplicates).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What an ROI was fitted to inside its hole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CoreKind {
+    /// The insert fills its hole: a disc inside the hole edge.
+    #[default]
+    Disc,
+    /// A rod (or a vial's content) narrower than its hole: a disc inside the rod's own edge.
+    Rod,
+    /// An insert with a central void: an annulus between the void and the insert edge.
+    Annulus,
+}
+
+/// Whether a material of the definition was measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaterialStatus {
+    /// At least one ROI measured it.
+    #[default]
+    Measured,
+    /// Holes hold it, but none has a homogeneous core large enough to measure (a rod too thin, a
+    /// hole full of voids): refused, with the reason; never reported from a mixed ROI.
+    Refused,
+    /// No hole holds it (its holes read something else, or were not found).
+    Missing,
+}
+
+/// One material: the mean over its ROIs (both copies for CIRS duplicates). A material that could
+/// not be measured is still listed (status `refused` or `missing`, values NaN = JSON null), so
+/// that a gap is never silent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct MaterialResult {
     pub insert: String,
     pub red: Option<f64>,
@@ -180,9 +230,80 @@ pub struct MaterialResult {
     pub n_pixels: usize,
     pub hu_expected: f64,
     pub hu_window: Option<[f64; 2]>,
-    /// Against the manufacturer's absolute window, where the definition has one.
+    /// Against the manufacturer's absolute window, where the definition has one **for the scan's
+    /// kVp** (`None` otherwise: the window is then information only, see `checks`).
     pub within_window: Option<bool>,
     pub rois: Vec<RoiMeasurement>,
+    #[serde(default)]
+    pub status: MaterialStatus,
+    /// Why the material is refused or missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// An optional material of the definition (e.g. the Catphan 600's water vial, which may be
+    /// empty): missing it fails nothing.
+    #[serde(default)]
+    pub optional: bool,
+    /// The kVp the manufacturer's window is given at.
+    #[serde(default)]
+    pub window_kvp: Option<f64>,
+    /// The plausibility band at the scan's kVp: a material reading outside it fails.
+    #[serde(default)]
+    pub hu_band: Option<[f64; 2]>,
+    /// Within the plausibility band (`None` when not measured).
+    #[serde(default)]
+    pub plausible: Option<bool>,
+    /// Largest difference between the copies of this material (CIRS inner/outer), HU.
+    #[serde(default)]
+    pub copies_spread_hu: Option<f64>,
+    /// The copies agree within the material's tolerance (`None` with one copy).
+    #[serde(default)]
+    pub copies_consistent: Option<bool>,
+    /// Every absolute check of this material passed (measured, plausible, window where it
+    /// applies, copies consistent).
+    #[serde(default = "yes")]
+    pub check_pass: bool,
+    /// What the absolute checks found, one line each, failures first (e.g. "outside the
+    /// plausibility band -150 … 150 HU", "window 344 … 387 HU given at 120 kV: information only
+    /// at 100 kV").
+    #[serde(default)]
+    pub check_notes: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A hole whose content matches no material of the definition (an empty hole, a site's own
+/// insert): reported, never pooled into a material.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UnassignedHole {
+    pub hole: String,
+    pub ring: Option<String>,
+    pub center_x_mm: f64,
+    pub center_y_mm: f64,
+    pub hu_mean: f64,
+    pub hu_std: f64,
+    pub n_pixels: usize,
+    /// The layout's material for this hole, if the definition has one.
+    pub layout_material: Option<String>,
+    pub note: String,
+}
+
+/// The absolute checks of a measurement: the ones that hold at the scan's kVp without any
+/// baseline. They decide the verdict of a first scan and add to constancy otherwise.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AbsoluteChecks {
+    /// No absolute check failed.
+    pub pass: bool,
+    /// RED does not decrease as HU increases along the measured curve.
+    pub curve_monotonic: bool,
+    /// What was checked, in words (for the report of a first scan).
+    pub checked: Vec<String>,
+    /// Failed checks, one line each.
+    pub failures: Vec<String>,
+    /// Information that fails nothing (windows at another kVp, unassigned holes, optional
+    /// materials not present).
+    pub info: Vec<String>,
 }
 
 /// How materials were given to holes.
@@ -235,9 +356,20 @@ pub struct Measurement {
     pub assignment: AssignmentMethod,
     pub inserts: Vec<MaterialResult>,
     pub curve: Curve,
-    /// Every absolute window check passed (true when no material has a window).
+    /// Every absolute check passed (= `checks.pass`).
     pub absolute_pass: bool,
     pub warnings: Vec<String>,
+    /// The family the phantom belongs to (e.g. `catphan_ctp404` for every Catphan variant).
+    #[serde(default)]
+    pub family: Option<String>,
+    /// The scan's kVp the checks were judged at.
+    #[serde(default)]
+    pub kvp: Option<f64>,
+    /// Holes whose content fits no material of the definition.
+    #[serde(default)]
+    pub unassigned: Vec<UnassignedHole>,
+    #[serde(default)]
+    pub checks: AbsoluteChecks,
 }
 
 /// A baseline: material → mean HU (and RED, when the baseline file has it).

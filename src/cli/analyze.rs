@@ -231,6 +231,7 @@ pub fn run(args: &AnalyzeArgs) -> u8 {
         options: AnalysisOptions {
             phantom: run.forced.clone(),
             slab_mm: args.slab_mm,
+            kvp: None,
         },
         baseline: baseline.as_ref().map(|b| b.baseline.clone()),
         baseline_protocol: baseline.as_ref().map(|b| b.protocol.clone()),

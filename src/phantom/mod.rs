@@ -102,11 +102,67 @@ pub struct Material {
     /// Absolute acceptance window from the manufacturer (e.g. the Catphan manual), if any.
     #[serde(default)]
     pub hu_window: Option<[f64; 2]>,
-    /// Optional inserts (e.g. bone_20 of the Catphan 604) are only expected when the layout has them.
+    /// The kVp the absolute window holds at (default 120 kV, the Catphan manual's). At any other
+    /// kVp, or when the scan's kVp is unknown, the window is reported as information only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hu_window_kvp: Option<f64>,
+    /// Plausibility band at 120 kV: what this material can read on a working CT, miscalibrated
+    /// or not; a hole reading outside every material's band is left unassigned, and a material
+    /// reading outside its own band fails. Default: `hu_expected` ± max(100, 20 % of |HU|).
+    /// Bands of bone-like materials widen away from 120 kV (see [`Material::plausible_band`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hu_band: Option<[f64; 2]>,
+    /// An optional material (e.g. the Catphan 600's water vial, which may be empty): when no hole
+    /// holds it, that is information, not a failure.
     #[serde(default)]
     pub optional: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+}
+
+/// kVp the manufacturer windows are given at when a definition does not say.
+pub const DEFAULT_WINDOW_KVP: f64 = 120.0;
+/// A scan's kVp matches a window's within this (kVp are discrete: 70, 80, 100, 120, 140).
+const KVP_MATCH: f64 = 2.0;
+/// Widening of a bone-like material's plausibility band per kV away from 120 kV (fraction of its
+/// expected HU): photoelectric absorption of calcium makes bone read higher at lower kVp.
+const BAND_WIDEN_PER_KV: f64 = 0.005;
+/// The widening assumed when the scan's kVp is unknown (as at 80 or 160 kV).
+const BAND_WIDEN_UNKNOWN: f64 = 0.2;
+
+impl Material {
+    /// The plausibility band at `kvp` (see [`Material::hu_band`]). Materials whose expected HU
+    /// is above +150 (bone, teflon, delrin) widen by 0.5 % of their expected HU per kV away from
+    /// 120 kV (20 % when the kVp is unknown); the others do not depend on kVp enough to matter.
+    pub fn plausible_band(&self, kvp: Option<f64>) -> [f64; 2] {
+        let e = self.hu_expected;
+        let [lo, hi] = self.hu_band.unwrap_or_else(|| {
+            let half = (0.2 * e.abs()).max(100.0);
+            [e - half, e + half]
+        });
+        if e <= 150.0 {
+            return [lo, hi];
+        }
+        let f = match kvp.filter(|k| k.is_finite() && *k > 0.0) {
+            Some(k) => BAND_WIDEN_PER_KV * (k - 120.0).abs(),
+            None => BAND_WIDEN_UNKNOWN,
+        };
+        [lo - f * e, hi + f * e]
+    }
+
+    /// The kVp the window (if any) holds at.
+    pub fn window_kvp(&self) -> Option<f64> {
+        self.hu_window
+            .map(|_| self.hu_window_kvp.unwrap_or(DEFAULT_WINDOW_KVP))
+    }
+
+    /// The window, when it holds at `kvp` (a window given at 120 kV does not judge a 100 kV scan).
+    pub fn window_at(&self, kvp: Option<f64>) -> Option<[f64; 2]> {
+        let w = self.hu_window?;
+        let at = self.window_kvp()?;
+        let k = kvp?;
+        ((k - at).abs() <= KVP_MATCH).then_some(w)
+    }
 }
 
 /// A complete phantom definition.
@@ -114,6 +170,12 @@ pub struct Material {
 pub struct PhantomDef {
     pub id: String,
     pub name: String,
+    /// Variants of one phantom share a family id (e.g. every Catphan sensitometry module has
+    /// `catphan_ctp404`, the id hu-red used before variants existed). A family id is accepted
+    /// wherever a phantom id is (`--phantom`, `qa.phantom`, site files, stored baselines) and
+    /// stands for "one of these variants, detected from the image".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
     #[serde(default)]
     pub source: Option<String>,
     pub outline: Outline,
@@ -134,6 +196,11 @@ pub struct PhantomDef {
 }
 
 impl PhantomDef {
+    /// True when `id` names this definition or its family.
+    pub fn answers_to(&self, id: &str) -> bool {
+        self.id == id || self.family.as_deref() == Some(id)
+    }
+
     pub fn material(&self, name: &str) -> Option<&Material> {
         self.materials.iter().find(|m| m.name == name)
     }
@@ -224,8 +291,8 @@ impl PhantomDef {
 pub enum PhantomError {
     #[error("phantom '{id}': {what}")]
     Invalid { id: String, what: String },
-    #[error("unknown phantom '{0}': use auto, cirs062, easycube, catphan_ctp404 or a phantom defined in the site phantom file")]
-    Unknown(String),
+    #[error("unknown phantom '{id}': use auto or one of {known} (or a phantom defined in the site phantom file)")]
+    Unknown { id: String, known: String },
     #[error("cannot read phantom file {path}: {source}")]
     Read {
         path: PathBuf,
@@ -323,7 +390,44 @@ impl PhantomSet {
         self.phantoms
             .iter()
             .find(|p| p.id == id)
-            .ok_or_else(|| PhantomError::Unknown(id.to_string()))
+            .ok_or_else(|| self.unknown(id))
+    }
+
+    /// The definitions a phantom id stands for: the one with that id, or every variant of the
+    /// family with that id (`catphan_ctp404` → Catphan 503/504, 600, 604, ...).
+    pub fn resolve(&self, id: &str) -> Result<Vec<&PhantomDef>, PhantomError> {
+        if let Ok(p) = self.get(id) {
+            return Ok(vec![p]);
+        }
+        let family: Vec<&PhantomDef> = self
+            .phantoms
+            .iter()
+            .filter(|p| p.family.as_deref() == Some(id))
+            .collect();
+        if family.is_empty() {
+            Err(self.unknown(id))
+        } else {
+            Ok(family)
+        }
+    }
+
+    /// Every id accepted as a phantom: definitions and families, sorted.
+    pub fn known_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .phantoms
+            .iter()
+            .flat_map(|p| std::iter::once(p.id.clone()).chain(p.family.clone()))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    fn unknown(&self, id: &str) -> PhantomError {
+        PhantomError::Unknown {
+            id: id.to_string(),
+            known: self.known_ids().join(", "),
+        }
     }
 
     /// Apply a site override document. Accepted forms, in one file:
@@ -395,8 +499,16 @@ impl PhantomSet {
         let obj = entry
             .as_object()
             .ok_or_else(|| format!("phantoms.{id} must be an object"))?;
-        let existing = self.phantoms.iter().position(|p| p.id == id);
-        let Some(idx) = existing else {
+        // An entry for a definition's id applies to it; one for a family id (the legacy
+        // `catphan_ctp404`) to every variant of the family.
+        let exact = self.phantoms.iter().position(|p| p.id == id);
+        let targets: Vec<usize> = match exact {
+            Some(i) => vec![i],
+            None => (0..self.phantoms.len())
+                .filter(|i| self.phantoms[*i].family.as_deref() == Some(id))
+                .collect(),
+        };
+        if targets.is_empty() {
             let mut full = entry.clone();
             if let Some(o) = full.as_object_mut() {
                 o.entry("id")
@@ -407,8 +519,19 @@ impl PhantomSet {
             })?;
             self.phantoms.push(def);
             return Ok(());
-        };
-        let def = &mut self.phantoms[idx];
+        }
+        for idx in targets {
+            Self::apply_to_def(&mut self.phantoms[idx], id, obj)?;
+        }
+        Ok(())
+    }
+
+    /// Apply one site entry (`phantoms.<id>`) to an existing definition.
+    fn apply_to_def(
+        def: &mut PhantomDef,
+        id: &str,
+        obj: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), String> {
         if obj.contains_key("inserts") {
             #[derive(Deserialize)]
             struct ScriptInsert {
@@ -447,6 +570,8 @@ impl PhantomSet {
                         .map(|m| m.tolerance_hu)
                         .unwrap_or_else(|| script_default_tolerance(&ins.name)),
                     hu_window: prev.and_then(|m| m.hu_window),
+                    hu_window_kvp: prev.and_then(|m| m.hu_window_kvp),
+                    hu_band: prev.and_then(|m| m.hu_band),
                     optional: false,
                     note: None,
                 });
@@ -468,6 +593,7 @@ impl PhantomSet {
         replace!(body_hu);
         replace!(extent_z_mm);
         replace!(localisation);
+        replace!(family);
         replace!(holes);
         replace!(layout);
         replace!(materials);
@@ -480,6 +606,7 @@ impl PhantomSet {
                 "body_hu",
                 "extent_z_mm",
                 "localisation",
+                "family",
                 "holes",
                 "layout",
                 "materials",

@@ -1289,6 +1289,8 @@ mod tests {
                 hu_window: window,
                 within_window: window.map(|w| hu >= w[0] && hu <= w[1]),
                 rois: vec![],
+                check_pass: true,
+                ..Default::default()
             })
             .collect();
         let curve = Curve::from_points(
@@ -1324,6 +1326,10 @@ mod tests {
             curve,
             absolute_pass: true,
             warnings: vec![],
+            family: None,
+            kvp: None,
+            unassigned: vec![],
+            checks: Default::default(),
         }
     }
 

@@ -61,6 +61,7 @@ pub(crate) fn fake_cirs(shift_water: f64) -> (Measurement, HuStack, crate::phant
             n_slices: 5,
             refine_shift_mm: 0.1,
             contrast_hu: (hu - def.body_hu).abs(),
+            ..Default::default()
         });
     }
     // the image: elliptical body, inserts at their HU, NaN outside a reconstruction circle
@@ -119,7 +120,9 @@ pub(crate) fn fake_cirs(shift_water: f64) -> (Measurement, HuStack, crate::phant
             hu_expected: m.hu_expected,
             hu_window: m.hu_window,
             within_window: m.hu_window.map(|w| mean >= w[0] && mean <= w[1]),
+            check_pass: true,
             rois: rs,
+            ..Default::default()
         });
     }
     let curve = Curve::from_points(
@@ -157,6 +160,10 @@ pub(crate) fn fake_cirs(shift_water: f64) -> (Measurement, HuStack, crate::phant
         curve,
         absolute_pass: true,
         warnings: vec!["a test warning".into()],
+        family: None,
+        kvp: None,
+        unassigned: vec![],
+        checks: Default::default(),
     };
     (m, slab, def)
 }
