@@ -254,7 +254,8 @@ pub fn measure(
         }
     }
     let curve = Curve::from_materials(&inserts);
-    if !curve.is_monotonic() {
+    let curve_ok = curve.is_monotonic();
+    if !curve_ok {
         warnings.push(
             "RED does not increase with HU along the curve: check the material assignment".into(),
         );
@@ -287,7 +288,11 @@ pub fn measure(
         family: def.family.clone(),
         kvp: opts.kvp,
         unassigned: Vec::new(),
-        checks: Default::default(),
+        checks: super::AbsoluteChecks {
+            pass: absolute_pass,
+            curve_monotonic: curve_ok,
+            ..Default::default()
+        },
     })
 }
 
