@@ -1,26 +1,28 @@
 //! Stage 2 on the slab at full resolution: pose refinement, insert localisation (template fit,
-//! then per-insert refinement by local contrast; detection for phantoms without a layout), ROI
-//! statistics over every slab slice, material assignment and the HU–RED curve.
+//! then per-insert refinement by local contrast; detection for phantoms without a layout), an
+//! ROI fitted to what each hole holds (`core`), statistics over every slab slice, material
+//! assignment (`assign`), the materials, the absolute checks (`checks`) and the HU–RED curve.
 
+use super::assign::{self, HoleHu};
 use super::body::segment;
+use super::checks::{self, RefusedHole};
+use super::core::{self, Core, HoleSpec};
 use super::image::{for_each_in_annulus, median, nan_mean_slices};
 use super::rods;
 use super::template::{contrast_at, evidence, hole_contrasts, hole_xy, refine_pose, wrap_deg};
 use super::{
-    AnalysisError, AnalysisOptions, AssignmentMethod, Curve, Geo, HuStack, MaterialResult,
-    Measurement, Plan, Pose, RoiMeasurement, SlicesUsed,
+    AnalysisError, AnalysisOptions, Curve, Geo, HuStack, Measurement, Plan, Pose, RoiMeasurement,
+    SlicesUsed, UnassignedHole,
 };
-use crate::phantom::{Localisation, Material, Outline, PhantomDef};
+use crate::phantom::{Localisation, Outline, PhantomDef};
 use ndarray::{Array2, Axis};
-use pathfinding::prelude::{kuhn_munkres_min, Matrix};
 
 /// Per-insert refinement only where the insert shows at least this contrast (HU); low-contrast
 /// inserts keep the rigid template position (a noisy contrast maximum would only move them).
 const REFINE_MIN_CONTRAST: f64 = 100.0;
-/// How far per-insert refinement may move a centre from the template, mm.
+/// How far per-insert refinement may move a centre from the template: this, or 15 % of the hole
+/// radius for large holes, mm.
 const REFINE_MAX_MM: f64 = 1.5;
-/// The ROI edge stays at least this many pixels inside the insert edge.
-const EDGE_MARGIN_PX: f64 = 2.0;
 
 /// Where one insert is, before measuring.
 #[derive(Debug, Clone)]
@@ -43,6 +45,13 @@ struct Stats {
     median: f64,
     n: usize,
     missing: usize,
+    excluded: usize,
+}
+
+/// One hole after its ROI was fitted and measured (or refused).
+struct Measured {
+    loc: Loc,
+    roi: Result<(Core, Stats), String>,
 }
 
 pub fn measure(
@@ -62,191 +71,125 @@ pub fn measure(
     }
     let geo = Geo::of(slab);
     let img = nan_mean_slices(&slab.hu);
-    let mut warnings = Vec::new();
-    let pxmax = geo.px[0].max(geo.px[1]);
+    let kvp = opts.kvp;
 
-    let (locs, pose, method_hint) = match def.localisation {
-        Localisation::Template => {
-            let (locs, pose) = locate_template(&img, &geo, def, plan, slab)?;
-            (locs, pose, AssignmentMethod::Layout)
-        }
-        Localisation::Detection => {
-            let body = segment(img.view(), &geo).ok_or_else(|| AnalysisError::NotUsable {
-                id: def.id.clone(),
-                why: "no object found on the measured slices".into(),
-            })?;
-            let found = rods::detect(img.view(), &body, &geo);
-            if found.len() < 3 {
+    let (locs, pose) = match def.localisation {
+        Localisation::Template => locate_template(&img, &geo, def, plan, slab)?,
+        Localisation::Detection => (detect_rods(&img, &geo, def)?, plan.pose),
+    };
+
+    // An ROI fitted to what each hole holds, measured over the slab.
+    let mut holes: Vec<Measured> = Vec::with_capacity(locs.len());
+    for loc in locs {
+        let spec = HoleSpec {
+            x: loc.x,
+            y: loc.y,
+            radius: loc.insert_r,
+            fraction: def.roi_radius_fraction,
+            expected_hu: loc
+                .layout_material
+                .as_deref()
+                .and_then(|m| def.material(m))
+                .map(|m| m.hu_expected),
+        };
+        let roi = core::fit(img.view(), &geo, &spec).map(|c| {
+            let st = roi_stats(slab, &geo, &c);
+            (c, st)
+        });
+        if let Ok((_, st)) = &roi {
+            if st.missing > 0 || st.n == 0 {
                 return Err(AnalysisError::NotUsable {
                     id: def.id.clone(),
                     why: format!(
-                        "only {} rod(s) found on the measured slices; at least 3 are needed",
-                        found.len()
+                        "the insert at hole {}{} lies (partly) outside the reconstructed field of view; re-scan with the phantom centred or a larger FOV",
+                        loc.hole,
+                        loc.layout_material
+                            .as_ref()
+                            .map(|m| format!(" ({m})"))
+                            .unwrap_or_default()
                     ),
                 });
             }
-            let locs = found
-                .iter()
-                .enumerate()
-                .map(|(i, r)| Loc {
-                    hole: format!("rod_{}", i + 1),
-                    ring: None,
-                    layout_material: None,
-                    x: r.x_mm,
-                    y: r.y_mm,
-                    insert_r: r.radius_mm,
-                    shift: 0.0,
-                    contrast: contrast_at(img.view(), &geo, r.x_mm, r.y_mm, r.radius_mm).contrast,
-                })
-                .collect();
-            (locs, plan.pose, AssignmentMethod::Detection)
         }
-    };
-
-    // ROI statistics.
-    let frac = def.roi_radius_fraction;
-    let mut measured: Vec<(Loc, f64, Stats)> = Vec::with_capacity(locs.len());
-    for loc in locs {
-        let roi_r = (frac * loc.insert_r).min(loc.insert_r - EDGE_MARGIN_PX * pxmax);
-        if roi_r < 1.5 * pxmax {
-            return Err(AnalysisError::NotUsable {
-                id: def.id.clone(),
-                why: format!(
-                    "insert at hole {} (radius {:.1} mm) is too small for a ROI at {:.2} mm pixels",
-                    loc.hole, loc.insert_r, pxmax
-                ),
-            });
-        }
-        let st = roi_stats(slab, &geo, loc.x, loc.y, roi_r);
-        if st.missing > 0 || st.n == 0 {
-            return Err(AnalysisError::NotUsable {
-                id: def.id.clone(),
-                why: format!(
-                    "the insert at hole {}{} lies (partly) outside the reconstructed field of view; re-scan with the phantom centred or a larger FOV",
-                    loc.hole,
-                    loc.layout_material
-                        .as_ref()
-                        .map(|m| format!(" ({m})"))
-                        .unwrap_or_default()
-                ),
-            });
-        }
-        measured.push((loc, roi_r, st));
+        holes.push(Measured { loc, roi });
+    }
+    if holes.iter().all(|h| h.roi.is_err()) {
+        let why = holes
+            .iter()
+            .filter_map(|h| h.roi.as_ref().err().map(|e| format!("{}: {e}", h.loc.hole)))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(AnalysisError::NotUsable {
+            id: def.id.clone(),
+            why: format!("no insert could be measured ({why})"),
+        });
     }
 
     // Materials.
-    let hus: Vec<f64> = measured.iter().map(|m| m.2.mean).collect();
-    let (names, method) = match method_hint {
-        AssignmentMethod::Detection => {
-            let mats = def.expected_materials();
-            let mut a = assign_by_hu(&hus, &mats);
-            // Rods left over after every material got one: a second copy of the nearest
-            // material when it reads within twice that material's tolerance.
-            for (i, slot) in a.iter_mut().enumerate() {
-                if slot.is_some() {
-                    continue;
-                }
-                let near = (0..mats.len()).min_by(|x, y| {
-                    (hus[i] - mats[*x].hu_expected)
-                        .abs()
-                        .total_cmp(&(hus[i] - mats[*y].hu_expected).abs())
-                });
-                match near {
-                    Some(j)
-                        if (hus[i] - mats[j].hu_expected).abs() <= 2.0 * mats[j].tolerance_hu =>
-                    {
-                        *slot = Some(j)
-                    }
-                    _ => warnings.push(format!(
-                        "rod at ({:.1}, {:.1}) mm reads {:.0} HU and matches no listed material: not reported",
-                        measured[i].0.x, measured[i].0.y, hus[i]
-                    )),
-                }
-            }
-            let names: Vec<Option<String>> =
-                a.iter().map(|m| m.map(|j| mats[j].name.clone())).collect();
-            for m in &mats {
-                if !names.iter().any(|n| n.as_deref() == Some(m.name.as_str())) {
-                    warnings.push(format!(
-                        "no rod found for '{}' (expected about {:.0} HU): a rod without contrast to the body cannot be detected",
-                        m.name, m.hu_expected
-                    ));
-                }
-            }
-            (names, AssignmentMethod::Detection)
-        }
-        _ => layout_or_reassign(def, &measured, &hus, &mut warnings),
-    };
-
-    let mut inserts: Vec<MaterialResult> = Vec::new();
-    for mat in &def.materials {
-        let rois: Vec<RoiMeasurement> = measured
-            .iter()
-            .zip(&names)
-            .filter(|(_, n)| n.as_deref() == Some(mat.name.as_str()))
-            .map(|((loc, roi_r, st), _)| RoiMeasurement {
-                hole: loc.hole.clone(),
-                ring: loc.ring.clone(),
-                insert: mat.name.clone(),
-                center_x_mm: loc.x,
-                center_y_mm: loc.y,
-                center_col_px: geo.col_of(loc.x),
-                center_row_px: geo.row_of(loc.y),
-                roi_radius_mm: *roi_r,
-                roi_radius_px: roi_r / pxmax,
-                insert_radius_mm: loc.insert_r,
-                hu_mean: st.mean,
-                hu_std: st.std,
-                hu_median: st.median,
-                n_pixels: st.n,
-                n_slices: slab.n_slices(),
-                refine_shift_mm: loc.shift,
-                contrast_hu: loc.contrast,
-                ..Default::default()
+    let hus: Vec<Option<HoleHu>> = holes
+        .iter()
+        .map(|h| {
+            h.roi.as_ref().ok().map(|(_, st)| HoleHu {
+                hole: h.loc.hole.clone(),
+                hu: st.mean,
+                layout: h.loc.layout_material.clone(),
             })
-            .collect();
-        if rois.is_empty() {
-            continue;
+        })
+        .collect();
+    let assigned = assign::assign(def, &hus, kvp);
+    let mut warnings = assigned.warnings.clone();
+    let mut rois = Vec::new();
+    let mut unassigned = Vec::new();
+    let mut refused = Vec::new();
+    for (k, h) in holes.iter().enumerate() {
+        match &h.roi {
+            Err(reason) => refused.push(RefusedHole {
+                hole: h.loc.hole.clone(),
+                layout_material: h.loc.layout_material.clone(),
+                reason: reason.clone(),
+            }),
+            Ok((c, st)) => match assigned.material[k] {
+                Some(j) => rois.push(roi_measurement(
+                    &h.loc,
+                    c,
+                    st,
+                    &def.materials[j].name,
+                    &geo,
+                    slab,
+                )),
+                None => unassigned.push(UnassignedHole {
+                    hole: h.loc.hole.clone(),
+                    ring: h.loc.ring.clone(),
+                    center_x_mm: c.x,
+                    center_y_mm: c.y,
+                    hu_mean: st.mean,
+                    hu_std: st.std,
+                    n_pixels: st.n,
+                    layout_material: h.loc.layout_material.clone(),
+                    note: assigned.why[k].clone().unwrap_or_default(),
+                }),
+            },
         }
-        let k = rois.len() as f64;
-        let hu_mean = rois.iter().map(|r| r.hu_mean).sum::<f64>() / k;
-        let hu_std = (rois.iter().map(|r| r.hu_std * r.hu_std).sum::<f64>() / k).sqrt();
-        let hu_median = rois.iter().map(|r| r.hu_median).sum::<f64>() / k;
-        let within_window = mat.hu_window.map(|[lo, hi]| hu_mean >= lo && hu_mean <= hi);
-        if (hu_mean - mat.hu_expected).abs() > (3.0 * mat.tolerance_hu).max(150.0) {
-            warnings.push(format!(
-                "{} reads {:.0} HU, far from its typical {:.0} HU: check the insert, the layout in the phantom file and the scanner calibration",
-                mat.name, hu_mean, mat.hu_expected
-            ));
-        }
-        if rois.len() > 1 {
-            let spread = rois.iter().map(|r| r.hu_mean).fold(f64::MIN, f64::max)
-                - rois.iter().map(|r| r.hu_mean).fold(f64::MAX, f64::min);
-            if spread > mat.tolerance_hu {
-                warnings.push(format!(
-                    "the copies of {} differ by {:.0} HU (beam hardening or a wrong layout?)",
-                    mat.name, spread
-                ));
-            }
-        }
-        inserts.push(MaterialResult {
-            insert: mat.name.clone(),
-            red: mat.red,
-            hu_mean,
-            hu_std,
-            hu_median,
-            n_rois: rois.len(),
-            n_pixels: rois.iter().map(|r| r.n_pixels).sum(),
-            hu_expected: mat.hu_expected,
-            hu_window: mat.hu_window,
-            within_window,
-            rois,
-            check_pass: true,
-            ..Default::default()
-        });
     }
+    for u in &unassigned {
+        warnings.push(format!(
+            "hole {} ({:.1}, {:.1}) mm{} {}: reported apart, not pooled into any material",
+            u.hole,
+            u.center_x_mm,
+            u.center_y_mm,
+            u.layout_material
+                .as_ref()
+                .map(|m| format!(", where the layout has {m},"))
+                .unwrap_or_default(),
+            u.note
+        ));
+    }
+    for r in &refused {
+        warnings.push(format!("hole {}: {}", r.hole, r.reason));
+    }
+    let mut inserts = checks::materials(def, &rois, &refused, kvp);
     for m in &inserts {
-        if m.red.is_none() {
+        if m.red.is_none() && m.hu_mean.is_finite() {
             warnings.push(format!(
                 "{} has no RED in the phantom definition: measured but left out of the curve (set it from the certificate in the phantom file)",
                 m.insert
@@ -254,13 +197,7 @@ pub fn measure(
         }
     }
     let curve = Curve::from_materials(&inserts);
-    let curve_ok = curve.is_monotonic();
-    if !curve_ok {
-        warnings.push(
-            "RED does not increase with HU along the curve: check the material assignment".into(),
-        );
-    }
-    let absolute_pass = inserts.iter().all(|m| m.within_window != Some(false));
+    let checks = checks::judge(def, &mut inserts, &curve, &unassigned, kvp);
     let mut all_warnings = plan.warnings.clone();
     all_warnings.extend(warnings);
     Ok(Measurement {
@@ -280,20 +217,82 @@ pub fn measure(
             slab_mm: opts.slab_mm,
             thickness_mm: slab.thickness_mm,
         },
-        assignment: method,
+        assignment: assigned.method,
         inserts,
         curve,
-        absolute_pass,
+        absolute_pass: checks.pass,
         warnings: all_warnings,
         family: def.family.clone(),
-        kvp: opts.kvp,
-        unassigned: Vec::new(),
-        checks: super::AbsoluteChecks {
-            pass: absolute_pass,
-            curve_monotonic: curve_ok,
-            ..Default::default()
-        },
+        kvp,
+        unassigned,
+        checks,
     })
+}
+
+fn roi_measurement(
+    loc: &Loc,
+    c: &Core,
+    st: &Stats,
+    material: &str,
+    geo: &Geo,
+    slab: &HuStack,
+) -> RoiMeasurement {
+    let pxmax = geo.px[0].max(geo.px[1]);
+    RoiMeasurement {
+        hole: loc.hole.clone(),
+        ring: loc.ring.clone(),
+        insert: material.to_string(),
+        center_x_mm: c.x,
+        center_y_mm: c.y,
+        center_col_px: geo.col_of(c.x),
+        center_row_px: geo.row_of(c.y),
+        roi_radius_mm: c.r_out,
+        roi_radius_px: c.r_out / pxmax,
+        insert_radius_mm: loc.insert_r,
+        hu_mean: st.mean,
+        hu_std: st.std,
+        hu_median: st.median,
+        n_pixels: st.n,
+        n_slices: slab.n_slices(),
+        refine_shift_mm: (c.x - loc.x).hypot(c.y - loc.y) + loc.shift,
+        contrast_hu: loc.contrast,
+        core: c.kind,
+        roi_inner_radius_mm: c.r_in,
+        feature_radius_mm: c.feature_r,
+        n_excluded: st.excluded,
+    }
+}
+
+/// Rods of a detection phantom on the slab mean.
+fn detect_rods(img: &Array2<f32>, geo: &Geo, def: &PhantomDef) -> Result<Vec<Loc>, AnalysisError> {
+    let body = segment(img.view(), geo).ok_or_else(|| AnalysisError::NotUsable {
+        id: def.id.clone(),
+        why: "no object found on the measured slices".into(),
+    })?;
+    let found = rods::detect(img.view(), &body, geo);
+    if found.len() < 3 {
+        return Err(AnalysisError::NotUsable {
+            id: def.id.clone(),
+            why: format!(
+                "only {} rod(s) found on the measured slices; at least 3 are needed",
+                found.len()
+            ),
+        });
+    }
+    Ok(found
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Loc {
+            hole: format!("rod_{}", i + 1),
+            ring: None,
+            layout_material: None,
+            x: r.x_mm,
+            y: r.y_mm,
+            insert_r: r.radius_mm,
+            shift: 0.0,
+            contrast: contrast_at(img.view(), geo, r.x_mm, r.y_mm, r.radius_mm).contrast,
+        })
+        .collect())
 }
 
 /// Fit the hole template at full resolution and refine each insert by local contrast.
@@ -336,11 +335,12 @@ fn locate_template(
             let (mut x, mut y, mut con) = (x0, y0, c.contrast);
             if c.contrast >= REFINE_MIN_CONTRAST {
                 let step = 0.25;
-                let n = (REFINE_MAX_MM / step).round() as i32;
+                let reach = REFINE_MAX_MM.max(0.15 * h.radius_mm);
+                let n = (reach / step).round() as i32;
                 for i in -n..=n {
                     for j in -n..=n {
                         let (xx, yy) = (x0 + i as f64 * step, y0 + j as f64 * step);
-                        if (xx - x0).hypot(yy - y0) > REFINE_MAX_MM + 1e-9 {
+                        if (xx - x0).hypot(yy - y0) > reach + 1e-9 {
                             continue;
                         }
                         let cc = contrast_at(img.view(), geo, xx, yy, h.radius_mm).contrast;
@@ -363,16 +363,15 @@ fn locate_template(
                 contrast: con,
             });
         }
-        // Layout agreement (squared HU distance of the ROI means to the layout's expectations).
+        // Layout agreement (squared HU distance of the holes' medians — robust to a rod in a
+        // sleeve or a void — to the layout's expectations).
         let cost: f64 = locs
             .iter()
             .filter_map(|l| {
                 let m = def.material(l.layout_material.as_deref()?)?;
                 let r = (def.roi_radius_fraction * l.insert_r).min(l.insert_r - 2.0 * geo.px[0]);
-                let st = roi_stats(slab, geo, l.x, l.y, r.max(geo.px[0]));
-                st.mean
-                    .is_finite()
-                    .then(|| (st.mean - m.hu_expected).powi(2))
+                let med = disc_median(img, geo, l.x, l.y, r.max(geo.px[0]));
+                med.is_finite().then(|| (med - m.hu_expected).powi(2))
             })
             .sum();
         if best.as_ref().is_none_or(|b| cost < b.0) {
@@ -441,16 +440,44 @@ fn symmetries(def: &PhantomDef) -> Vec<f64> {
         .collect()
 }
 
-/// Mean, std, median and count of the pixels within `r` mm of (x, y), pooled over all slices.
-fn roi_stats(slab: &HuStack, geo: &Geo, x: f64, y: f64, r: f64) -> Stats {
-    let centre = (geo.row_of(y), geo.col_of(x));
+/// Median of the finite pixels within `r` mm of (x, y) on one image.
+fn disc_median(img: &Array2<f32>, geo: &Geo, x: f64, y: f64, r: f64) -> f64 {
+    let (rows, cols) = img.dim();
+    let mut v = Vec::new();
+    for_each_in_annulus(
+        rows,
+        cols,
+        (geo.row_of(y), geo.col_of(x)),
+        0.0,
+        r,
+        geo.px,
+        |rr, cc| {
+            let x = img[[rr, cc]];
+            if x.is_finite() {
+                v.push(x);
+            }
+        },
+    );
+    median(&mut v)
+}
+
+/// Mean, std, median and count of the pixels of the fitted ROI (its annulus, without the
+/// excluded pixels), pooled over all slab slices.
+fn roi_stats(slab: &HuStack, geo: &Geo, c: &Core) -> Stats {
+    let centre = (geo.row_of(c.y), geo.col_of(c.x));
+    let excluded: std::collections::HashSet<(usize, usize)> = c.excluded.iter().copied().collect();
     let mut vals: Vec<f32> = Vec::new();
     let mut missing = 0usize;
+    let mut n_excluded = 0usize;
     for k in 0..slab.n_slices() {
         let s = slab.hu.index_axis(Axis(0), k);
         let (rows, cols) = s.dim();
         let mut nan_here = 0usize;
-        let outside = for_each_in_annulus(rows, cols, centre, 0.0, r, geo.px, |rr, cc| {
+        let outside = for_each_in_annulus(rows, cols, centre, c.r_in, c.r_out, geo.px, |rr, cc| {
+            if excluded.contains(&(rr, cc)) {
+                n_excluded += 1;
+                return;
+            }
             let v = s[[rr, cc]];
             if v.is_finite() {
                 vals.push(v);
@@ -478,124 +505,13 @@ fn roi_stats(slab: &HuStack, geo: &Geo, x: f64, y: f64, r: f64) -> Stats {
         median: med,
         n,
         missing,
+        excluded: n_excluded,
     }
-}
-
-/// Keep the layout unless the measured HUs clearly contradict it; then re-assign by expected HU
-/// (optimal assignment over the same multiset of materials) and say so.
-fn layout_or_reassign(
-    def: &PhantomDef,
-    measured: &[(Loc, f64, Stats)],
-    hus: &[f64],
-    warnings: &mut Vec<String>,
-) -> (Vec<Option<String>>, AssignmentMethod) {
-    let layout: Vec<Option<String>> = measured
-        .iter()
-        .map(|m| m.0.layout_material.clone())
-        .collect();
-    let idx: Vec<usize> = (0..measured.len())
-        .filter(|i| layout[*i].is_some())
-        .collect();
-    let slots: Vec<&Material> = idx
-        .iter()
-        .filter_map(|i| def.material(layout[*i].as_deref()?))
-        .collect();
-    if slots.len() != idx.len() || idx.is_empty() {
-        return (layout, AssignmentMethod::Layout);
-    }
-    let vals: Vec<f64> = idx.iter().map(|i| hus[*i]).collect();
-    let layout_cost: f64 = vals
-        .iter()
-        .zip(&slots)
-        .map(|(h, m)| (h - m.hu_expected).powi(2))
-        .sum();
-    let opt = assign_by_hu(&vals, &slots);
-    let opt_cost: f64 = opt
-        .iter()
-        .zip(&vals)
-        .filter_map(|(a, h)| a.map(|j| (h - slots[j].hu_expected).powi(2)))
-        .sum();
-    // A monotone drift of the scanner keeps the layout optimal (1-D sorted matching), so only a
-    // real rearrangement makes the optimal assignment much cheaper.
-    if layout_cost - opt_cost > 200.0 && opt_cost < 0.5 * layout_cost {
-        let mut out = layout.clone();
-        let mut changes = Vec::new();
-        for (k, i) in idx.iter().enumerate() {
-            if let Some(j) = opt[k] {
-                let new = slots[j].name.clone();
-                if layout[*i].as_deref() != Some(new.as_str()) {
-                    changes.push(format!(
-                        "{}: layout {} → {} ({:.0} HU)",
-                        measured[*i].0.hole,
-                        layout[*i].as_deref().unwrap_or("-"),
-                        new,
-                        hus[*i]
-                    ));
-                }
-                out[*i] = Some(new);
-            }
-        }
-        warnings.push(format!(
-            "the measured HUs contradict the phantom layout: materials re-assigned by expected HU ({}); check the insert positions and update the layout in the phantom file",
-            changes.join(", ")
-        ));
-        (out, AssignmentMethod::Reassigned)
-    } else {
-        (layout, AssignmentMethod::Layout)
-    }
-}
-
-/// Optimal assignment of measured HUs to materials by squared distance to the expected HU.
-/// Returns, per value, the index of the material given to it (None when there are more values
-/// than materials and this one was left over).
-fn assign_by_hu(values: &[f64], mats: &[&Material]) -> Vec<Option<usize>> {
-    let (nv, nm) = (values.len(), mats.len());
-    if nv == 0 || nm == 0 {
-        return vec![None; nv];
-    }
-    let cost = |v: usize, m: usize| -> i64 {
-        let d = values[v] - mats[m].hu_expected;
-        if d.is_finite() {
-            (d * d).round().min(1e15) as i64
-        } else {
-            1_000_000_000_000
-        }
-    };
-    let mut out = vec![None; nv];
-    if nv <= nm {
-        let w = Matrix::from_fn(nv, nm, |(v, m)| cost(v, m));
-        let (_, a) = kuhn_munkres_min(&w);
-        for (v, m) in a.into_iter().enumerate() {
-            out[v] = Some(m);
-        }
-    } else {
-        let w = Matrix::from_fn(nm, nv, |(m, v)| cost(v, m));
-        let (_, a) = kuhn_munkres_min(&w);
-        for (m, v) in a.into_iter().enumerate() {
-            out[v] = Some(m);
-        }
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn mat(name: &str, hu: f64) -> Material {
-        Material {
-            name: name.into(),
-            red: Some(1.0),
-            density_g_cm3: None,
-            hu_expected: hu,
-            tolerance_hu: 40.0,
-            hu_window: None,
-            hu_window_kvp: None,
-            hu_band: None,
-            optional: false,
-            note: None,
-        }
-    }
 
     #[test]
     fn symmetries_of_the_builtins() {
@@ -605,20 +521,5 @@ mod tests {
             vec![0.0, 180.0]
         );
         assert_eq!(symmetries(set.get("cirs062").unwrap()), vec![0.0, 180.0]);
-    }
-
-    #[test]
-    fn assignment_is_optimal_and_handles_extra_values() {
-        let a = mat("a", -800.0);
-        let b = mat("b", 0.0);
-        let c = mat("c", 900.0);
-        let ms = [&a, &b, &c];
-        assert_eq!(
-            assign_by_hu(&[880.0, -790.0, 10.0], &ms),
-            vec![Some(2), Some(0), Some(1)]
-        );
-        let r = assign_by_hu(&[880.0, -790.0, 10.0, 400.0], &ms);
-        assert_eq!(r.iter().filter(|x| x.is_none()).count(), 1);
-        assert_eq!(r[3], None);
     }
 }

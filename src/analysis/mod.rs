@@ -9,8 +9,11 @@
 //!
 //! [`constancy::evaluate`] compares a measurement with a baseline.
 
+mod assign;
 mod body;
+mod checks;
 pub mod constancy;
+mod core;
 pub mod curve;
 mod image;
 mod measure;

@@ -316,6 +316,9 @@ pub enum AssignmentMethod {
     Reassigned,
     /// Detected rods assigned by expected HU (no layout exists).
     Detection,
+    /// A template phantom without a layout (plugs placed by the user, e.g. Gammex): every hole
+    /// assigned by HU within the materials' plausibility bands.
+    ByHu,
 }
 
 /// One point of the HU → RED table.

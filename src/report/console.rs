@@ -169,6 +169,9 @@ fn write_summary(s: &mut String, summary: &Summary) -> std::fmt::Result {
                 "REASSIGNED by measured HU (the layout did not fit)"
             }
             crate::analysis::AssignmentMethod::Detection => "detected rods, assigned by HU",
+            crate::analysis::AssignmentMethod::ByHu => {
+                "no layout: every plug assigned by HU (give the layout in the site phantom file)"
+            }
         };
         writeln!(s, "Materials: {text}")?;
     }
