@@ -135,7 +135,9 @@ fn decoded_hu_match_pydicom() {
 // ---------------------------------------------------------------------------------------------
 // The engine on the real scan.
 
-use hu_red::analysis::{self, AnalysisOptions, AssignmentMethod, Detection, Measurement, Plan};
+use hu_red::analysis::{
+    self, AnalysisOptions, AssignmentMethod, CoreKind, Detection, Measurement, Plan,
+};
 use hu_red::phantom::PhantomSet;
 
 /// pylinac's published means for this scan (CTP404 at sorted slice 32, one slice, 5 mm ROI at
@@ -243,9 +245,26 @@ fn catphan_means_match_pylinac_with_a_5mm_roi() {
             assert_eq!(r.n_rois, 1, "{name}: {holes:?}");
         }
         for roi in &r.rois {
-            assert!((roi.roi_radius_mm - 5.0).abs() < 1e-6, "{name}: {roi:?}");
-            // π·(5 mm / 0.488 mm)² ≈ 330 pixels.
-            assert!((300..=360).contains(&roi.n_pixels), "{name}: {roi:?}");
+            // The ROI asked for is 5 mm; it is smaller only where the image shows an edge
+            // inside it (the real air holes read as ≈ 4.8 mm discs), and then stays 2 pixels
+            // inside that edge.
+            match roi.feature_radius_mm {
+                None => {
+                    assert_eq!(roi.core, CoreKind::Disc, "{name}: {roi:?}");
+                    assert!((roi.roi_radius_mm - 5.0).abs() < 1e-6, "{name}: {roi:?}");
+                    // π·(5 mm / 0.488 mm)² ≈ 330 pixels.
+                    assert!((300..=360).contains(&roi.n_pixels), "{name}: {roi:?}");
+                }
+                Some(edge) => {
+                    assert_eq!(roi.core, CoreKind::Rod, "{name}: {roi:?}");
+                    assert!(edge > 4.0 && edge < 6.0, "{name}: {roi:?}");
+                    assert!(
+                        roi.roi_radius_mm <= edge - 2.0 * PIXEL_MM + 1e-9,
+                        "{name}: {roi:?}"
+                    );
+                    assert!(roi.n_pixels >= 150, "{name}: {roi:?}");
+                }
+            }
             assert_eq!(roi.n_slices, 1, "{name}: {roi:?}");
             // Hole centre 58.7 mm from the phantom centre (fitted centroids: 58.0–58.6 mm).
             let d =
@@ -261,13 +280,17 @@ fn catphan_means_match_pylinac_with_a_5mm_roi() {
             } else {
                 published
             };
+            // pylinac's 5 mm ROI reaches the edge of the ≈ 4.8 mm air holes (partial volume
+            // towards the body); the fitted ROI stays 2 pixels inside it and reads the pure
+            // air a little lower: up to 1 HU more is allowed there, in that direction only.
+            let ok = match roi.core {
+                CoreKind::Disc => (roi.hu_mean - want).abs() <= 2.0,
+                _ => roi.hu_mean - want <= 2.0 && want - roi.hu_mean <= 3.0,
+            };
             assert!(
-                (roi.hu_mean - want).abs() <= 2.0,
+                ok,
                 "{name} ({}): mean {:.2} HU, expected {want} HU (ROI at col {:.2} row {:.2})",
-                roi.hole,
-                roi.hu_mean,
-                roi.center_col_px,
-                roi.center_row_px
+                roi.hole, roi.hu_mean, roi.center_col_px, roi.center_row_px
             );
         }
         assert!(

@@ -287,6 +287,28 @@ fn hungarian(
     }
 }
 
+/// How well the measured holes agree with the definition: the mean over all holes of
+/// 1 − (distance to the assigned material's expected HU in band half-widths)², 0 for a hole that
+/// is unmeasured, unassigned or outside its material's band; and the number of holes within the
+/// band of their material. Identification multiplies its score by the first and breaks ties
+/// between variants of one family with the second.
+pub fn agreement(def: &PhantomDef, holes: &[Option<HoleHu>], kvp: Option<f64>) -> (f64, usize) {
+    if holes.is_empty() {
+        return (1.0, 0);
+    }
+    let a = assign(def, holes, kvp);
+    let mut sum = 0.0;
+    let mut matched = 0;
+    for (h, m) in holes.iter().zip(&a.material) {
+        let (Some(h), Some(j)) = (h, m) else { continue };
+        if let Some(c) = band_cost(&def.materials[*j], h.hu, kvp) {
+            sum += 1.0 - (c as f64 / 1e4).min(1.0);
+            matched += 1;
+        }
+    }
+    (sum / holes.len() as f64, matched)
+}
+
 /// Sum of squared HU distances of the optimal assignment of `vals` to `mats` (no bands).
 fn optimal_sq_cost(vals: &[f64], mats: &[&Material]) -> f64 {
     if vals.is_empty() || mats.len() < vals.len() {

@@ -29,6 +29,8 @@ pub const MIN_CORE_PX: usize = 20;
 const MIN_STEP_HU: f64 = 12.0;
 /// ... and this many standard errors of the step.
 const STEP_SIGMAS: f64 = 6.0;
+/// A rod narrower than this fraction of its hole is re-centred on itself.
+const RECENTRE_BELOW: f64 = 0.7;
 /// Pixels farther than this many robust standard deviations from the core's median are outliers.
 const OUTLIER_SIGMAS: f64 = 5.0;
 /// ... and at least this far (HU): noise-free images have a zero spread.
@@ -100,8 +102,13 @@ pub fn fit(img: ArrayView2<f32>, geo: &Geo, hole: &HoleSpec) -> Result<Core, Str
                 if !inner_usable {
                     return Err(too_small("the inner part (a rod narrower than its hole?)"));
                 }
-                // A rod need not sit in the middle of its hole: centre the ROI on the rod.
-                let (cx, cy) = recentre(img, geo, hole.x, hole.y, s.edge, r_hole - s.edge);
+                // A rod much narrower than its hole need not sit in its middle: centre the
+                // ROI on the rod. (An edge close to the hole's own is the hole, already placed.)
+                let (cx, cy) = if s.edge < RECENTRE_BELOW * r_hole {
+                    recentre(img, geo, hole.x, hole.y, s.edge, r_hole - s.edge)
+                } else {
+                    (hole.x, hole.y)
+                };
                 (cx, cy, CoreKind::Rod, 0.0, s.edge - margin, Some(s.edge))
             } else {
                 if !annulus_usable {

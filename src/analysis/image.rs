@@ -168,6 +168,27 @@ pub fn annulus_stats(
     acc
 }
 
+/// Median of the finite pixels within `r` mm of (x, y) (image frame of `geo`).
+pub fn disc_median(img: ArrayView2<f32>, geo: &super::Geo, x: f64, y: f64, r: f64) -> f64 {
+    let (rows, cols) = img.dim();
+    let mut v = Vec::new();
+    for_each_in_annulus(
+        rows,
+        cols,
+        (geo.row_of(y), geo.col_of(x)),
+        0.0,
+        r,
+        geo.px,
+        |rr, cc| {
+            let x = img[[rr, cc]];
+            if x.is_finite() {
+                v.push(x);
+            }
+        },
+    );
+    median(&mut v)
+}
+
 /// Mean over slices, ignoring NaN; a pixel with no finite value stays NaN.
 pub fn nan_mean_slices(stack: &ndarray::Array3<f32>) -> Array2<f32> {
     let (n, rows, cols) = stack.dim();

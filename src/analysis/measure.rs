@@ -7,7 +7,7 @@ use super::assign::{self, HoleHu};
 use super::body::segment;
 use super::checks::{self, RefusedHole};
 use super::core::{self, Core, HoleSpec};
-use super::image::{for_each_in_annulus, median, nan_mean_slices};
+use super::image::{disc_median, for_each_in_annulus, median, nan_mean_slices};
 use super::rods;
 use super::template::{contrast_at, evidence, hole_contrasts, hole_xy, refine_pose, wrap_deg};
 use super::{
@@ -370,7 +370,7 @@ fn locate_template(
             .filter_map(|l| {
                 let m = def.material(l.layout_material.as_deref()?)?;
                 let r = (def.roi_radius_fraction * l.insert_r).min(l.insert_r - 2.0 * geo.px[0]);
-                let med = disc_median(img, geo, l.x, l.y, r.max(geo.px[0]));
+                let med = disc_median(img.view(), geo, l.x, l.y, r.max(geo.px[0]));
                 med.is_finite().then(|| (med - m.hu_expected).powi(2))
             })
             .sum();
@@ -438,27 +438,6 @@ fn symmetries(def: &PhantomDef) -> Vec<f64> {
         })
         .map(|d| d as f64)
         .collect()
-}
-
-/// Median of the finite pixels within `r` mm of (x, y) on one image.
-fn disc_median(img: &Array2<f32>, geo: &Geo, x: f64, y: f64, r: f64) -> f64 {
-    let (rows, cols) = img.dim();
-    let mut v = Vec::new();
-    for_each_in_annulus(
-        rows,
-        cols,
-        (geo.row_of(y), geo.col_of(x)),
-        0.0,
-        r,
-        geo.px,
-        |rr, cc| {
-            let x = img[[rr, cc]];
-            if x.is_finite() {
-                v.push(x);
-            }
-        },
-    );
-    median(&mut v)
 }
 
 /// Mean, std, median and count of the pixels of the fitted ROI (its annulus, without the

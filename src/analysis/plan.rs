@@ -2,9 +2,11 @@
 //! with a confidence, the z-run that holds the inserts (found by content, not by the largest
 //! outline), the slab of slices to measure, and a coarse pose.
 
+use super::assign::{self, HoleHu};
 use super::body::{fit_outline, segment, Body};
+use super::image::disc_median;
 use super::rods;
-use super::template::{best_rotation, evidence, hole_contrasts, refine_pose, wrap_deg};
+use super::template::{best_rotation, evidence, hole_contrasts, hole_xy, refine_pose, wrap_deg};
 use super::{AnalysisError, AnalysisOptions, Candidate, Detection, Geo, HuStack, Plan, Pose};
 use crate::phantom::{Localisation, Outline, PhantomDef};
 use ndarray::{Array2, Axis};
@@ -34,6 +36,9 @@ struct Eval {
     run: Option<(usize, usize)>,
     pose: Pose,
     touches_edge: bool,
+    /// Holes whose HU lies within the band of the material assignment gives them (template
+    /// phantoms): breaks ties between variants of one family.
+    matched: usize,
 }
 
 pub fn plan(
@@ -72,22 +77,51 @@ pub fn plan(
         ));
     }
 
+    // A forced id names one definition, or a family whose variant is told from the image.
     let candidates: Vec<&PhantomDef> = match &opts.phantom {
         Some(id) => {
-            let d = phantoms.iter().find(|p| &p.id == id).ok_or_else(|| {
-                AnalysisError::Definition(format!("phantom '{id}' is not defined"))
-            })?;
-            vec![d]
+            let exact: Vec<&PhantomDef> = phantoms.iter().filter(|p| &p.id == id).collect();
+            let chosen = if exact.is_empty() {
+                phantoms
+                    .iter()
+                    .filter(|p| p.family.as_deref() == Some(id.as_str()))
+                    .collect()
+            } else {
+                exact
+            };
+            if chosen.is_empty() {
+                return Err(AnalysisError::Definition(format!(
+                    "phantom '{id}' is not defined"
+                )));
+            }
+            chosen
         }
         None => phantoms.iter().collect(),
     };
     let evals: Vec<(&PhantomDef, Eval)> = candidates
         .iter()
-        .map(|d| (*d, evaluate(ov, &geo, &slices, &areas, d)))
+        .map(|d| (*d, evaluate(ov, &geo, &slices, &areas, d, opts.kvp)))
         .collect();
 
     let mut order: Vec<usize> = (0..evals.len()).collect();
     order.sort_by(|a, b| evals[*b].1.score.total_cmp(&evals[*a].1.score));
+    // Variants of one family that fit equally well (a Catphan 504 template also fits the eight
+    // holes of a 604): the one whose holes explain more of the image wins.
+    if let Some(&top) = order.first() {
+        let fam = evals[top].0.family.clone();
+        let tied = |i: usize| {
+            fam.is_some()
+                && evals[i].0.family == fam
+                && evals[i].1.score >= TIE_RATIO * evals[top].1.score
+        };
+        if let Some(pos) = (0..order.len())
+            .filter(|&p| tied(order[p]))
+            .max_by_key(|&p| (evals[order[p]].1.matched, std::cmp::Reverse(p)))
+        {
+            let winner = order.remove(pos);
+            order.insert(0, winner);
+        }
+    }
     let cand_report: Vec<Candidate> = order
         .iter()
         .map(|i| Candidate {
@@ -96,7 +130,11 @@ pub fn plan(
             reason: evals[*i].1.reason.clone(),
         })
         .collect();
-    let (def, best) = &evals[order[0]];
+    let Some((def, best)) = order.first().map(|&i| &evals[i]) else {
+        return Err(AnalysisError::Definition(
+            "no phantom definition to choose from".into(),
+        ));
+    };
     let detection = if opts.phantom.is_some() {
         Detection::Forced
     } else {
@@ -119,13 +157,33 @@ pub fn plan(
         });
     };
     let mut warnings = Vec::new();
-    let second = order.get(1).map(|i| evals[*i].1.score).unwrap_or(0.0);
-    if detection == Detection::Auto && second >= TIE_RATIO * best.score {
-        return Err(AnalysisError::NoPhantom(format!(
-            "the images fit {} and {} equally well ({reasons}); use --phantom to say which phantom was scanned",
-            def.id,
-            evals[order[1]].0.id
-        )));
+    // The strongest rival: a variant of the same family whose holes explain less of the image
+    // is no rival (the winner's extra holes hold what its definition says).
+    let rival = order[1..].iter().copied().find(|&i| {
+        let (d, e) = &evals[i];
+        !(d.family.is_some() && d.family == def.family && e.matched < best.matched)
+    });
+    let second = rival.map(|i| evals[i].1.score).unwrap_or(0.0);
+    if let Some(r) = rival.filter(|_| second >= TIE_RATIO * best.score) {
+        let other = &evals[r].0.id;
+        match detection {
+            Detection::Auto => {
+                return Err(AnalysisError::NoPhantom(format!(
+                    "the images fit {} and {other} equally well ({reasons}); use --phantom to say which phantom was scanned",
+                    def.id
+                )))
+            }
+            Detection::Forced if candidates.len() > 1 => {
+                return Err(AnalysisError::NotUsable {
+                    id: opts.phantom.clone().unwrap_or_default(),
+                    why: format!(
+                        "the variants {} and {other} fit equally well ({reasons}); use --phantom with the variant",
+                        def.id
+                    ),
+                })
+            }
+            Detection::Forced => {}
+        }
     }
     let confidence = if second > 0.0 {
         best.score * (1.0 - 0.5 * (second / best.score).min(1.0))
@@ -133,10 +191,10 @@ pub fn plan(
         best.score
     }
     .clamp(0.0, 1.0);
-    if detection == Detection::Auto && second >= 0.8 * best.score {
+    if let Some(r) = rival.filter(|_| detection == Detection::Auto && second >= 0.8 * best.score) {
         warnings.push(format!(
             "phantom identification is uncertain: {} scored {:.2}, {} scored {:.2}; use --phantom to force it",
-            def.id, best.score, evals[order[1]].0.id, second
+            def.id, best.score, evals[r].0.id, second
         ));
     }
     if best.touches_edge {
@@ -220,6 +278,7 @@ fn evaluate(
     slices: &[SliceBody],
     areas: &[f64],
     def: &PhantomDef,
+    kvp: Option<f64>,
 ) -> Eval {
     let n = slices.len();
     let expected_area = def.outline.area_mm2();
@@ -237,6 +296,7 @@ fn evaluate(
             rotation_deg: 0.0,
         },
         touches_edge: false,
+        matched: 0,
     };
     if plausible.is_empty() {
         let amax = areas.iter().cloned().fold(0.0, f64::max);
@@ -404,15 +464,34 @@ fn evaluate(
             rotation_deg: 0.0,
         });
     // "Some rods inside" is weaker evidence than a whole hole template matching: a template
-    // phantom that matches explains the rods, so detection phantoms yield to it.
-    let specificity = match def.localisation {
-        Localisation::Template => 1.0,
-        Localisation::Detection => DETECTION_WEIGHT,
+    // phantom that matches explains the rods, so detection phantoms yield to it. A template's
+    // holes must also hold what the definition says (variants with the same holes differ only
+    // in their content, e.g. the Catphan 600's water vial).
+    let (specificity, agreement, matched) = match def.localisation {
+        Localisation::Template => {
+            let k = per_slice
+                .iter()
+                .min_by_key(|p| p.0.abs_diff(mid))
+                .map_or(mid, |p| p.0);
+            let (a, m) = content_agreement(ov.hu.index_axis(Axis(0), k), geo, def, &pose, kvp);
+            (1.0, a, m)
+        }
+        Localisation::Detection => (DETECTION_WEIGHT, 1.0, 0),
+    };
+    let content = if def.localisation == Localisation::Template {
+        format!(
+            ", {} of {} holes hold a material of the definition (agreement {:.2})",
+            matched,
+            def.holes.len(),
+            agreement
+        )
+    } else {
+        String::new()
     };
     Eval {
-        score: s_outline * run_ev * specificity,
+        score: s_outline * run_ev * specificity * agreement,
         reason: format!(
-            "outline overlap {:.2}, inserts visible in {} slice(s) ({:.0} % of the expected holes)",
+            "outline overlap {:.2}, inserts visible in {} slice(s) ({:.0} % of the expected holes){content}",
             iou,
             hi - lo + 1,
             100.0 * run_ev
@@ -420,7 +499,35 @@ fn evaluate(
         run: Some((lo, hi)),
         pose,
         touches_edge,
+        matched,
     }
+}
+
+/// How well the holes' content at `pose` agrees with the definition (see
+/// [`assign::agreement`]): each hole's median HU inside its edge, on one overview slice.
+fn content_agreement(
+    img: ndarray::ArrayView2<f32>,
+    geo: &Geo,
+    def: &PhantomDef,
+    pose: &Pose,
+    kvp: Option<f64>,
+) -> (f64, usize) {
+    let pxmax = geo.px[0].max(geo.px[1]);
+    let hus: Vec<Option<HoleHu>> = def
+        .holes
+        .iter()
+        .map(|h| {
+            let (x, y) = hole_xy(h, pose);
+            let r = (h.radius_mm - 1.5 * pxmax).max(0.4 * h.radius_mm);
+            let hu = disc_median(img, geo, x, y, r);
+            hu.is_finite().then(|| HoleHu {
+                hole: h.id.clone(),
+                hu,
+                layout: def.layout.get(&h.id).cloned(),
+            })
+        })
+        .collect();
+    assign::agreement(def, &hus, kvp)
 }
 
 /// Median distance between neighbouring slice positions, mm.
