@@ -24,6 +24,7 @@ use dicom_ul::association::{ClientAssociationOptions, Error as UlError};
 use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
 use tracing::{debug, info, warn};
 
+use crate::dicom::raw::{self, FileLayout};
 use crate::scp::dimse::{self, status};
 
 const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
@@ -99,8 +100,11 @@ pub struct FileReport {
 #[derive(Debug, Clone, Default)]
 pub struct SendSummary {
     pub files: Vec<FileReport>,
-    /// Files found while walking folders that are not DICOM Part-10 files (with why).
+    /// Files found while walking folders that are not DICOM files (with why).
     pub skipped: Vec<(PathBuf, String)>,
+    /// Files without the DICOM Part-10 header (raw data sets, or a file meta group without
+    /// preamble) that were found and sent as their data sets.
+    pub headerless: Vec<PathBuf>,
 }
 
 impl SendSummary {
@@ -115,10 +119,12 @@ impl SendSummary {
     }
 }
 
-/// A readable Part-10 file.
+/// A readable DICOM file: Part-10, or without the Part-10 header (a raw data set, or a file
+/// meta group without preamble).
 #[derive(Debug, Clone)]
 struct FileInfo {
     path: PathBuf,
+    layout: FileLayout,
     sop_class: String,
     sop_instance: String,
     ts: String,
@@ -131,38 +137,73 @@ fn trim(s: &str) -> String {
     dimse::trim_value(s).to_string()
 }
 
-/// Read the file meta group; `Err` when the file is not a Part-10 DICOM file.
+/// Where the data set is and what it is; `Err` when the file is not DICOM. A Part-10 file's
+/// file meta group says it; a raw data set (no preamble, no file meta) is the whole file, its
+/// transfer syntax as detected and its SOP class/instance read from its header.
 fn inspect(path: &Path) -> Result<FileInfo, String> {
+    let layout = raw::sniff(path)
+        .map_err(|e| e.to_string())?
+        .ok_or("not a DICOM file (no DICM marker, and not a raw DICOM data set)")?;
     let mut f = File::open(path).map_err(|e| e.to_string())?;
     let size = f.metadata().map_err(|e| e.to_string())?.len();
-    let mut head = [0u8; 132];
-    let n = read_up_to(&mut f, &mut head).map_err(|e| e.to_string())?;
-    let meta_start = if n == 132 && &head[128..132] == b"DICM" {
-        128
-    } else if n >= 4 && &head[0..4] == b"DICM" {
-        0
-    } else {
-        return Err("not a DICOM Part-10 file (no DICM marker)".into());
-    };
-    f.seek(SeekFrom::Start(meta_start))
-        .map_err(|e| e.to_string())?;
-    let mut counting = Counting {
-        inner: io::BufReader::new(f).take(1 << 20),
-        n: 0,
-    };
-    let meta = FileMetaTable::from_reader(&mut counting)
-        .map_err(|e| format!("unreadable file meta group: {e}"))?;
-    let data_offset = meta_start + counting.n;
-    let info = FileInfo {
-        path: path.to_path_buf(),
-        sop_class: trim(meta.media_storage_sop_class_uid()),
-        sop_instance: trim(meta.media_storage_sop_instance_uid()),
-        ts: trim(meta.transfer_syntax()),
-        data_offset,
-        data_len: size.saturating_sub(data_offset),
+    let info = match layout {
+        FileLayout::RawDataSet { .. } => {
+            let obj = raw::open(path, layout, Some(dicom_dictionary_std::tags::PIXEL_DATA))
+                .map_err(|e| format!("unreadable raw data set: {e}"))?;
+            let meta = obj.meta();
+            FileInfo {
+                path: path.to_path_buf(),
+                layout,
+                sop_class: trim(meta.media_storage_sop_class_uid()),
+                sop_instance: trim(meta.media_storage_sop_instance_uid()),
+                ts: trim(meta.transfer_syntax()),
+                data_offset: 0,
+                data_len: size,
+            }
+        }
+        FileLayout::Part10 | FileLayout::MetaWithoutPreamble => {
+            let mut head = [0u8; 132];
+            let n = read_up_to(&mut f, &mut head).map_err(|e| e.to_string())?;
+            let meta_start = if n == 132 && &head[128..132] == b"DICM" {
+                128
+            } else {
+                0
+            };
+            f.seek(SeekFrom::Start(meta_start))
+                .map_err(|e| e.to_string())?;
+            // without "DICM" (a meta group at byte 0), the marker is put in front for the reader
+            let magic: &[u8] = if layout == FileLayout::MetaWithoutPreamble {
+                b"DICM"
+            } else {
+                b""
+            };
+            let mut counting = Counting {
+                inner: magic.chain(io::BufReader::new(f).take(1 << 20)),
+                n: 0,
+            };
+            let meta = FileMetaTable::from_reader(&mut counting)
+                .map_err(|e| format!("unreadable file meta group: {e}"))?;
+            let data_offset = meta_start + counting.n - magic.len() as u64;
+            FileInfo {
+                path: path.to_path_buf(),
+                layout,
+                sop_class: trim(meta.media_storage_sop_class_uid()),
+                sop_instance: trim(meta.media_storage_sop_instance_uid()),
+                ts: trim(meta.transfer_syntax()),
+                data_offset,
+                data_len: size.saturating_sub(data_offset),
+            }
+        }
     };
     if info.sop_class.is_empty() || info.sop_instance.is_empty() || info.ts.is_empty() {
-        return Err("file meta group without SOP class, SOP instance or transfer syntax".into());
+        return Err(if layout == FileLayout::Part10 {
+            "file meta group without SOP class, SOP instance or transfer syntax".into()
+        } else {
+            format!(
+                "{} without SOP Class UID, SOP Instance UID or transfer syntax",
+                layout.describe()
+            )
+        });
     }
     Ok(info)
 }
@@ -264,7 +305,12 @@ pub fn send(opts: &ScuOptions, paths: &[PathBuf]) -> Result<SendSummary, ScuErro
     let mut infos = Vec::new();
     for f in found {
         match f {
-            Ok(info) => infos.push(info),
+            Ok(info) => {
+                if info.layout.is_headerless() {
+                    summary.headerless.push(info.path.clone());
+                }
+                infos.push(info)
+            }
             Err(report) => summary.files.push(report),
         }
     }
@@ -446,7 +492,7 @@ fn payload(f: &FileInfo, ts: &str) -> Result<Payload, FileResult> {
     let target = TransferSyntaxRegistry
         .get(ts)
         .ok_or_else(|| failed(format!("unknown transfer syntax {ts}")))?;
-    let obj = dicom_object::open_file(&f.path)
+    let obj = raw::open(&f.path, f.layout, None)
         .map_err(|e| failed(format!("cannot read the data set to re-encode it: {e}")))?;
     let mut out = Vec::new();
     obj.write_dataset_with_ts(&mut out, target)
@@ -669,5 +715,54 @@ mod tests {
             .find(|p| p.extension().is_some_and(|e| e == "json"))
             .unwrap();
         assert!(inspect(json).is_err());
+    }
+
+    #[test]
+    fn inspect_reads_files_without_the_part10_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = crate::phantom::PhantomSet::builtin();
+        let def = set.get("cirs062").unwrap();
+        let params = crate::simulate::SimParams {
+            matrix: 96,
+            pixel_mm: 4.0,
+            n_slices: 1,
+            ..Default::default()
+        };
+        let raw_params = crate::simulate::SimParams {
+            part10: false,
+            transfer_syntax: crate::simulate::Syntax::Implicit,
+            ..params.clone()
+        };
+        let (p10, _) =
+            crate::simulate::render_to_dir(&params, def, &dir.path().join("p10")).unwrap();
+        let (raw, truth) =
+            crate::simulate::render_to_dir(&raw_params, def, &dir.path().join("raw")).unwrap();
+        // a raw data set: the whole file is the data set, its identity read from it
+        let info = inspect(&raw[0]).unwrap();
+        assert_eq!(info.layout, FileLayout::RawDataSet { explicit: false });
+        assert_eq!(info.ts, IMPLICIT_LE);
+        assert_eq!(info.data_offset, 0);
+        assert_eq!(info.data_len, std::fs::metadata(&raw[0]).unwrap().len());
+        assert_eq!(info.sop_instance, truth.slices[0].sop_instance_uid);
+        assert_eq!(info.sop_class, truth.sop_class_uid);
+        // re-encoding (the native fallback) reads it too
+        match payload(&info, EXPLICIT_LE) {
+            Ok(Payload::Encoded(bytes)) => assert_eq!(&bytes[0..2], &[0x08, 0x00]),
+            _ => panic!("no re-encoded payload"),
+        }
+        // a file meta group without preamble and DICM: the data set starts after it
+        let bytes = std::fs::read(&p10[0]).unwrap();
+        let meta_only = dir.path().join("meta_only");
+        std::fs::write(&meta_only, &bytes[132..]).unwrap();
+        let info = inspect(&meta_only).unwrap();
+        let whole = inspect(&p10[0]).unwrap();
+        assert_eq!(info.layout, FileLayout::MetaWithoutPreamble);
+        assert_eq!(info.data_offset, whole.data_offset - 132);
+        assert_eq!(info.data_len, whole.data_len);
+        assert_eq!(info.sop_instance, whole.sop_instance);
+        // text is still refused
+        let txt = dir.path().join("notes");
+        std::fs::write(&txt, "phantom QA").unwrap();
+        assert!(inspect(&txt).unwrap_err().contains("not a DICOM file"));
     }
 }

@@ -1022,3 +1022,77 @@ fn files_of_an_earlier_run_do_not_survive_as_this_runs_results() {
         &["empty"],
     );
 }
+
+#[test]
+fn raw_series_without_part10_headers_gives_the_same_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = [
+        "--rotation-deg",
+        "8",
+        "--n-slices",
+        "20",
+        "--seed",
+        "11",
+        "--transfer-syntax",
+        "implicit",
+    ];
+    let p10 = tmp.path().join("p10");
+    simulate(&p10, "cirs062", &args);
+    let raw = tmp.path().join("raw");
+    let mut raw_args = args.to_vec();
+    raw_args.push("--no-part10");
+    simulate(&raw, "cirs062", &raw_args);
+    assert!(raw.join("IM0001").is_file() && !raw.join("0001.dcm").exists());
+    let analyse = |dicom: &Path, out: &Path| {
+        let o = run(&[
+            "analyze",
+            "--dicom",
+            p(dicom),
+            "--outdir",
+            p(out),
+            "--no-plot",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+        read_json(&out.join("hu_red_cirs062_summary.json")).1
+    };
+    let a = analyse(&p10, &tmp.path().join("out_p10"));
+    let b = analyse(&raw, &tmp.path().join("out_raw"));
+    for key in [
+        "status",
+        "phantom",
+        "pose",
+        "slices",
+        "assignment",
+        "absolute_pass",
+        "inserts",
+        "curve",
+        "tolerance_evaluation",
+    ] {
+        assert_eq!(a[key], b[key], "{key} differs");
+    }
+    let raw_warnings: Vec<&str> = b["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w.as_str())
+        .filter(|w| w.contains("no DICOM Part-10 header"))
+        .collect();
+    assert_eq!(raw_warnings.len(), 1, "{}", b["warnings"]);
+    for needle in [
+        "20 file(s)",
+        "raw implicit VR little endian",
+        "IM0001",
+        "export settings",
+    ] {
+        assert!(
+            raw_warnings[0].contains(needle),
+            "{needle}: {}",
+            raw_warnings[0]
+        );
+    }
+    assert!(
+        !a["warnings"].to_string().contains("Part-10"),
+        "{}",
+        a["warnings"]
+    );
+}

@@ -782,3 +782,245 @@ fn lossy_compressed_slices_are_flagged() {
         s.warnings
     );
 }
+
+// ---- files without the DICOM Part-10 header (raw data sets, as GE and others export) ----
+
+/// A small simulated CIRS series written by `hu_red::simulate`: Part-10 (`NNNN.dcm`) or raw data
+/// sets (`IMNNNN`) in `syntax`; padding outside the reconstruction circle and varying intercepts
+/// so that the HU comparison covers rescale and padding.
+fn simulated(
+    dir: &Path,
+    syntax: hu_red::simulate::Syntax,
+    part10: bool,
+    n: usize,
+) -> Vec<std::path::PathBuf> {
+    let set = hu_red::phantom::PhantomSet::builtin();
+    let params = hu_red::simulate::SimParams {
+        matrix: 96,
+        pixel_mm: 4.0,
+        n_slices: n,
+        recon_circle: true,
+        vary_intercept: true,
+        transfer_syntax: syntax,
+        part10,
+        ..Default::default()
+    };
+    let (mut paths, _) =
+        hu_red::simulate::render_to_dir(&params, set.get("cirs062").unwrap(), dir).unwrap();
+    paths.pop(); // truth.json
+    paths
+}
+
+fn file_name(label: &str) -> String {
+    Path::new(label)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn raw_series_loads_like_its_part10_version() {
+    use hu_red::simulate::Syntax;
+    for (syntax, how) in [
+        (Syntax::Implicit, "raw implicit VR little endian"),
+        (Syntax::Explicit, "raw explicit VR little endian"),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let p10_dir = tmp.path().join("p10");
+        let raw_dir = tmp.path().join("raw");
+        simulated(&p10_dir, syntax, true, 6);
+        let raw = simulated(&raw_dir, syntax, false, 6);
+        // names that do not follow z: the order must come from the positions
+        for (k, path) in raw.iter().enumerate() {
+            fs::rename(path, raw_dir.join(format!("I{}", 700 - k))).unwrap();
+        }
+        let a = load_series(&p10_dir, None).unwrap();
+        let b = load_series(&raw_dir, None).unwrap();
+        assert_eq!(a.z_mm(), b.z_mm(), "{syntax:?}");
+        assert_eq!(a.meta.series_instance_uid, b.meta.series_instance_uid);
+        assert_eq!(a.meta.transfer_syntax, b.meta.transfer_syntax);
+        assert_eq!(b.meta.transfer_syntax, syntax.uid());
+        assert_eq!((b.meta.rows, b.meta.columns, b.meta.n_slices), (96, 96, 6));
+        // sorted the same: slice k of the Part-10 series (000k.dcm) is raw file I(701-k)
+        let names: Vec<String> = b.slice_labels().iter().map(|l| file_name(l)).collect();
+        assert_eq!(names, ["I700", "I699", "I698", "I697", "I696", "I695"]);
+        // the same HU volume, exactly (NaN padding included)
+        let all: Vec<usize> = (0..6).collect();
+        let (ha, hb) = (
+            a.full_resolution(&all).unwrap(),
+            b.full_resolution(&all).unwrap(),
+        );
+        assert_hu_eq(
+            hb.hu.as_slice().unwrap(),
+            ha.hu.as_slice().unwrap(),
+            &format!("{syntax:?} full resolution"),
+        );
+        assert!(hb.hu.iter().any(|v| v.is_nan()), "padding present");
+        let (oa, ob) = (a.overview(8.0).unwrap(), b.overview(8.0).unwrap());
+        assert_hu_eq(
+            ob.hu.as_slice().unwrap(),
+            oa.hu.as_slice().unwrap(),
+            "overview",
+        );
+        // one warning names the raw files; the Part-10 series has none of it
+        assert!(
+            has_warning(
+                &b.warnings,
+                &[
+                    "6 file(s) have no DICOM Part-10 header",
+                    how,
+                    "I695",
+                    "and 3 more",
+                    "export settings"
+                ]
+            ),
+            "{:?}",
+            b.warnings
+        );
+        assert_eq!(
+            b.warnings.iter().filter(|w| w.contains("Part-10")).count(),
+            1
+        );
+        assert!(
+            !a.warnings.iter().any(|w| w.contains("Part-10")),
+            "{:?}",
+            a.warnings
+        );
+        assert_eq!(a.warnings.len() + 1, b.warnings.len(), "{:?}", b.warnings);
+    }
+}
+
+#[test]
+fn raw_files_among_other_files_load_only_the_dicom_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    simulated(dir, hu_red::simulate::Syntax::Implicit, false, 4); // IM0001.. and truth.json
+    fs::write(dir.join("README"), "CIRS 062 scan, 2025-01-01\n").unwrap();
+    let mut png = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    png.extend((0..2000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    fs::write(dir.join("preview"), png).unwrap();
+    // bytes that start like a group 0008 element but are no data set
+    fs::write(
+        dir.join("junk"),
+        [0x08, 0x00, 0x05, 0x00, 0xFF, 0xFF, 0xFF, 0x7F, 1, 2],
+    )
+    .unwrap();
+    let s = load_series(dir, None).unwrap();
+    assert_eq!(s.meta.n_slices, 4);
+    let names: Vec<String> = s.slice_labels().iter().map(|l| file_name(l)).collect();
+    assert_eq!(names, ["IM0001", "IM0002", "IM0003", "IM0004"]);
+    assert!(
+        has_warning(
+            &s.warnings,
+            &[
+                "skipped 4 non-DICOM",
+                "truth.json",
+                "README",
+                "preview",
+                "junk"
+            ]
+        ),
+        "{:?}",
+        s.warnings
+    );
+    assert!(
+        has_warning(
+            &s.warnings,
+            &[
+                "4 file(s) have no DICOM Part-10 header",
+                "IM0001; IM0002; IM0003; and 1 more"
+            ]
+        ),
+        "{:?}",
+        s.warnings
+    );
+    // without the DICOM files, nothing is taken for DICOM
+    for k in 1..=4 {
+        fs::remove_file(dir.join(format!("IM{k:04}"))).unwrap();
+    }
+    let err = load_series(dir, None).unwrap_err();
+    assert!(matches!(err, DicomError::NoDicomFiles { .. }), "{err}");
+    assert!(err.to_string().contains("4 not DICOM"), "{err}");
+}
+
+#[test]
+fn truncated_raw_file_among_good_ones_is_skipped_with_a_warning() {
+    for syntax in [
+        hu_red::simulate::Syntax::Implicit,
+        hu_red::simulate::Syntax::Explicit,
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let files = simulated(dir, syntax, false, 5);
+        let len = fs::metadata(&files[2]).unwrap().len();
+        truncate(&files[2], len - 100);
+        // a header cut short too
+        truncate(&files[4], 200);
+        let s = load_series(dir, None).unwrap();
+        assert_eq!(s.meta.n_slices, 3, "{syntax:?}");
+        assert!(
+            has_warning(
+                &s.warnings,
+                &["skipped 2 unreadable", "IM0003", "truncated", "IM0005"]
+            ),
+            "{syntax:?}: {:?}",
+            s.warnings
+        );
+        assert!(
+            has_warning(&s.warnings, &["irregular"]),
+            "the hole shows as a gap: {:?}",
+            s.warnings
+        );
+        assert!(
+            has_warning(&s.warnings, &["3 file(s) have no DICOM Part-10 header"]),
+            "{:?}",
+            s.warnings
+        );
+        assert_eq!(s.overview(8.0).unwrap().n_slices(), 3);
+    }
+}
+
+#[test]
+fn dcmtk_reads_the_raw_files_as_bare_data_sets() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (syntax, flag) in [
+        (hu_red::simulate::Syntax::Implicit, "--read-xfer-implicit"),
+        (hu_red::simulate::Syntax::Explicit, "--read-xfer-little"),
+    ] {
+        let dir = tmp.path().join(format!("{syntax:?}"));
+        let files = simulated(&dir, syntax, false, 2);
+        let run = |args: &[&str]| {
+            std::process::Command::new("dcmdump")
+                .args(args)
+                .arg(&files[0])
+                .output()
+                .expect("DCMTK's dcmdump is required for this test (apt-get install -y dcmtk)")
+        };
+        // a data set in the given transfer syntax, read by dcmdump without complaint
+        let o = run(&["--read-dataset", flag]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{syntax:?}: {err}");
+        assert!(
+            !err.contains("E:") && !err.contains("W:"),
+            "{syntax:?}: {err}"
+        );
+        for needle in [
+            "SOPInstanceUID",
+            "Rows",
+            "PixelData",
+            "# 18432, 1 PixelData",
+        ] {
+            assert!(out.contains(needle), "{syntax:?}: {needle} missing:\n{out}");
+        }
+        // and it is no Part-10 file: no file meta information header
+        let o = run(&["--read-file-only"]);
+        assert!(!o.status.success(), "{syntax:?}: read as a Part-10 file");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("meta information header missing"),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}

@@ -1104,6 +1104,39 @@ fn hu_red_send_to_dcmtk_storescp() {
 }
 
 #[test]
+fn hu_red_send_sends_raw_data_sets_as_they_are() {
+    use hu_red::cli::send::{run as send, SendArgs};
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    // raw data sets (no preamble, no file meta), as GE exports them: IM0001, IM0002
+    let dir = w.join("raw");
+    series_with(&dir, 83, 2, "CT", Syntax::Implicit, |p| p.part10 = false);
+    let raw: Vec<PathBuf> = ["IM0001", "IM0002"].iter().map(|n| dir.join(n)).collect();
+    // storescp taking implicit VR only: the raw bytes go as they are (no re-encoding)
+    let scp = Storescp::start(&w.join("out"), &["+xi"]);
+    send(SendArgs {
+        to: format!("127.0.0.1:{}", scp.port),
+        aet: "STORESCP".into(),
+        aec: "HURED_SCU".into(),
+        max_pdu: 131_072,
+        timeout: 10,
+        paths: vec![dir.clone()],
+    })
+    .unwrap();
+    let got = scp.files();
+    assert_eq!(got.len(), 2, "{got:?}");
+    // storescp wrote Part-10 files whose data sets are the raw files' bytes, in implicit VR
+    for f in &raw {
+        let bytes = fs::read(f).unwrap();
+        let stored = got
+            .iter()
+            .find(|g| part10(g).2 == bytes)
+            .unwrap_or_else(|| panic!("{} not received unaltered", f.display()));
+        assert_eq!(part10(stored).0, IMPLICIT);
+    }
+}
+
+#[test]
 fn graceful_shutdown_acknowledges_only_what_is_stored() {
     let mut server = Server::start(|s| s.shutdown_grace = Duration::from_secs(5));
     let work = tempfile::tempdir().unwrap();

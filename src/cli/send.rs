@@ -80,6 +80,13 @@ pub fn run(args: SendArgs) -> anyhow::Result<()> {
             },
         }
     }
+    if !summary.headerless.is_empty() {
+        println!(
+            "note: {} file(s) have no DICOM Part-10 header (no preamble/file meta, e.g. {}); their data sets were sent as read",
+            summary.headerless.len(),
+            summary.headerless[0].display()
+        );
+    }
     if !summary.skipped.is_empty() {
         println!(
             "skipped {} file(s) that are not DICOM (e.g. {})",

@@ -93,8 +93,14 @@ pub struct SimulateArgs {
     /// Slice i uses intercept − 1000·(i mod 3).
     #[arg(long)]
     pub vary_intercept: bool,
-    #[arg(long, value_enum, default_value_t = Syntax::Explicit)]
-    pub transfer_syntax: Syntax,
+    /// [default: explicit; implicit with --no-part10]
+    #[arg(long, value_enum)]
+    pub transfer_syntax: Option<Syntax>,
+    /// Write raw data sets without preamble and file meta group, named IM0001, ... (no
+    /// extension), as some scanners export: implicit VR little endian unless --transfer-syntax
+    /// explicit is given.
+    #[arg(long)]
+    pub no_part10: bool,
     /// CT, or e.g. MR for a bad-input series.
     #[arg(long, default_value = "CT")]
     pub modality: String,
@@ -183,7 +189,12 @@ impl SimulateArgs {
             rescale_intercept: self.rescale_intercept,
             rescale_slope: self.rescale_slope,
             vary_intercept: self.vary_intercept,
-            transfer_syntax: self.transfer_syntax,
+            transfer_syntax: self.transfer_syntax.unwrap_or(if self.no_part10 {
+                Syntax::Implicit
+            } else {
+                Syntax::Explicit
+            }),
+            part10: !self.no_part10,
             modality: self.modality.clone(),
             seed: self.seed,
             station_name: self.station_name.clone(),
@@ -315,6 +326,59 @@ mod tests {
             truth.series_uid
         );
         assert_eq!(obj.meta().transfer_syntax(), "1.2.840.10008.1.2");
+    }
+
+    #[test]
+    fn no_part10_writes_raw_data_sets_implicit_unless_told() {
+        let dir = tempfile::tempdir().unwrap();
+        for (extra, syntax) in [
+            (None, "1.2.840.10008.1.2"),
+            (Some("explicit"), "1.2.840.10008.1.2.1"),
+        ] {
+            let out = dir.path().join(extra.unwrap_or("default"));
+            let mut argv = vec![
+                "simulate",
+                "--phantom",
+                "cirs062",
+                "--out",
+                out.to_str().unwrap(),
+                "--matrix",
+                "96",
+                "--pixel-mm",
+                "4",
+                "--n-slices",
+                "3",
+                "--no-part10",
+            ];
+            if let Some(ts) = extra {
+                argv.extend(["--transfer-syntax", ts]);
+            }
+            run(Cli::try_parse_from(argv).unwrap().args).unwrap();
+            let mut names: Vec<String> = std::fs::read_dir(&out)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            assert_eq!(names, ["IM0001", "IM0002", "IM0003", "truth.json"]);
+            let truth: Truth =
+                serde_json::from_str(&std::fs::read_to_string(out.join("truth.json")).unwrap())
+                    .unwrap();
+            assert!(!truth.storage.part10);
+            assert_eq!(truth.storage.transfer_syntax_uid, syntax);
+            assert_eq!(truth.slices[1].file, "IM0002");
+            let bytes = std::fs::read(out.join("IM0002")).unwrap();
+            assert_eq!(&bytes[0..2], &[0x08, 0x00]);
+            let (obj, headerless) = crate::dicom::open_dicom_file(&out.join("IM0002")).unwrap();
+            assert!(headerless);
+            assert_eq!(obj.meta().transfer_syntax(), syntax);
+        }
+        // without --no-part10 the default stays explicit Part-10
+        let args = Cli::try_parse_from(["simulate", "--phantom", "cirs062", "--out", "x"])
+            .unwrap()
+            .args;
+        let p = args.params().unwrap();
+        assert!(p.part10);
+        assert_eq!(p.transfer_syntax, Syntax::Explicit);
     }
 
     #[test]

@@ -8,11 +8,13 @@ use dicom_core::Tag;
 use dicom_dictionary_std::{tags, uids};
 use dicom_object::{DefaultDicomObject, InMemDicomObject};
 
+use super::raw::FileLayout;
+
 /// Where a slice's pixel data comes from when it is decoded.
 #[derive(Debug, Clone)]
 pub(crate) enum Source {
-    /// A Part-10 file, re-opened (in full) when its pixels are decoded.
-    File(PathBuf),
+    /// A file, re-opened (in full, as laid out) when its pixels are decoded.
+    File(PathBuf, FileLayout),
     /// An object already in memory (handed over by the service).
     Memory(Arc<DefaultDicomObject>),
 }
@@ -498,7 +500,7 @@ impl SliceHeader {
         instance_number: Option<i64>,
     ) -> SliceHeader {
         SliceHeader {
-            source: Source::File(PathBuf::from(label)),
+            source: Source::File(PathBuf::from(label), FileLayout::Part10),
             label: label.to_string(),
             transfer_syntax: uids::EXPLICIT_VR_LITTLE_ENDIAN.into(),
             sop_class_uid: uids::CT_IMAGE_STORAGE.into(),
@@ -675,7 +677,11 @@ mod tests {
                 PrimitiveValue::from(-1i16),
             ),
         ]);
-        let h = SliceHeader::from_object(&obj, Source::File("y".into()), "y".into());
+        let h = SliceHeader::from_object(
+            &obj,
+            Source::File("y".into(), FileLayout::Part10),
+            "y".into(),
+        );
         assert_eq!(h.padding_value, Some(65535));
     }
 }

@@ -17,11 +17,18 @@
 //! FrameType LOCALIZER are left out) are loaded. A multi-frame file is read once per
 //! overview/full-resolution call and held in memory while its frames are decoded.
 //!
+//! Files are read whatever their layout ([`raw`]): DICOM Part-10 files, and files without the
+//! Part-10 header (a raw data set in implicit or explicit VR little endian with no preamble and
+//! no file meta group, as GE and others export, under any name; or a file meta group without
+//! preamble), which get a synthesised file meta group. A series warning names the files read
+//! that way. Other files (text, images, `truth.json`) are skipped as not DICOM.
+//!
 //! This is blocking, CPU-bound code (rayon inside): call it from `spawn_blocking` in async code.
 
 mod geometry;
 mod header;
 mod pixels;
+pub(crate) mod raw;
 mod scan;
 
 use std::collections::BTreeMap;
@@ -36,6 +43,7 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::HuStack;
 use header::{is_classic_ct, is_enhanced_ct, sop_class_name, SliceHeader, Source};
 use pixels::{block_mean, SliceRecipe};
+use raw::FileLayout;
 use scan::Scanned;
 
 pub use pixels::MIN_VALID_HU;
@@ -57,7 +65,7 @@ pub enum DicomError {
     },
     #[error("{path} is an empty folder: no files in it or below it; point to the folder holding the CT series")]
     EmptyFolder { path: PathBuf },
-    #[error("no DICOM files in {location}: {detail}; point to the folder holding the CT series (DICOM Part-10 files)")]
+    #[error("no DICOM files in {location}: {detail}; point to the folder holding the CT series (DICOM files: Part-10, or raw data sets)")]
     NoDicomFiles { location: String, detail: String },
     #[error("no CT image series in {location}: found only {found}; hu-red needs an axial CT series (CT Image Storage) of the phantom")]
     NoCtSeries { location: String, found: String },
@@ -97,6 +105,29 @@ pub enum DicomError {
     Decode { file: String, reason: String },
     #[error("slice index {index} is out of range: the series has {n} slices")]
     IndexOutOfRange { index: usize, n: usize },
+    #[error("cannot read {path} as DICOM: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
+}
+
+/// Read a whole DICOM file, whatever its layout: a Part-10 file, or one without the Part-10
+/// header (a raw data set in implicit or explicit VR little endian, or a file meta group without
+/// preamble), which gets a synthesised file meta group (transfer syntax as detected, media
+/// storage SOP class/instance from the data set). Also returns whether the file lacked the
+/// Part-10 header.
+pub fn open_dicom_file(
+    path: &Path,
+) -> Result<(dicom_object::DefaultDicomObject, bool), DicomError> {
+    match raw::open_any(path) {
+        Ok((obj, layout)) => Ok((obj, layout.is_headerless())),
+        Err(raw::OpenError::Io(source)) => Err(DicomError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+        Err(e) => Err(DicomError::Unreadable {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }),
+    }
 }
 
 /// The acquisition and geometry metadata of the loaded series (from its first slice).
@@ -208,21 +239,22 @@ impl Series {
         let mut data = vec![f32::NAN; plane * indices.len()];
         // Frames of one multi-frame file are decoded from one reading of that file; every other
         // slice is read, decoded, reduced and dropped on its own.
-        let mut single: Vec<(&mut [f32], usize)> = Vec::new();
-        let mut by_file: BTreeMap<&Path, Vec<(&mut [f32], usize)>> = BTreeMap::new();
+        let mut single: SliceOutputs = Vec::new();
+        let mut by_file: BTreeMap<(&Path, FileLayout), SliceOutputs> = BTreeMap::new();
         for (out, &i) in data.chunks_mut(plane.max(1)).zip(indices) {
             match (&self.slices[i].source, self.slices[i].frame) {
-                (Source::File(p), Some(_)) => {
-                    by_file.entry(p.as_path()).or_default().push((out, i))
-                }
+                (Source::File(p, layout), Some(_)) => by_file
+                    .entry((p.as_path(), *layout))
+                    .or_default()
+                    .push((out, i)),
                 _ => single.push((out, i)),
             }
         }
         single.into_par_iter().try_for_each(|(out, i)| {
             self.slices[i].with_hu(|hu| block_mean(hu, rows, cols, f, out))
         })?;
-        for (path, group) in by_file {
-            let obj = dicom_object::open_file(path).map_err(|e| DicomError::Decode {
+        for ((path, layout), group) in by_file {
+            let obj = raw::open(path, layout, None).map_err(|e| DicomError::Decode {
                 file: path.display().to_string(),
                 reason: e.to_string(),
             })?;
@@ -250,6 +282,9 @@ impl Series {
         })
     }
 }
+
+/// Output planes of [`Series::stack`] with the series index each is decoded from.
+type SliceOutputs<'a> = Vec<(&'a mut [f32], usize)>;
 
 /// Load a CT series from a folder (searched recursively) or a single file. Reads headers only.
 /// With several CT series, the axial one with the most slices is taken (a warning names the
@@ -578,6 +613,49 @@ fn assemble(
     build_series(headers, &chosen_uid, location, skipped, warnings)
 }
 
+/// The warning naming the files read without a Part-10 header (raw data sets, or a file meta
+/// group without preamble), `None` when every file had one.
+fn headerless_warning(headers: &[SliceHeader]) -> Option<String> {
+    let mut by_layout: BTreeMap<FileLayout, Vec<String>> = BTreeMap::new();
+    for h in headers {
+        if let Source::File(path, layout) = &h.source {
+            if layout.is_headerless() {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| h.label.clone());
+                by_layout.entry(*layout).or_default().push(name);
+            }
+        }
+    }
+    if by_layout.is_empty() {
+        return None;
+    }
+    let n: usize = by_layout.values().map(Vec::len).sum();
+    let kinds: Vec<String> = by_layout
+        .iter_mut()
+        .map(|(layout, names)| {
+            names.sort();
+            let how = match layout {
+                FileLayout::MetaWithoutPreamble => {
+                    "read from the file meta group at byte 0 (no preamble, no DICM marker)"
+                        .to_string()
+                }
+                other => format!("read as {}", other.describe()),
+            };
+            if names.len() == n {
+                format!("{how}: {}", list(names, 3))
+            } else {
+                format!("{how} ({}: {})", names.len(), list(names, 3))
+            }
+        })
+        .collect();
+    Some(format!(
+        "{n} file(s) have no DICOM Part-10 header (no preamble/file meta), {}; check the export settings (DICOM Part-10 files, with the file meta information, are the standard)",
+        kinds.join("; ")
+    ))
+}
+
 fn build_series(
     headers: Vec<SliceHeader>,
     uid: &str,
@@ -709,6 +787,9 @@ fn build_series(
             "its pixel data is encoded with a transfer syntax hu-red cannot decode: {}; send or export the series uncompressed or with a lossless compression (JPEG lossless, JPEG-LS, JPEG 2000, RLE)",
             what.join("; ")
         )));
+    }
+    if let Some(msg) = headerless_warning(&headers) {
+        warn(&mut warnings, msg);
     }
     let lossy: Vec<String> = headers
         .iter()
@@ -854,6 +935,42 @@ fn build_series(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_headerless_warning_names_the_files_and_the_encoding() {
+        let header = |name: &str, layout: FileLayout| {
+            let mut h = SliceHeader::for_test(name, None, None, None);
+            h.source = Source::File(PathBuf::from("/exports/ct").join(name), layout);
+            h
+        };
+        let part10: Vec<SliceHeader> = (1..=3)
+            .map(|k| header(&format!("{k:04}.dcm"), FileLayout::Part10))
+            .collect();
+        assert_eq!(headerless_warning(&part10), None);
+        let raw = FileLayout::RawDataSet { explicit: false };
+        let mut hs: Vec<SliceHeader> = (1..=12)
+            .rev()
+            .map(|k| header(&format!("IM{k:04}"), raw))
+            .collect();
+        let w = headerless_warning(&hs).unwrap();
+        assert!(
+            w.starts_with("12 file(s) have no DICOM Part-10 header (no preamble/file meta), read as raw implicit VR little endian: IM0001; IM0002; IM0003; and 9 more;"),
+            "{w}"
+        );
+        assert!(w.contains("check the export settings"), "{w}");
+        assert!(!w.contains("/exports"), "file names only: {w}");
+        hs.push(header("X1", FileLayout::RawDataSet { explicit: true }));
+        hs.push(header("M1", FileLayout::MetaWithoutPreamble));
+        let w = headerless_warning(&hs).unwrap();
+        assert!(w.starts_with("14 file(s)"), "{w}");
+        for part in [
+            "raw implicit VR little endian (12: IM0001",
+            "raw explicit VR little endian (1: X1)",
+            "no DICM marker) (1: M1)",
+        ] {
+            assert!(w.contains(part), "{part}: {w}");
+        }
+    }
 
     #[test]
     fn series_can_move_to_a_blocking_thread() {

@@ -68,8 +68,9 @@ impl SliceRecipe {
     pub(crate) fn with_hu<R>(&self, f: impl FnOnce(&[f32]) -> R) -> Result<R, DicomError> {
         match &self.source {
             Source::Memory(o) => self.hu_from(o, f),
-            Source::File(p) => {
-                let obj = dicom_object::open_file(p).map_err(|e| self.err(e.to_string()))?;
+            Source::File(p, layout) => {
+                let obj =
+                    super::raw::open(p, *layout, None).map_err(|e| self.err(e.to_string()))?;
                 self.hu_from(&obj, f)
             }
         }

@@ -7,17 +7,18 @@ use std::path::{Path, PathBuf};
 
 use dicom_dictionary_std::{tags, uids};
 use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
-use dicom_object::OpenFileOptions;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use rayon::prelude::*;
 
 use super::header::{is_classic_ct, is_enhanced_ct, SliceHeader, Source};
+use super::raw::{self, sniff, FileLayout};
 use super::DicomError;
 
 /// What reading one file's header gave.
 pub(crate) enum Scanned {
     Header(Box<SliceHeader>),
-    /// Not a DICOM Part-10 file (no "DICM" marker): a README, a thumbnail, ...
+    /// Not a DICOM file (no "DICM" marker, and not a raw data set either): a README, a
+    /// thumbnail, ...
     NotDicom {
         path: PathBuf,
         reason: String,
@@ -70,27 +71,13 @@ pub(crate) fn scan_files(files: &[PathBuf]) -> Vec<Scanned> {
     files.par_iter().map(|p| scan_file(p)).collect()
 }
 
-fn has_dicm_marker(path: &Path) -> std::io::Result<bool> {
-    let mut f = File::open(path)?;
-    let mut buf = [0u8; 132];
-    let mut n = 0;
-    while n < buf.len() {
-        let k = f.read(&mut buf[n..])?;
-        if k == 0 {
-            break;
-        }
-        n += k;
-    }
-    Ok((n >= 132 && &buf[128..132] == b"DICM") || (n >= 4 && &buf[0..4] == b"DICM"))
-}
-
 pub(crate) fn scan_file(path: &Path) -> Scanned {
-    match has_dicm_marker(path) {
-        Ok(true) => {}
-        Ok(false) => {
+    let layout = match sniff(path) {
+        Ok(Some(layout)) => layout,
+        Ok(None) => {
             return Scanned::NotDicom {
                 path: path.to_path_buf(),
-                reason: "no DICM marker".into(),
+                reason: "no DICM marker, not a DICOM data set".into(),
             }
         }
         Err(e) => {
@@ -100,28 +87,37 @@ pub(crate) fn scan_file(path: &Path) -> Scanned {
                 series_uid: None,
             }
         }
-    }
-    let obj = match OpenFileOptions::new()
-        .read_until(tags::PIXEL_DATA)
-        .open_file(path)
-    {
+    };
+    let obj = match raw::open(path, layout, Some(tags::PIXEL_DATA)) {
         Ok(o) => o,
         Err(e) => {
+            let what = if layout.is_headerless() {
+                format!(" ({})", layout.describe())
+            } else {
+                String::new()
+            };
             return Scanned::Unreadable {
                 path: path.to_path_buf(),
-                reason: format!("cannot parse the DICOM header: {e}"),
+                reason: format!("cannot parse the DICOM header{what}: {e}"),
                 series_uid: None,
-            }
+            };
         }
     };
     let header = SliceHeader::from_object(
         &obj,
-        Source::File(path.to_path_buf()),
+        Source::File(path.to_path_buf(), layout),
         path.display().to_string(),
     );
     drop(obj);
+    if layout.is_headerless() && !looks_like_an_instance(&header) {
+        // the first bytes parsed, but what came out is no DICOM instance: not DICOM after all
+        return Scanned::NotDicom {
+            path: path.to_path_buf(),
+            reason: "no DICM marker, and no SOP Instance UID or image attributes when read as a raw data set".into(),
+        };
+    }
     if is_classic_ct(&header.sop_class_uid) || is_enhanced_ct(&header.sop_class_uid) {
-        if let Err(reason) = check_file_pixel_data(path, &header) {
+        if let Err(reason) = check_file_pixel_data(path, layout, &header) {
             return Scanned::Unreadable {
                 path: path.to_path_buf(),
                 reason,
@@ -132,11 +128,17 @@ pub(crate) fn scan_file(path: &Path) -> Scanned {
     Scanned::Header(Box::new(header))
 }
 
+/// A data set read without a Part-10 header is taken for a DICOM instance only when it has a
+/// SOP Instance UID or image attributes (Rows and Columns).
+fn looks_like_an_instance(h: &SliceHeader) -> bool {
+    !h.sop_instance_uid.is_empty() || (h.rows.is_some() && h.columns.is_some())
+}
+
 /// Check that a file's pixel data is all there, without reading it: for native syntaxes the
 /// Pixel Data element must be the last one and hold Rows × Columns × BitsAllocated/8 × frames
 /// bytes; for encapsulated ones the file must end with the sequence delimiter. When this quick
 /// look is inconclusive (deflate, trailing elements, ...), the whole file is parsed.
-fn check_file_pixel_data(path: &Path, h: &SliceHeader) -> Result<(), String> {
+fn check_file_pixel_data(path: &Path, layout: FileLayout, h: &SliceHeader) -> Result<(), String> {
     let frames = h.number_of_frames.unwrap_or(1).max(1) as usize;
     let expected = h
         .expected_frame_bytes()
@@ -153,7 +155,7 @@ fn check_file_pixel_data(path: &Path, h: &SliceHeader) -> Result<(), String> {
         Err(e) => return Err(format!("cannot read: {e}")),
     }
     // inconclusive: parse the whole file
-    let obj = dicom_object::open_file(path)
+    let obj = raw::open(path, layout, None)
         .map_err(|e| format!("cannot read the whole file (truncated or damaged?): {e}"))?;
     check_object_pixel_data(&obj, h)
 }
@@ -325,6 +327,85 @@ mod tests {
                 }
                 _ => panic!("{ts}: truncated file accepted"),
             }
+        }
+    }
+
+    /// The data set of a Part-10 file, written bare (no preamble, no file meta) in `ts`.
+    fn strip_to_raw(part10: &Path, raw: &Path, ts: &str) {
+        let obj = dicom_object::open_file(part10).unwrap();
+        let ts = TransferSyntaxRegistry.get(ts).unwrap();
+        let mut out = Vec::new();
+        obj.write_dataset_with_ts(&mut out, ts).unwrap();
+        std::fs::write(raw, out).unwrap();
+    }
+
+    #[test]
+    fn raw_data_sets_scan_like_part10_files() {
+        let dir = tempfile::tempdir().unwrap();
+        for (ts, explicit) in [
+            (uids::EXPLICIT_VR_LITTLE_ENDIAN, true),
+            (uids::IMPLICIT_VR_LITTLE_ENDIAN, false),
+        ] {
+            let p10 = dir.path().join("ct.dcm");
+            write_ct(&p10, ts, 8, 6);
+            let raw = dir.path().join("IM0001");
+            strip_to_raw(&p10, &raw, ts);
+            assert!(quick_pixel_check(&raw, ts, 8 * 6 * 2).unwrap(), "{ts}");
+            match scan_file(&raw) {
+                Scanned::Header(h) => {
+                    assert_eq!(h.rows, Some(8));
+                    assert_eq!(h.transfer_syntax, ts);
+                    assert_eq!(h.sop_instance_uid, "1.2.3.4");
+                    assert!(matches!(
+                        h.source,
+                        Source::File(_, FileLayout::RawDataSet { explicit: e }) if e == explicit
+                    ));
+                }
+                _ => panic!("{ts}: raw file refused"),
+            }
+            // cut: reported as a truncated file of its series, as a Part-10 file would be
+            let len = std::fs::metadata(&raw).unwrap().len();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&raw)
+                .unwrap()
+                .set_len(len - 10)
+                .unwrap();
+            match scan_file(&raw) {
+                Scanned::Unreadable {
+                    reason, series_uid, ..
+                } => {
+                    assert_eq!(series_uid.as_deref(), Some("1.2.3"));
+                    assert!(reason.contains("truncated"), "{reason}");
+                }
+                _ => panic!("{ts}: truncated raw file accepted"),
+            }
+        }
+        // a data set that parses but holds no instance (no SOP Instance UID, no image): not DICOM
+        let mut obj = InMemDicomObject::new_empty();
+        obj.put(DataElement::new(
+            tags::SPECIFIC_CHARACTER_SET,
+            VR::CS,
+            PrimitiveValue::from("ISO_IR 100"),
+        ));
+        obj.put(DataElement::new(
+            tags::STUDY_DATE,
+            VR::DA,
+            PrimitiveValue::from("20250101"),
+        ));
+        let mut out = Vec::new();
+        obj.write_dataset_with_ts(
+            &mut out,
+            TransferSyntaxRegistry
+                .get(uids::IMPLICIT_VR_LITTLE_ENDIAN)
+                .unwrap(),
+        )
+        .unwrap();
+        let odd = dir.path().join("odd");
+        std::fs::write(&odd, out).unwrap();
+        match scan_file(&odd) {
+            Scanned::NotDicom { reason, .. } => assert!(reason.contains("no DICM"), "{reason}"),
+            _ => panic!("an empty data set taken for an instance"),
         }
     }
 

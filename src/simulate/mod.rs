@@ -1,7 +1,9 @@
 //! Synthetic phantom CT series with known ground truth (`hu-red simulate`).
 //!
 //! [`render`] builds a series in memory (Part-10 file objects plus a [`Truth`]), [`write`] stores
-//! it as `NNNN.dcm` + `truth.json`, [`render_to_dir`] does both slice by slice (bounded memory),
+//! it as `NNNN.dcm` + `truth.json` (or, with `part10: false`, as raw data sets `IMNNNN` without
+//! preamble and file meta, as some scanners export), [`render_to_dir`] does both slice by slice
+//! (bounded memory),
 //! and [`render_stack`] gives the decoded HU volume directly (what a loader would produce from the
 //! files) for tests of the analysis core without any DICOM I/O.
 //!
@@ -29,11 +31,14 @@ pub use geometry::{
 
 use crate::analysis::{HuStack, Pose};
 use crate::phantom::{Outline, PhantomDef};
+use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
 use dicom_object::DefaultDicomObject;
+use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// How stored pixel values are represented (DICOM PixelRepresentation).
@@ -129,6 +134,9 @@ pub struct SimParams {
     /// Slice i uses intercept `rescale_intercept − 1000·(i mod 3)`.
     pub vary_intercept: bool,
     pub transfer_syntax: Syntax,
+    /// Write DICOM Part-10 files (`NNNN.dcm`); `false`: raw data sets in `transfer_syntax`,
+    /// without preamble and file meta group, named `IMNNNN` (no extension).
+    pub part10: bool,
     /// "CT" (CT Image Storage), "MR" (MR Image Storage) or anything else (Secondary Capture).
     pub modality: String,
     /// Seed of everything random: noise, UIDs, rearrangement default.
@@ -185,6 +193,7 @@ impl Default for SimParams {
             rescale_slope: 1.0,
             vary_intercept: false,
             transfer_syntax: Syntax::Explicit,
+            part10: true,
             modality: "CT".into(),
             seed: 1,
             station_name: "HURED-SIM".into(),
@@ -306,6 +315,9 @@ pub struct TruthStorage {
     pub vary_intercept: bool,
     pub transfer_syntax: Syntax,
     pub transfer_syntax_uid: String,
+    /// The files are DICOM Part-10 files; `false`: raw data sets (no preamble, no file meta).
+    #[serde(default = "yes")]
+    pub part10: bool,
     /// HU the padding value stands for (slice 0), when the reconstruction circle is on.
     pub padding_hu: Option<f64>,
     /// HU range the storage can represent (slice 0); values beyond are clamped.
@@ -700,7 +712,12 @@ fn plan(p: &SimParams, def: &PhantomDef) -> Result<Plan, SimError> {
     let slope = p.rescale_slope;
     let mut padding = Vec::with_capacity(n);
     let params_key = {
-        let mut bytes = serde_json::to_vec(p).unwrap_or_default();
+        // how the files are framed (Part-10 or raw data sets) does not make another series
+        let framed_as_part10 = SimParams {
+            part10: true,
+            ..p.clone()
+        };
+        let mut bytes = serde_json::to_vec(&framed_as_part10).unwrap_or_default();
         bytes.extend_from_slice(def.id.as_bytes());
         fnv1a(&bytes)
     };
@@ -749,7 +766,11 @@ fn plan(p: &SimParams, def: &PhantomDef) -> Result<Plan, SimError> {
         slices.push(TruthSlice {
             index: i,
             instance_number: (i + 1) as u32,
-            file: format!("{:04}.dcm", i + 1),
+            file: if p.part10 {
+                format!("{:04}.dcm", i + 1)
+            } else {
+                format!("IM{:04}", i + 1)
+            },
             sop_instance_uid: uid_from(mix(mix(series_key, SEED_SOP), i as u64)),
             z_mm: z,
             insert_fraction: (insert_fraction * 1e9).round() / 1e9,
@@ -854,6 +875,7 @@ fn plan(p: &SimParams, def: &PhantomDef) -> Result<Plan, SimError> {
             vary_intercept: p.vary_intercept,
             transfer_syntax: p.transfer_syntax,
             transfer_syntax_uid: p.transfer_syntax.uid().into(),
+            part10: p.part10,
             padding_hu: padding[0].map(|v| intercepts[0] + slope * v as f64),
             hu_min,
             hu_max,
@@ -1030,15 +1052,34 @@ fn create_dir(out_dir: &Path) -> Result<(), SimError> {
     })
 }
 
-fn write_object(obj: &DefaultDicomObject, path: &Path) -> Result<(), SimError> {
-    obj.write_to_file(path).map_err(|e| SimError::Write {
-        path: path.to_path_buf(),
-        what: e.to_string(),
-    })
+fn yes() -> bool {
+    true
 }
 
-/// Write a rendered series: `NNNN.dcm` (InstanceNumber, z order) and `truth.json`. Returns the
-/// paths written, DICOM files first.
+/// Write one object: a Part-10 file, or (`part10` false) its bare data set in the object's
+/// transfer syntax, without preamble and file meta group.
+fn write_object(obj: &DefaultDicomObject, path: &Path, part10: bool) -> Result<(), SimError> {
+    let err = |what: String| SimError::Write {
+        path: path.to_path_buf(),
+        what,
+    };
+    if part10 {
+        return obj.write_to_file(path).map_err(|e| err(e.to_string()));
+    }
+    let uid = obj.meta().transfer_syntax();
+    let ts = TransferSyntaxRegistry
+        .get(uid)
+        .ok_or_else(|| err(format!("unknown transfer syntax {uid}")))?;
+    let mut out =
+        std::io::BufWriter::new(std::fs::File::create(path).map_err(|e| err(e.to_string()))?);
+    obj.write_dataset_with_ts(&mut out, ts)
+        .map_err(|e| err(e.to_string()))?;
+    out.flush().map_err(|e| err(e.to_string()))
+}
+
+/// Write a rendered series: `NNNN.dcm` (InstanceNumber, z order; raw data sets `IMNNNN` when
+/// the truth's storage says `part10: false`) and `truth.json`. Returns the paths written, DICOM
+/// files first.
 pub fn write(series: &SimSeries, out_dir: &Path) -> Result<Vec<PathBuf>, SimError> {
     create_dir(out_dir)?;
     let mut paths = series
@@ -1047,7 +1088,7 @@ pub fn write(series: &SimSeries, out_dir: &Path) -> Result<Vec<PathBuf>, SimErro
         .zip(series.truth.slices.par_iter())
         .map(|(obj, s)| {
             let path = out_dir.join(&s.file);
-            write_object(obj, &path).map(|_| path)
+            write_object(obj, &path, series.truth.storage.part10).map(|_| path)
         })
         .collect::<Result<Vec<_>, _>>()?;
     paths.push(write_truth(&series.truth, out_dir)?);
@@ -1067,7 +1108,7 @@ pub fn render_to_dir(
         .map(|i| {
             let obj = encode::object(&plan, params, i, &plan.slice_stored(i))?;
             let path = out_dir.join(&plan.truth.slices[i].file);
-            write_object(&obj, &path).map(|_| path)
+            write_object(&obj, &path, params.part10).map(|_| path)
         })
         .collect::<Result<Vec<_>, _>>()?;
     paths.push(write_truth(&plan.truth, out_dir)?);

@@ -865,3 +865,70 @@ fn render_to_dir_writes_the_same_files_as_render_then_write() {
         })
     ));
 }
+
+#[test]
+fn raw_data_sets_are_the_part10_data_sets_without_the_header() {
+    let d = def("cirs062");
+    let dir = tempfile::tempdir().unwrap();
+    for syntax in [Syntax::Implicit, Syntax::Explicit] {
+        let p10 = SimParams {
+            transfer_syntax: syntax,
+            recon_circle: true,
+            ..small()
+        };
+        let raw = SimParams {
+            part10: false,
+            ..p10.clone()
+        };
+        let tag = format!("{syntax:?}");
+        let (a, truth_a) = render_to_dir(&p10, &d, &dir.path().join(format!("p10_{tag}"))).unwrap();
+        let (b, truth_b) = render_to_dir(&raw, &d, &dir.path().join(format!("raw_{tag}"))).unwrap();
+        // the same series (UIDs included), framed differently
+        assert_eq!(truth_a.series_uid, truth_b.series_uid);
+        assert!(truth_a.storage.part10);
+        assert!(!truth_b.storage.part10);
+        assert!(!truth_b.params.part10);
+        let names: Vec<&str> = truth_b.slices.iter().map(|s| s.file.as_str()).collect();
+        assert_eq!(names, ["IM0001", "IM0002", "IM0003", "IM0004", "IM0005"]);
+        for (i, (pa, pb)) in a[..5].iter().zip(&b[..5]).enumerate() {
+            assert_eq!(pb.file_name().unwrap(), names[i]);
+            let part10 = std::fs::read(pa).unwrap();
+            let bare = std::fs::read(pb).unwrap();
+            assert_eq!(&part10[128..132], b"DICM");
+            assert!(!bare.starts_with(b"DICM") && bare.get(128..132) != Some(b"DICM".as_slice()));
+            // it starts with a group 0008 element, in the chosen encoding
+            assert_eq!(&bare[0..2], &[0x08, 0x00]);
+            assert_eq!(
+                bare[4].is_ascii_uppercase() && bare[5].is_ascii_uppercase(),
+                syntax == Syntax::Explicit,
+                "{tag}"
+            );
+            // the Part-10 file is the preamble, DICM and its file meta group, then these bytes
+            assert!(part10.ends_with(&bare), "{tag} slice {i}");
+            let group_len =
+                u32::from_le_bytes([part10[140], part10[141], part10[142], part10[143]]);
+            assert_eq!(part10.len() - bare.len(), 144 + group_len as usize, "{tag}");
+            // and it reads back as the same object
+            let (obj, headerless) = crate::dicom::open_dicom_file(pb).unwrap();
+            assert!(headerless);
+            assert_eq!(obj.meta().transfer_syntax(), syntax.uid());
+            assert_eq!(
+                obj.meta().media_storage_sop_instance_uid(),
+                truth_b.slices[i].sop_instance_uid
+            );
+        }
+        // render() then write() gives the same raw files
+        let series = render(&raw, &d).unwrap();
+        let c = write(&series, &dir.path().join(format!("w_{tag}"))).unwrap();
+        for (x, y) in b.iter().zip(&c) {
+            assert_eq!(x.file_name(), y.file_name());
+            assert_eq!(
+                std::fs::read(x).unwrap(),
+                std::fs::read(y).unwrap(),
+                "{x:?}"
+            );
+        }
+        // the in-memory objects keep their file meta group
+        assert_eq!(series.objects[0].meta().transfer_syntax(), syntax.uid());
+    }
+}
