@@ -11,8 +11,8 @@ use super::image::{disc_median, for_each_in_annulus, median, nan_mean_slices};
 use super::rods;
 use super::template::{contrast_at, evidence, hole_contrasts, hole_xy, refine_pose, wrap_deg};
 use super::{
-    AnalysisError, AnalysisOptions, Curve, Geo, HuStack, Measurement, Plan, Pose, RoiMeasurement,
-    SlicesUsed, UnassignedHole,
+    AnalysisError, AnalysisOptions, CoreKind, Curve, FoundBy, Geo, HuStack, Measurement, Plan,
+    Pose, RoiMeasurement, SlicesUsed, UnassignedHole,
 };
 use crate::phantom::{Localisation, Outline, PhantomDef};
 use ndarray::{Array2, Axis};
@@ -23,6 +23,9 @@ const REFINE_MIN_CONTRAST: f64 = 100.0;
 /// How far per-insert refinement may move a centre from the template: this, or 15 % of the hole
 /// radius for large holes, mm.
 const REFINE_MAX_MM: f64 = 1.5;
+/// Rods are detected on the slab mean reduced to about this pixel size (block mean): 4× fewer
+/// pixels at 0.8 mm, half the noise, and rods are ≥ 8 mm wide. ROIs are fitted at full resolution.
+const DETECT_PIXEL_MM: f64 = 1.6;
 
 /// Where one insert is, before measuring.
 #[derive(Debug, Clone)]
@@ -35,6 +38,8 @@ struct Loc {
     insert_r: f64,
     shift: f64,
     contrast: f64,
+    /// Rods of a detection phantom: found by contrast or at a site of their pattern.
+    found_by: Option<FoundBy>,
 }
 
 /// ROI statistics over all slab slices.
@@ -73,9 +78,15 @@ pub fn measure(
     let img = nan_mean_slices(&slab.hu);
     let kvp = opts.kvp;
 
-    let (locs, pose) = match def.localisation {
-        Localisation::Template => locate_template(&img, &geo, def, plan, slab)?,
-        Localisation::Detection => (detect_rods(&img, &geo, def)?, plan.pose),
+    let (locs, pose, mut warnings) = match def.localisation {
+        Localisation::Template => {
+            let (locs, pose) = locate_template(&img, &geo, def, plan, slab)?;
+            (locs, pose, Vec::new())
+        }
+        Localisation::Detection => {
+            let (locs, notes) = detect_rods(&img, &geo, def, plan)?;
+            (locs, plan.pose, notes)
+        }
     };
 
     // An ROI fitted to what each hole holds, measured over the slab.
@@ -92,7 +103,14 @@ pub fn measure(
                 .and_then(|m| def.material(m))
                 .map(|m| m.hu_expected),
         };
-        let roi = core::fit(img.view(), &geo, &spec).map(|c| {
+        // A rod placed by its pattern shows no contrast: its ROI is the disc at the site (the
+        // position is known from geometry; a core fitted to the noise would only move it).
+        let fitted = if loc.found_by == Some(FoundBy::Pattern) {
+            pattern_disc(&geo, &spec)
+        } else {
+            core::fit(img.view(), &geo, &spec)
+        };
+        let roi = fitted.map(|c| {
             let st = roi_stats(slab, &geo, &c);
             (c, st)
         });
@@ -137,7 +155,7 @@ pub fn measure(
         })
         .collect();
     let assigned = assign::assign(def, &hus, kvp);
-    let mut warnings = assigned.warnings.clone();
+    warnings.extend(assigned.warnings.iter().cloned());
     let mut rois = Vec::new();
     let mut unassigned = Vec::new();
     let mut refused = Vec::new();
@@ -260,39 +278,126 @@ fn roi_measurement(
         roi_inner_radius_mm: c.r_in,
         feature_radius_mm: c.feature_r,
         n_excluded: st.excluded,
+        found_by: loc.found_by,
     }
 }
 
-/// Rods of a detection phantom on the slab mean.
-fn detect_rods(img: &Array2<f32>, geo: &Geo, def: &PhantomDef) -> Result<Vec<Loc>, AnalysisError> {
-    let body = segment(img.view(), geo).ok_or_else(|| AnalysisError::NotUsable {
-        id: def.id.clone(),
-        why: "no object found on the measured slices".into(),
-    })?;
-    let found = rods::detect(img.view(), &body, geo);
-    if found.len() < 3 {
+/// Rods of a detection phantom on the slab mean: found by contrast on a reduced copy, completed
+/// from their pattern (`rods`). Returns the rods and notes on how the pattern was used.
+fn detect_rods(
+    img: &Array2<f32>,
+    geo: &Geo,
+    def: &PhantomDef,
+    plan: &Plan,
+) -> Result<(Vec<Loc>, Vec<String>), AnalysisError> {
+    let f = (DETECT_PIXEL_MM / geo.px[0].min(geo.px[1]))
+        .round()
+        .max(1.0) as usize;
+    // A noisy slab (thin slices, one slice in the slab) is tried again at twice the block size.
+    let mut found = rods::Found::default();
+    for f in [f, 2 * f] {
+        let (small, sgeo) = rods::reduce(img.view(), geo, f);
+        let body = segment(small.view(), &sgeo).ok_or_else(|| AnalysisError::NotUsable {
+            id: def.id.clone(),
+            why: "no object found on the measured slices".into(),
+        })?;
+        // The body centroid, unless the body is cut by the field of view (then the plan's pose).
+        let centre = if body.touches_edge {
+            (plan.pose.centre_x_mm, plan.pose.centre_y_mm)
+        } else {
+            (sgeo.x_of(body.centroid.1), sgeo.y_of(body.centroid.0))
+        };
+        found = rods::find(small.view(), &body, &sgeo, centre, plan.pose.rotation_deg);
+        if found.blind >= rods::MIN_BLIND {
+            break;
+        }
+    }
+    if found.blind < rods::MIN_BLIND {
         return Err(AnalysisError::NotUsable {
             id: def.id.clone(),
             why: format!(
-                "only {} rod(s) found on the measured slices; at least 3 are needed",
-                found.len()
+                "only {} rod(s) found on the measured slices; at least {} are needed",
+                found.blind,
+                rods::MIN_BLIND
             ),
         });
     }
-    Ok(found
+    let locs: Vec<Loc> = found
+        .rods
         .iter()
         .enumerate()
         .map(|(i, r)| Loc {
             hole: format!("rod_{}", i + 1),
-            ring: None,
+            ring: r.site.clone(),
             layout_material: None,
             x: r.x_mm,
             y: r.y_mm,
             insert_r: r.radius_mm,
             shift: 0.0,
             contrast: contrast_at(img.view(), geo, r.x_mm, r.y_mm, r.radius_mm).contrast,
+            found_by: Some(r.found_by),
         })
-        .collect())
+        .collect();
+    let mut notes = Vec::new();
+    if let Some(p) = &found.pattern {
+        let by_pattern: Vec<String> = locs
+            .iter()
+            .zip(&found.rods)
+            .filter(|(_, r)| r.found_by == FoundBy::Pattern)
+            .map(|(l, r)| {
+                format!(
+                    "{} ({}, at {:.1}, {:.1} mm, {:+.1} HU against the body around it)",
+                    l.hole,
+                    r.site.as_deref().unwrap_or("site"),
+                    r.x_mm,
+                    r.y_mm,
+                    r.contrast_hu
+                )
+            })
+            .collect();
+        if !by_pattern.is_empty() {
+            notes.push(format!(
+                "rod(s) without contrast to the body measured where the rod pattern puts them: {}; the pattern is {} ({} of {} sites hold a rod seen by its contrast, fit within {:.1} mm); a site of this pattern without a rod would read the body",
+                by_pattern.join(", "),
+                p.description,
+                p.by_contrast,
+                p.sites,
+                p.max_residual_mm
+            ));
+        } else if !p.certain && p.by_contrast < p.sites {
+            notes.push(format!(
+                "the rods form {}, but only {} of its {} sites show a rod: the others are not measured (too few rods to be sure of the pattern)",
+                p.description, p.by_contrast, p.sites
+            ));
+        }
+    }
+    Ok((locs, notes))
+}
+
+/// The ROI of a rod found by its pattern: the disc of `fraction` × its radius (at least
+/// [`core::EDGE_MARGIN_PX`] pixels inside its edge) at the site.
+fn pattern_disc(geo: &Geo, spec: &HoleSpec) -> Result<Core, String> {
+    let px = geo.px[0].max(geo.px[1]);
+    let r_out = (spec.fraction * spec.radius).min(spec.radius - core::EDGE_MARGIN_PX * px);
+    let n_px = (std::f64::consts::PI * r_out.max(0.0).powi(2) / (geo.px[0] * geo.px[1])) as usize;
+    if n_px < core::MIN_CORE_PX {
+        return Err(format!(
+            "no core of {} pixels in a rod of radius {:.1} mm at {:.2} mm pixels",
+            core::MIN_CORE_PX,
+            spec.radius,
+            px
+        ));
+    }
+    Ok(Core {
+        x: spec.x,
+        y: spec.y,
+        r_in: 0.0,
+        r_out,
+        kind: CoreKind::Disc,
+        feature_r: None,
+        excluded: Vec::new(),
+        n_px,
+    })
 }
 
 /// Fit the hole template at full resolution and refine each insert by local contrast.
@@ -361,6 +466,7 @@ fn locate_template(
                 insert_r: h.radius_mm,
                 shift: (x - x0).hypot(y - y0),
                 contrast: con,
+                found_by: None,
             });
         }
         // Layout agreement (squared HU distance of the holes' medians — robust to a rod in a

@@ -379,10 +379,17 @@ fn evaluate(
                     Some((k, ev, pose))
                 }
                 Localisation::Detection => {
-                    let rods = rods::detect(img, b, geo);
+                    // The same rods the measurement finds: blind by contrast, completed from
+                    // their pattern (the low-contrast rods of a noisy scan).
+                    let found = rods::find(img, b, geo, c, rot_outline);
                     let want = def.expected_materials().len().max(1);
-                    let ev = (rods.len() as f64 / (want.saturating_sub(1)).max(1) as f64).min(1.0);
-                    let ev = if rods.len() >= 3 { ev } else { 0.0 };
+                    let n = found.rods.len();
+                    let ev = (n as f64 / (want.saturating_sub(1)).max(1) as f64).min(1.0);
+                    let ev = if found.blind >= rods::MIN_BLIND {
+                        ev
+                    } else {
+                        0.0
+                    };
                     Some((
                         k,
                         ev,

@@ -187,6 +187,22 @@ pub struct RoiMeasurement {
     /// a bubble, a streak), never averaged in.
     #[serde(default)]
     pub n_excluded: usize,
+    /// How a rod of a detection phantom was found (see `analysis::rods`): by its contrast to the
+    /// body, or at a site of the certain rod pattern the other rods form. `None` for template
+    /// holes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub found_by: Option<FoundBy>,
+}
+
+/// How a rod of a detection phantom was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FoundBy {
+    /// It differs from the body beyond the noise (blind detection, or the matched filter at a
+    /// site the pattern predicts).
+    Contrast,
+    /// No contrast to the body: measured at the site of a certain pattern (geometry, not image).
+    Pattern,
 }
 
 /// What an ROI was fitted to inside its hole.
