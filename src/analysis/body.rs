@@ -90,50 +90,120 @@ pub fn segment(slice: ArrayView2<f32>, geo: &Geo) -> Option<Body> {
 }
 
 /// Is the image-frame point (x, y) inside the outline placed at `centre` with `rot_deg`?
+#[cfg(test)]
 pub fn inside_outline(outline: &Outline, centre: (f64, f64), rot_deg: f64, x: f64, y: f64) -> bool {
-    let (s, c) = rot_deg.to_radians().sin_cos();
-    let dx = x - centre.0;
-    let dy = y - centre.1;
-    // inverse rotation into phantom coordinates
-    let px = dx * c + dy * s;
-    let py = -dx * s + dy * c;
-    match *outline {
-        Outline::Circle { diameter_mm } => px * px + py * py <= diameter_mm * diameter_mm / 4.0,
-        Outline::Ellipse {
-            width_mm,
-            height_mm,
-        } => {
-            let a = width_mm / 2.0;
-            let b = height_mm / 2.0;
-            (px / a).powi(2) + (py / b).powi(2) <= 1.0
+    Placed::new(outline, centre, rot_deg).contains(x, y)
+}
+
+/// An outline placed in the image frame, its rotation computed once.
+struct Placed<'a> {
+    outline: &'a Outline,
+    centre: (f64, f64),
+    sin: f64,
+    cos: f64,
+}
+
+impl<'a> Placed<'a> {
+    fn new(outline: &'a Outline, centre: (f64, f64), rot_deg: f64) -> Self {
+        let (sin, cos) = rot_deg.to_radians().sin_cos();
+        Placed {
+            outline,
+            centre,
+            sin,
+            cos,
         }
-        Outline::Square { side_mm } => px.abs() <= side_mm / 2.0 && py.abs() <= side_mm / 2.0,
     }
+
+    fn contains(&self, x: f64, y: f64) -> bool {
+        let (s, c) = (self.sin, self.cos);
+        let dx = x - self.centre.0;
+        let dy = y - self.centre.1;
+        // inverse rotation into phantom coordinates
+        let px = dx * c + dy * s;
+        let py = -dx * s + dy * c;
+        match *self.outline {
+            Outline::Circle { diameter_mm } => px * px + py * py <= diameter_mm * diameter_mm / 4.0,
+            Outline::Ellipse {
+                width_mm,
+                height_mm,
+            } => {
+                let a = width_mm / 2.0;
+                let b = height_mm / 2.0;
+                (px / a).powi(2) + (py / b).powi(2) <= 1.0
+            }
+            Outline::Square { side_mm } => px.abs() <= side_mm / 2.0 && py.abs() <= side_mm / 2.0,
+        }
+    }
+}
+
+/// Rows `r0..r1` and columns `c0..c1` holding every set pixel of `mask`.
+fn mask_box(mask: &Mask) -> (usize, usize, usize, usize) {
+    let (mut r0, mut r1, mut c0, mut c1) = (usize::MAX, 0, usize::MAX, 0);
+    for ((r, c), &m) in mask.indexed_iter() {
+        if m {
+            r0 = r0.min(r);
+            r1 = r1.max(r + 1);
+            c0 = c0.min(c);
+            c1 = c1.max(c + 1);
+        }
+    }
+    (r0.min(r1), r1, c0.min(c1), c1)
 }
 
 /// Intersection over union of the body and the outline placed at (centre mm, rotation), counted
 /// only where the image has data (a phantom cut by the FOV is judged on what is visible).
-pub fn outline_iou(
+/// `body_box` is the body's bounding box ([`mask_box`]): only pixels inside it or near enough to
+/// the outline's centre to be inside the outline are visited (no other pixel counts).
+fn outline_iou(
     body: &Body,
     valid: &Array2<bool>,
     geo: &Geo,
     outline: &Outline,
     centre_mm: (f64, f64),
     rot_deg: f64,
+    body_box: (usize, usize, usize, usize),
 ) -> f64 {
+    let placed = Placed::new(outline, centre_mm, rot_deg);
+    let (rows, cols) = body.mask.dim();
+    // The outline lies within its half-diagonal of its centre (plus a pixel for rounding).
+    let (w, h) = outline.size_mm();
+    let reach = 0.5 * w.hypot(h);
+    let span = |centre: f64, px: f64, origin: f64, n: usize| -> (usize, usize) {
+        let lo = ((centre - reach - origin) / px).floor() - 1.0;
+        let hi = ((centre + reach - origin) / px).ceil() + 2.0;
+        (
+            lo.clamp(0.0, n as f64) as usize,
+            hi.clamp(0.0, n as f64) as usize,
+        )
+    };
+    let (or0, or1) = span(centre_mm.1, geo.px[0], geo.origin[0], rows);
+    let (oc0, oc1) = span(centre_mm.0, geo.px[1], geo.origin[1], cols);
+    let (br0, br1, bc0, bc1) = body_box;
+    let (r0, r1) = if br1 > br0 {
+        (or0.min(br0), or1.max(br1))
+    } else {
+        (or0, or1)
+    };
+    let (c0, c1) = if bc1 > bc0 {
+        (oc0.min(bc0), oc1.max(bc1))
+    } else {
+        (oc0, oc1)
+    };
     let (mut inter, mut uni) = (0usize, 0usize);
-    for ((r, c), b) in body.mask.indexed_iter() {
-        if !valid[[r, c]] {
-            continue;
-        }
-        let x = geo.x_of(c as f64);
+    for r in r0..r1 {
         let y = geo.y_of(r as f64);
-        let o = inside_outline(outline, centre_mm, rot_deg, x, y);
-        if *b && o {
-            inter += 1;
-        }
-        if *b || o {
-            uni += 1;
+        for c in c0..c1 {
+            if !valid[[r, c]] {
+                continue;
+            }
+            let b = body.mask[[r, c]];
+            let o = placed.contains(geo.x_of(c as f64), y);
+            if b && o {
+                inter += 1;
+            }
+            if b || o {
+                uni += 1;
+            }
         }
     }
     if uni == 0 {
@@ -163,9 +233,11 @@ pub fn fit_outline(
         }
         Outline::Square { .. } => (0..30).map(|i| i as f64 * 3.0).collect(),
     };
+    let body_box = mask_box(&body.mask);
+    let iou_at = |c: (f64, f64), r: f64| outline_iou(body, valid, geo, outline, c, r, body_box);
     let mut best = (f64::MIN, centre0, 0.0);
     for rot in rots {
-        let iou = outline_iou(body, valid, geo, outline, centre0, rot);
+        let iou = iou_at(centre0, rot);
         if iou > best.0 {
             best = (iou, centre0, rot);
         }
@@ -187,7 +259,7 @@ pub fn fit_outline(
                 cands.push(((cx, cy), rot - step / step0));
             }
             for (c, r) in cands {
-                let iou = outline_iou(body, valid, geo, outline, c, r);
+                let iou = iou_at(c, r);
                 if iou > iou0 + 1e-9 && iou > best.0 {
                     best = (iou, c, r);
                     improved = true;
