@@ -329,29 +329,36 @@ fn locate_template(
                 ),
             });
         }
-        let mut locs = Vec::with_capacity(def.holes.len());
-        for (h, c) in def.holes.iter().zip(&contrasts) {
-            let (x0, y0) = hole_xy(h, &pose);
-            let (mut x, mut y, mut con) = (x0, y0, c.contrast);
-            if c.contrast >= REFINE_MIN_CONTRAST {
-                let step = 0.25;
+        // High-contrast holes are located one by one (centroid); the rigid pose is then fitted
+        // to them, and places the holes without contrast (water in a water-like body).
+        let found: Vec<Option<(f64, f64)>> = def
+            .holes
+            .iter()
+            .zip(&contrasts)
+            .map(|(h, c)| {
+                let (x0, y0) = hole_xy(h, &pose);
                 let reach = REFINE_MAX_MM.max(0.15 * h.radius_mm);
-                let n = (reach / step).round() as i32;
-                for i in -n..=n {
-                    for j in -n..=n {
-                        let (xx, yy) = (x0 + i as f64 * step, y0 + j as f64 * step);
-                        if (xx - x0).hypot(yy - y0) > reach + 1e-9 {
-                            continue;
-                        }
-                        let cc = contrast_at(img.view(), geo, xx, yy, h.radius_mm).contrast;
-                        if cc > con + 1e-9 {
-                            con = cc;
-                            x = xx;
-                            y = yy;
-                        }
-                    }
-                }
-            }
+                (c.contrast >= REFINE_MIN_CONTRAST)
+                    .then(|| centroid(img, geo, x0, y0, h.radius_mm))
+                    .flatten()
+                    .filter(|(cx, cy)| (cx - x0).hypot(cy - y0) <= reach)
+            })
+            .collect();
+        let pairs: Vec<((f64, f64), (f64, f64))> = def
+            .holes
+            .iter()
+            .zip(&found)
+            .filter_map(|(h, f)| f.map(|q| ((h.x_mm, h.y_mm), q)))
+            .collect();
+        let pose = if pairs.len() >= 3 {
+            rigid_fit(&pairs)
+        } else {
+            pose
+        };
+        let mut locs = Vec::with_capacity(def.holes.len());
+        for (h, f) in def.holes.iter().zip(&found) {
+            let (x0, y0) = hole_xy(h, &pose);
+            let (x, y) = f.unwrap_or((x0, y0));
             locs.push(Loc {
                 hole: h.id.clone(),
                 ring: h.ring.clone(),
@@ -360,7 +367,7 @@ fn locate_template(
                 y,
                 insert_r: h.radius_mm,
                 shift: (x - x0).hypot(y - y0),
-                contrast: con,
+                contrast: contrast_at(img.view(), geo, x, y, h.radius_mm).contrast,
             });
         }
         // Layout agreement (squared HU distance of the holes' medians — robust to a rod in a
@@ -383,6 +390,99 @@ fn locate_template(
         why: "the hole template could not be placed".into(),
     })?;
     Ok((locs, pose))
+}
+
+/// The rigid pose (centre, rotation; no scale) that maps the phantom points onto the image
+/// points in the least-squares sense (2-D Procrustes).
+fn rigid_fit(pairs: &[((f64, f64), (f64, f64))]) -> Pose {
+    let n = pairs.len() as f64;
+    let (mut px, mut py, mut qx, mut qy) = (0.0, 0.0, 0.0, 0.0);
+    for ((a, b), (c, d)) in pairs {
+        px += a;
+        py += b;
+        qx += c;
+        qy += d;
+    }
+    let (px, py, qx, qy) = (px / n, py / n, qx / n, qy / n);
+    let (mut dot, mut cross) = (0.0, 0.0);
+    for ((a, b), (c, d)) in pairs {
+        let (ax, ay, bx, by) = (a - px, b - py, c - qx, d - qy);
+        dot += ax * bx + ay * by;
+        cross += ax * by - ay * bx;
+    }
+    let theta = cross.atan2(dot);
+    let (s, c) = theta.sin_cos();
+    Pose {
+        centre_x_mm: qx - (px * c - py * s),
+        centre_y_mm: qy - (px * s + py * c),
+        rotation_deg: theta.to_degrees(),
+    }
+}
+
+/// Centre of the insert near (x, y): the centroid of its "insert-ness" (pixel HU rescaled so
+/// that the surrounding body is 0 and the insert's median is 1, not clipped, so that the noise
+/// averages out) in a window of radius r + 1.5 mm, iterated from the template position. Unbiased
+/// for a blurred disc, and it uses every pixel of the insert — a contrast maximum over shifted
+/// discs is flat for shifts smaller than the ROI margin and follows the noise there.
+fn centroid(img: &Array2<f32>, geo: &Geo, x: f64, y: f64, r: f64) -> Option<(f64, f64)> {
+    let (rows, cols) = img.dim();
+    let pxmax = geo.px[0].max(geo.px[1]);
+    let (mut cx, mut cy) = (x, y);
+    for _ in 0..3 {
+        let inside = disc_median(img.view(), geo, cx, cy, (r - 1.5 * pxmax).max(0.5 * r));
+        let mut ring = Vec::new();
+        for_each_in_annulus(
+            rows,
+            cols,
+            (geo.row_of(cy), geo.col_of(cx)),
+            r + 1.5 + pxmax,
+            r + 3.5 + pxmax,
+            geo.px,
+            |rr, cc| {
+                let v = img[[rr, cc]];
+                if v.is_finite() {
+                    ring.push(v);
+                }
+            },
+        );
+        let outside = median(&mut ring);
+        let contrast = inside - outside;
+        if !(contrast.is_finite() && contrast.abs() > 1e-6) {
+            return None;
+        }
+        let (mut sw, mut sx, mut sy) = (0.0, 0.0, 0.0);
+        let mut nan = false;
+        for_each_in_annulus(
+            rows,
+            cols,
+            (geo.row_of(cy), geo.col_of(cx)),
+            0.0,
+            r + 1.5,
+            geo.px,
+            |rr, cc| {
+                let v = img[[rr, cc]];
+                if !v.is_finite() {
+                    nan = true;
+                    return;
+                }
+                let w = (v as f64 - outside) / contrast;
+                sw += w;
+                sx += w * geo.x_of(cc as f64);
+                sy += w * geo.y_of(rr as f64);
+            },
+        );
+        if nan || sw <= 0.0 {
+            return None;
+        }
+        let (nx, ny) = (sx / sw, sy / sw);
+        let moved = (nx - cx).hypot(ny - cy);
+        cx = nx;
+        cy = ny;
+        if moved < 0.01 {
+            break;
+        }
+    }
+    Some((cx, cy))
 }
 
 /// Rotations (degrees, including 0) under which the definition's holes land on holes of the same
