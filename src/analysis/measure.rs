@@ -344,7 +344,7 @@ fn locate_template(
                     .filter(|(cx, cy)| (cx - x0).hypot(cy - y0) <= reach)
             })
             .collect();
-        let pairs: Vec<((f64, f64), (f64, f64))> = def
+        let pairs: Vec<PointPair> = def
             .holes
             .iter()
             .zip(&found)
@@ -392,9 +392,12 @@ fn locate_template(
     Ok((locs, pose))
 }
 
+/// A point in phantom coordinates and where it was found in the image, mm.
+type PointPair = ((f64, f64), (f64, f64));
+
 /// The rigid pose (centre, rotation; no scale) that maps the phantom points onto the image
 /// points in the least-squares sense (2-D Procrustes).
-fn rigid_fit(pairs: &[((f64, f64), (f64, f64))]) -> Pose {
+fn rigid_fit(pairs: &[PointPair]) -> Pose {
     let n = pairs.len() as f64;
     let (mut px, mut py, mut qx, mut qy) = (0.0, 0.0, 0.0, 0.0);
     for ((a, b), (c, d)) in pairs {
