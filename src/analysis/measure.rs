@@ -197,7 +197,7 @@ pub fn measure(
         }
     }
     let curve = Curve::from_materials(&inserts);
-    let checks = checks::judge(def, &mut inserts, &curve, &unassigned, kvp);
+    let checks = checks::judge(def, &mut inserts, &curve, &unassigned, &refused, kvp);
     let mut all_warnings = plan.warnings.clone();
     all_warnings.extend(warnings);
     Ok(Measurement {

@@ -89,6 +89,11 @@ pub fn template_score(img: ArrayView2<f32>, geo: &Geo, def: &PhantomDef, pose: &
 
 /// Number of holes the layout expects to show contrast against the body.
 pub fn expected_visible(def: &PhantomDef) -> usize {
+    if def.layout.is_empty() {
+        // Plugs placed by the user (no layout): most of them differ from the body; a few may
+        // not (solid water in a solid-water body).
+        return (def.holes.len() as f64 * EXPECTED_VISIBLE_WITHOUT_LAYOUT).ceil() as usize;
+    }
     def.holes
         .iter()
         .filter(|h| {
@@ -100,6 +105,9 @@ pub fn expected_visible(def: &PhantomDef) -> usize {
         })
         .count()
 }
+
+/// Fraction of the holes expected to show when the definition has no layout.
+const EXPECTED_VISIBLE_WITHOUT_LAYOUT: f64 = 0.75;
 
 /// A hole "shows" when its contrast exceeds this (HU).
 pub const VISIBLE_HU: f64 = 25.0;
