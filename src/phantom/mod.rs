@@ -353,11 +353,12 @@ impl PhantomDef {
                     hole.id
                 )));
             }
-            if !(hole.x_mm.is_finite() && hole.y_mm.is_finite())
-                || !self
+            let inside = hole.x_mm.is_finite()
+                && hole.y_mm.is_finite()
+                && self
                     .outline
-                    .contains_disc(hole.x_mm, hole.y_mm, hole.radius_mm)
-            {
+                    .contains_disc(hole.x_mm, hole.y_mm, hole.radius_mm);
+            if !inside {
                 return Err(bad(format!(
                     "hole '{}' (x {} mm, y {} mm, radius {} mm) does not fit inside the outline",
                     hole.id, hole.x_mm, hole.y_mm, hole.radius_mm
@@ -535,6 +536,19 @@ impl PhantomSet {
                 .any(|p| p.family.as_deref() == Some(id))
     }
 
+    /// The phantom ids whose stored baselines concern `id`: `id` itself; for a variant also its
+    /// family id (baselines stored before hu-red told the variants apart); for a family id also
+    /// every variant. An unknown id gives just itself.
+    pub fn baseline_ids(&self, id: &str) -> Vec<String> {
+        let mut out = vec![id.to_string()];
+        if let Ok(d) = self.get(id) {
+            out.extend(d.family.clone());
+        } else if let Ok(variants) = self.resolve(id) {
+            out.extend(variants.into_iter().map(|d| d.id.clone()));
+        }
+        out
+    }
+
     fn unknown(&self, id: &str) -> PhantomError {
         PhantomError::Unknown {
             id: id.to_string(),
@@ -707,8 +721,10 @@ impl PhantomSet {
                     hu_window: prev.and_then(|m| m.hu_window),
                     hu_window_kvp: prev.and_then(|m| m.hu_window_kvp),
                     hu_band: prev.and_then(|m| m.hu_band),
-                    optional: false,
-                    note: None,
+                    // a material of the definition keeps what the script form cannot say
+                    // (the Catphan 600's vial stays optional)
+                    optional: prev.is_some_and(|m| m.optional),
+                    note: prev.and_then(|m| m.note.clone()),
                 });
             }
             let names: Vec<String> = def.materials.iter().map(|m| m.name.clone()).collect();
@@ -987,6 +1003,23 @@ mod tests {
         );
         assert!(set.get("catphan_604").unwrap().answers_to(CATPHAN_FAMILY));
         assert!(!set.get("cirs062_head").unwrap().answers_to("cirs062"));
+        // the ids whose stored baselines concern an id
+        assert_eq!(
+            set.baseline_ids("catphan_604"),
+            ["catphan_604", CATPHAN_FAMILY]
+        );
+        assert_eq!(
+            set.baseline_ids(CATPHAN_FAMILY),
+            [
+                CATPHAN_FAMILY,
+                "catphan_504",
+                "catphan_600",
+                "catphan_604",
+                "catphan_700"
+            ]
+        );
+        assert_eq!(set.baseline_ids("cirs062_head"), ["cirs062_head"]);
+        assert_eq!(set.baseline_ids("old_site_id"), ["old_site_id"]);
     }
 
     #[test]
@@ -1276,6 +1309,39 @@ mod tests {
             .values()
             .all(|m| ["water", "lung_inhale", "liver"].contains(&m.as_str())));
         assert_eq!(c.layout.len(), 5);
+    }
+
+    #[test]
+    fn certificate_reds_in_the_script_form_keep_the_rest() {
+        // a 604 site gives its certificate's REDs, bones included
+        let mut set = PhantomSet::builtin();
+        set.apply_site_json(
+            r#"{"phantoms": {"catphan_604": {"inserts": [
+                {"name": "air", "red": 0.001}, {"name": "pmp", "red": 0.853},
+                {"name": "ldpe", "red": 0.945}, {"name": "polystyrene", "red": 0.998},
+                {"name": "acrylic", "red": 1.147}, {"name": "bone_20", "red": 1.11},
+                {"name": "delrin", "red": 1.363}, {"name": "bone_50", "red": 1.35},
+                {"name": "teflon", "red": 1.868}]}}}"#,
+        )
+        .unwrap();
+        let c = set.get("catphan_604").unwrap();
+        let b = c.material("bone_20").unwrap();
+        assert_eq!(b.red, Some(1.11));
+        assert_eq!((b.hu_expected, b.hu_window), (237.0, Some([211.0, 263.0])));
+        assert_eq!(c.layout.len(), 10);
+        // the 600's vial stays optional when listed
+        set.apply_site_json(
+            r#"{"phantoms": {"catphan_600": {"inserts": [
+                {"name": "air", "red": 0.001}, {"name": "water", "red": 1.0}]}}}"#,
+        )
+        .unwrap();
+        assert!(
+            set.get("catphan_600")
+                .unwrap()
+                .material("water")
+                .unwrap()
+                .optional
+        );
     }
 
     #[test]
