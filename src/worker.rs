@@ -226,13 +226,20 @@ async fn run_series(ctx: &WorkerContext, uid: &str) -> Result<(), crate::store::
     let mut context = BaselineContext::default();
     if let Measured::Ok(o) = &measured {
         let phantom_id = o.measurement.phantom_id.clone();
+        // The run's own baselines, and those stored under its family id before hu-red told
+        // the variants apart (`catphan_ctp404` for a `catphan_604` run): at an equal protocol
+        // match the run's own id wins.
+        let mut ids = vec![phantom_id.as_str()];
+        ids.extend(o.measurement.family.as_deref().filter(|f| *f != phantom_id));
         let candidates: Vec<BaselineRow> = store
-            .active_baselines(&identity.id, &phantom_id)
+            .active_baselines_any(&identity.id, &ids)
             .await?
             .into_iter()
             .filter(|b| identity.same_make(b.manufacturer.as_deref(), b.model.as_deref()))
             .collect();
-        if let Some((b, diffs)) = identity::choose(&candidates, &protocol, fields) {
+        if let Some((b, diffs)) = identity::choose_preferring(&candidates, &protocol, fields, |b| {
+            b.phantom_id == phantom_id
+        }) {
             context.baseline = Some((b.clone(), diffs));
         }
         context.exact = context.baseline.as_ref().is_some_and(|(_, d)| d.is_none());
@@ -375,9 +382,20 @@ async fn store_run(
         Verdict::Error => ReportKind::Error,
     };
     let date = study_date.unwrap_or_else(|| iso_date_of_ms(finished_ms));
+    let run_phantom = outcome
+        .result
+        .as_ref()
+        .map(|r| r.outcome.measurement.phantom_id.as_str());
     let baseline_info = outcome.baseline.as_ref().map(|(b, diffs)| BaselineInfo {
         id: b.id,
-        source: b.source.clone(),
+        // a legacy baseline of the family (see `family_baseline_note`) says so where the
+        // report names the baseline
+        source: match run_phantom {
+            Some(p) if p != b.phantom_id => {
+                format!("{} (stored under the family id {})", b.source, b.phantom_id)
+            }
+            _ => b.source.clone(),
+        },
         created: iso_date_of_ms(b.created_at),
         provisional: b.provisional,
         protocol: baseline_protocol(b).describe(),
@@ -791,6 +809,15 @@ impl BlockingRun {
             warnings.insert(0, AMENDED_NOTE.into());
         }
         if let Some((b, diffs)) = &ctx.baseline {
+            if b.phantom_id != outcome.measurement.phantom_id {
+                warnings.push(crate::baseline::family_baseline_note(
+                    &format!("the baseline #{}", b.id),
+                    &b.phantom_id,
+                    &outcome.measurement.phantom_id,
+                    "make this variant's own with `hu-red baseline set --run` and this run's id \
+                     (see `hu-red runs`)",
+                ));
+            }
             if let Some(d) = diffs {
                 warnings.push(protocol_note(b, d));
             }

@@ -554,11 +554,13 @@ fn catphan_forced_and_easycube_auto() {
         "catphan_ctp404",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
-    let (_, v) = read_json(&out.join("hu_red_catphan_ctp404_summary.json"));
-    assert_eq!(v["phantom"]["id"], "catphan_ctp404");
-    assert_eq!(v["phantom"]["detection"], "forced");
-    assert!(out.join("hu_red_catphan_ctp404.csv").is_file());
-    assert!(out.join("hu_red_catphan_ctp404_curve.png").is_file());
+    // the family id (simulated as its first variant, forced in analyze): the variant is
+    // identified among the Catphans and names every output
+    let (_, v) = read_json(&out.join("hu_red_catphan_504_summary.json"));
+    assert_eq!(v["phantom"]["id"], "catphan_504");
+    assert_eq!(v["phantom"]["detection"], "auto");
+    assert!(out.join("hu_red_catphan_504.csv").is_file());
+    assert!(out.join("hu_red_catphan_504_curve.png").is_file());
     let names: Vec<&str> = v["inserts"]
         .as_array()
         .unwrap()
@@ -600,7 +602,7 @@ fn catphan_forced_and_easycube_auto() {
         p(&out),
         "--no-plot",
         "--baseline",
-        p(&tmp.path().join("out_cat/hu_red_catphan_ctp404.csv")),
+        p(&tmp.path().join("out_cat/hu_red_catphan_504.csv")),
     ]);
     assert_eq!(o.status.code(), Some(1), "{}\n{}", stdout(&o), stderr(&o));
     let (_, v) = read_json(&out.join("hu_red_easycube_summary.json"));
@@ -608,7 +610,7 @@ fn catphan_forced_and_easycube_auto() {
     assert!(
         v["warnings"]
             .to_string()
-            .contains("measured on phantom 'catphan_ctp404'"),
+            .contains("measured on phantom 'catphan_504'"),
         "{}",
         v["warnings"]
     );

@@ -28,7 +28,7 @@ struct Case {
 impl Default for Case {
     fn default() -> Self {
         Case {
-            phantom: "catphan_ctp404",
+            phantom: "catphan_504",
             rotation: 0.0,
             shift: (0.0, 0.0),
             pixel: 0.8,
@@ -395,7 +395,7 @@ fn extended_range_intercept() {
 
 #[test]
 fn uniform_cylinder_is_no_phantom() {
-    for phantom in ["catphan_ctp404", "cirs062", "easycube"] {
+    for phantom in ["catphan_504", "cirs062", "easycube"] {
         let case = Case {
             phantom,
             pixel: 1.0,
@@ -449,7 +449,7 @@ fn phantom_cut_by_the_fov_is_refused_or_measured_correctly() {
     }
     // The body cut by a 180 mm FOV but every insert inside: a warning and a correct result.
     let case = Case {
-        phantom: "catphan_ctp404",
+        phantom: "catphan_504",
         shift: (0.0, 0.0),
         pixel: 180.0 / 512.0,
         thickness: 5.0,
@@ -460,7 +460,7 @@ fn phantom_cut_by_the_fov_is_refused_or_measured_correctly() {
         recon_circle: true,
         ..params(&case)
     };
-    let (truth, r) = analyse("catphan_ctp404", &p);
+    let (truth, r) = analyse("catphan_504", &p);
     let (_, m) = r.unwrap();
     assert!(
         m.warnings.iter().any(|w| w.contains("field of view")),

@@ -599,7 +599,7 @@ mod tests {
     fn symmetries_of_the_builtins() {
         let set = crate::phantom::PhantomSet::builtin();
         assert_eq!(
-            symmetries(set.get("catphan_ctp404").unwrap()),
+            symmetries(set.get("catphan_504").unwrap()),
             vec![0.0, 180.0]
         );
         assert_eq!(symmetries(set.get("cirs062").unwrap()), vec![0.0, 180.0]);

@@ -24,7 +24,9 @@ pub struct AnalyzeArgs {
     /// Folder for the CSV, JSON and PNG files (created if missing).
     #[arg(long, value_name = "DIR")]
     pub outdir: PathBuf,
-    /// Phantom: auto (identify), cirs062, easycube, catphan_ctp404, or an id defined in the
+    /// Phantom: auto (identify), cirs062, cirs062_head, easycube, catphan_504, catphan_600,
+    /// catphan_604, catphan_700, gammex_467, gammex_1467_body, gammex_1467_head, the family id
+    /// catphan_ctp404 (a Catphan, variant identified from the images), or an id defined in the
     /// --config file.
     #[arg(long, value_name = "ID", default_value = "auto")]
     pub phantom: String,
@@ -194,7 +196,7 @@ pub fn run(args: &AnalyzeArgs) -> u8 {
         None => PhantomSet::builtin(),
     };
     if let Some(id) = run.forced.as_deref() {
-        if let Err(e) = phantoms.get(id) {
+        if let Err(e) = phantoms.resolve(id) {
             return run.fail(anyhow::Error::new(e), None, None, vec![]);
         }
     }

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 /// truth (truth.json) for tests, benchmarks and demos.
 #[derive(clap::Args, Debug, Clone)]
 pub struct SimulateArgs {
-    /// Phantom id: cirs062, easycube, catphan_ctp404 (or one from --config).
+    /// Phantom id (see `hu-red analyze --help`) or one from --config. The family id
+    /// catphan_ctp404 simulates its first variant, catphan_504 (with a note on stderr).
     #[arg(long)]
     pub phantom: String,
     /// Output folder (created if needed).
@@ -218,7 +219,24 @@ impl SimulateArgs {
 
 pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let set = PhantomSet::load(args.config.as_deref())?;
-    let def = set.get(&args.phantom)?;
+    // A family id stands for its variants; a simulation needs one: the first (for the Catphan
+    // family the 503/504, which `catphan_ctp404` meant before variants existed), said on stderr.
+    let variants = set.resolve(&args.phantom)?;
+    let Some(&def) = variants.first() else {
+        bail!("phantom {:?} has no definition", args.phantom);
+    };
+    if set.is_family(&args.phantom) {
+        eprintln!(
+            "hu-red: note: {} is a family of phantoms ({}); simulating {}: use --phantom to choose another",
+            args.phantom,
+            variants
+                .iter()
+                .map(|d| d.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            def.id
+        );
+    }
     let params = args.params()?;
     let started = std::time::Instant::now();
     let (paths, truth) = render_to_dir(&params, def, &args.out)?;
@@ -312,7 +330,8 @@ mod tests {
         let truth: Truth =
             serde_json::from_str(&std::fs::read_to_string(out.join("truth.json")).unwrap())
                 .unwrap();
-        assert_eq!(truth.phantom_id, "catphan_ctp404");
+        // the family id simulates its first variant, the 503/504
+        assert_eq!(truth.phantom_id, "catphan_504");
         assert_eq!(truth.pose.rotation_deg, -15.0);
         assert_eq!(truth.material("teflon").unwrap().hu, 980.5);
         assert_eq!(truth.storage.transfer_syntax_uid, "1.2.840.10008.1.2");

@@ -150,7 +150,7 @@ fn same_seed_same_series_other_seed_differs() {
 
 #[test]
 fn uids_and_geometry_attributes_are_consistent() {
-    let d = def("catphan_ctp404");
+    let d = def("catphan_504");
     let s = render(
         &SimParams {
             series_uid: Some("1.2.826.0.1.3680043.10.1234.42".into()),
@@ -234,7 +234,7 @@ fn truth_matches_rendered_image() {
     let cases = [
         ("cirs062", 1.0, 400, 25.0, 30.0, -40.0, None),
         ("cirs062", 1.0, 400, -33.0, 0.0, 10.0, Some(5)),
-        ("catphan_ctp404", 0.6, 400, 137.0, -20.0, 25.0, None),
+        ("catphan_504", 0.6, 400, 137.0, -20.0, 25.0, None),
         ("easycube", 0.8, 320, -30.0, 5.0, 20.0, None),
     ];
     for (id, px, matrix, rot, sx, sy, rearrange) in cases {
@@ -290,7 +290,7 @@ fn truth_matches_rendered_image() {
 
 #[test]
 fn noise_free_pixels_are_exact_and_edges_antialiased() {
-    let d = def("catphan_ctp404");
+    let d = def("catphan_504");
     let p = SimParams {
         pixel_mm: 0.5,
         matrix: 512,
@@ -449,7 +449,7 @@ fn t_intercept(t: &Truth, i: usize) -> f64 {
 
 #[test]
 fn reconstruction_circle_uses_padding_value() {
-    let d = def("catphan_ctp404");
+    let d = def("catphan_504");
     for (repr, intercept, want_pad, want_pad_hu) in [
         (PixelRepresentation::Signed, -1024.0, -2000, -3024.0),
         (PixelRepresentation::Unsigned, -1024.0, 0, -1024.0),
@@ -538,7 +538,7 @@ fn mr_and_other_modalities() {
 
 #[test]
 fn rearranged_layout_is_a_permutation() {
-    for id in ["cirs062", "catphan_ctp404", "easycube"] {
+    for id in ["cirs062", "catphan_504", "easycube"] {
         let d = def(id);
         let base = render(&small(), &d).unwrap().truth;
         let re = render(
@@ -629,7 +629,7 @@ fn slab_edges_get_partial_volume() {
 
 #[test]
 fn catphan_modules_along_z() {
-    let d = def("catphan_ctp404");
+    let d = def("catphan_504");
     let p = SimParams {
         pixel_mm: 0.5,
         matrix: 512,
@@ -690,7 +690,7 @@ fn catphan_modules_along_z() {
 
 #[test]
 fn uniform_body_and_noise_level() {
-    let d = def("catphan_ctp404");
+    let d = def("catphan_504");
     for corr in [0.0, 1.0] {
         let p = SimParams {
             uniform: true,
