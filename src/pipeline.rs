@@ -175,14 +175,9 @@ pub fn analyze(req: AnalyzeRequest) -> Result<AnalyzeOutcome, PipelineError> {
 
     // A forced phantom must exist before any decoding is spent. A family id (`catphan_ctp404`)
     // stands for its variants: the planner identifies the variant among them only.
-    let mut variants: Option<Vec<PhantomDef>> = None;
     if let Some(id) = options.phantom.as_deref() {
-        match phantoms.resolve(id) {
-            Err(e) => fail!(Stage::Setup, e, None, None),
-            Ok(defs) if phantoms.is_family(id) => {
-                variants = Some(defs.into_iter().cloned().collect());
-            }
-            Ok(_) => {}
+        if let Err(e) = phantoms.resolve(id) {
+            fail!(Stage::Setup, e, None, None);
         }
     }
 
@@ -223,17 +218,7 @@ pub fn analyze(req: AnalyzeRequest) -> Result<AnalyzeOutcome, PipelineError> {
 
     preview = Some(Box::new(overview.single_slice(overview.n_slices() / 2)));
     let t = Instant::now();
-    let planned = match &variants {
-        Some(defs) => analysis::plan(
-            &overview,
-            defs,
-            &AnalysisOptions {
-                phantom: None,
-                ..options.clone()
-            },
-        ),
-        None => analysis::plan(&overview, &phantoms.phantoms, &options),
-    };
+    let planned = analysis::plan(&overview, &phantoms.phantoms, &options);
     timings.plan = ms(t);
     drop(overview);
     let plan = match planned {

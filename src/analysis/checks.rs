@@ -439,7 +439,7 @@ mod tests {
     #[test]
     fn windows_judge_only_at_their_kvp() {
         let set = PhantomSet::builtin();
-        let def = set.get("catphan_ctp404").unwrap();
+        let def = set.get("catphan_504").unwrap();
         let rois: Vec<RoiMeasurement> = def
             .holes
             .iter()
