@@ -184,6 +184,15 @@ fn assign_layout(def: &PhantomDef, open: &[Open], kvp: Option<f64>, out: &mut As
     if !contradicted {
         for (o, j) in &with_layout {
             let fits_layout = band_cost(&def.materials[*j], o.h.hu, kvp).is_some();
+            // An optional insert that is not there (the Catphan 600's vial, empty): the hole
+            // is reported, not judged as that material nor pooled into another.
+            if !fits_layout && def.materials[*j].optional {
+                out.why[o.i] = Some(format!(
+                    "the layout's optional {} is not there (an empty vial or hole?)",
+                    def.materials[*j].name
+                ));
+                continue;
+            }
             let other = unused
                 .iter()
                 .filter_map(|&k| band_cost(&def.materials[k], o.h.hu, kvp).map(|c| (k, c)))
@@ -498,5 +507,38 @@ mod tests {
         let a = run(&def, &cirs_reading(&def, 60.0, &[]));
         assert_eq!(a.method, AssignmentMethod::Layout);
         assert!(a.material.iter().all(|m| m.is_some()));
+    }
+
+    #[test]
+    fn an_empty_optional_vial_is_reported_not_judged() {
+        let set = PhantomSet::builtin();
+        let def = set.get("catphan_600").unwrap().clone();
+        let vial = def
+            .holes
+            .iter()
+            .find(|h| def.layout[&h.id] == "water")
+            .unwrap()
+            .id
+            .clone();
+        let r: Vec<(String, f64)> = def
+            .holes
+            .iter()
+            .map(|h| {
+                let hu = if h.id == vial {
+                    -1000.0
+                } else {
+                    def.material(&def.layout[&h.id]).unwrap().hu_expected
+                };
+                (h.id.clone(), hu)
+            })
+            .collect();
+        let a = run(&def, &r);
+        let k = r.iter().position(|(id, _)| *id == vial).unwrap();
+        assert!(a.material[k].is_none());
+        assert!(a.why[k].as_deref().unwrap().contains("optional water"));
+        assert_eq!(
+            a.material.iter().filter(|m| m.is_some()).count(),
+            def.holes.len() - 1
+        );
     }
 }

@@ -314,7 +314,7 @@ fn locate_template(
             ..plan.pose
         })
         .collect();
-    let mut best: Option<(f64, Vec<Loc>, Pose)> = None;
+    let mut best: Option<((f64, f64), Vec<Loc>, Pose)> = None;
     for start in starts {
         let (_, pose) = refine_pose(img.view(), geo, def, start, &steps);
         let contrasts = hole_contrasts(img.view(), geo, def, &pose);
@@ -381,8 +381,14 @@ fn locate_template(
                 med.is_finite().then(|| (med - m.hu_expected).powi(2))
             })
             .sum();
-        if best.as_ref().is_none_or(|b| cost < b.0) {
-            best = Some((cost, locs, pose));
+        // Equal costs (no layout: the Gammex pattern repeats every 45°): the orientation
+        // nearest the definition's own, so that hole ids are stable from scan to scan.
+        let key = (cost, wrap_deg(pose.rotation_deg).abs());
+        if best
+            .as_ref()
+            .is_none_or(|b| key.0 < b.0 .0 || (key.0 == b.0 .0 && key.1 < b.0 .1))
+        {
+            best = Some((key, locs, pose));
         }
     }
     let (_, locs, pose) = best.ok_or_else(|| AnalysisError::NotUsable {
