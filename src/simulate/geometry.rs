@@ -151,10 +151,15 @@ pub(crate) fn catphan_has_pins(def: &PhantomDef) -> bool {
     is_catphan(def) && !def.id.starts_with("catphan_700")
 }
 
-/// The inserts of the phantom (before rearrangement): the definition's holes with its layout, or,
-/// for a detection phantom without holes (Easy Cube), an invented arrangement: one rod per
-/// non-optional material on a ring, plus a rod of the most body-like material in the centre.
+/// The inserts of the phantom (before rearrangement): the definition's holes with its layout; for
+/// a template without a layout (interchangeable plugs, e.g. Gammex) its holes with invented
+/// plugs ([`plugs`]); for a detection phantom without holes (Easy Cube), an invented arrangement:
+/// one rod per non-optional material on a ring, plus a rod of the most body-like material in the
+/// centre.
 pub(crate) fn inserts(def: &PhantomDef, body_hu: f64) -> Result<Vec<Insert>, SimError> {
+    if !def.holes.is_empty() && def.layout.is_empty() {
+        return plugs(def);
+    }
     if !def.holes.is_empty() {
         let mut out = Vec::new();
         for hole in &def.holes {
@@ -231,6 +236,47 @@ pub(crate) fn inserts(def: &PhantomDef, body_hu: f64) -> Result<Vec<Insert>, Sim
         radius_mm: r,
     });
     Ok(out)
+}
+
+/// Plugs for a template whose layout is empty (the site places them): the non-optional materials
+/// (all of them when every one is optional) sorted by expected HU. With at least as many holes as
+/// materials, hole k (definition order) gets material k mod M (every material, the first ones
+/// twice); with fewer holes, materials spread evenly over the HU range (the lowest and the
+/// highest always in). `--rearrange` shuffles them.
+pub(crate) fn plugs(def: &PhantomDef) -> Result<Vec<Insert>, SimError> {
+    let mut mats: Vec<&crate::phantom::Material> =
+        def.materials.iter().filter(|m| !m.optional).collect();
+    if mats.is_empty() {
+        mats = def.materials.iter().collect();
+    }
+    if mats.is_empty() {
+        return Err(SimError::Phantom {
+            phantom: def.id.clone(),
+            what: "no materials to put in its holes".into(),
+        });
+    }
+    mats.sort_by(|a, b| a.hu_expected.total_cmp(&b.hu_expected));
+    let (n, m) = (def.holes.len(), mats.len());
+    Ok(def
+        .holes
+        .iter()
+        .enumerate()
+        .map(|(k, hole)| {
+            let j = if n >= m || n == 1 {
+                k % m
+            } else {
+                ((k * (m - 1)) as f64 / (n - 1) as f64).round() as usize
+            };
+            Insert {
+                id: hole.id.clone(),
+                ring: hole.ring.clone(),
+                material: mats[j.min(m - 1)].name.clone(),
+                px: hole.x_mm,
+                py: hole.y_mm,
+                radius_mm: hole.radius_mm,
+            }
+        })
+        .collect())
 }
 
 /// Shuffle the materials among the inserts (a permutation: the multiset is kept, e.g. the CIRS
@@ -559,7 +605,11 @@ mod tests {
     #[test]
     fn catphan_variants_by_family_or_id() {
         let set = PhantomSet::builtin();
-        let mut d = set.get("catphan_ctp404").unwrap().clone();
+        let mut d = set
+            .get("catphan_504")
+            .or_else(|_| set.get("catphan_ctp404"))
+            .unwrap()
+            .clone();
         assert!(is_catphan(&d) && catphan_has_pins(&d));
         // a site's variant known only by its family
         d.id = "site_ct".into();
@@ -570,6 +620,43 @@ mod tests {
         assert!(is_catphan(&d) && !catphan_has_pins(&d));
         let c = set.get("cirs062").unwrap();
         assert!(!is_catphan(c) && !catphan_has_pins(c));
+    }
+
+    #[test]
+    fn layout_less_templates_get_plugs() {
+        let mut d = PhantomSet::builtin().get("cirs062").unwrap().clone();
+        d.layout.clear();
+        let nonopt: Vec<&str> = d
+            .materials
+            .iter()
+            .filter(|m| !m.optional)
+            .map(|m| m.name.as_str())
+            .collect();
+        // 17 holes, 9 materials: every material, the lowest eight twice, in HU order
+        let p = inserts(&d, 0.0).unwrap();
+        assert_eq!(p.len(), 17);
+        for m in &nonopt {
+            let n = p.iter().filter(|i| i.material == *m).count();
+            assert!((1..=2).contains(&n), "{m}: {n}");
+        }
+        assert_eq!(p[0].material, "lung_inhale");
+        assert_eq!(p[9].material, "lung_inhale");
+        // fewer holes than materials: spread over the HU range, both ends in
+        d.holes.truncate(4);
+        let p = inserts(&d, 0.0).unwrap();
+        let got: Vec<&str> = p.iter().map(|i| i.material.as_str()).collect();
+        assert_eq!(got.len(), 4);
+        assert_eq!(got[0], "lung_inhale");
+        assert_eq!(got[3], "dense_bone");
+        let mut u = got.clone();
+        u.dedup();
+        assert_eq!(u.len(), 4);
+        // every material optional: all of them are candidates
+        for m in &mut d.materials {
+            m.optional = true;
+        }
+        let p = inserts(&d, 0.0).unwrap();
+        assert_eq!(p[3].material, "dense_bone_1750");
     }
 
     #[test]

@@ -293,8 +293,9 @@ pub struct TruthHole {
     /// the analysis must leave the hole unassigned and never pool it into a material.
     #[serde(default = "yes")]
     pub in_definition: bool,
-    /// What the layout (Easy Cube: the invented arrangement) puts in this hole before
-    /// `rearrange`; `None` for a hole the layout leaves out.
+    /// What the layout puts in this hole before `rearrange` (Easy Cube and templates without a
+    /// layout, e.g. Gammex: the simulator's invented arrangement); `None` for a hole the layout
+    /// leaves out.
     #[serde(default)]
     pub layout_material: Option<String>,
 }

@@ -1014,20 +1014,21 @@ fn bone_rods_case_draws_rods_in_a_water_sleeve() {
     );
     let (stack, t) = render_stack(&p, &d).unwrap();
     let hu = central_hu(&stack, &t);
+    let bone = d.material("dense_bone").unwrap().hu_expected;
     for id in ["inner_090", "outer_270"] {
         let h = t.hole(id).unwrap();
         assert_eq!(h.material, "dense_bone");
-        assert_eq!(h.hu, 950.0);
+        assert_eq!(h.hu, bone);
         assert_eq!(h.radius_mm, 15.0);
         assert_eq!(h.core_radius_mm, BONE_ROD_RADIUS_MM);
         assert_eq!(h.rod_radius_mm, Some(5.0));
         assert_eq!(h.sleeve_hu, Some(t.body_hu));
         assert!(h.in_definition && !h.empty && h.void_radius_mm.is_none());
-        assert_ring(&hu, &t, h, 0.0, 5.0, 950.0);
+        assert_ring(&hu, &t, h, 0.0, 5.0, bone);
         assert_ring(&hu, &t, h, 5.0, 15.0, t.body_hu);
         // the rod's area is right (anti-aliased edge): sum of (v − sleeve)/(rod − sleeve)
         let (m, n) = disc_mean(&hu, &t, h.x_mm, h.y_mm, 10.0);
-        let area = m / 950.0 * n as f64 * 0.16;
+        let area = (m - t.body_hu) / (bone - t.body_hu) * n as f64 * 0.16;
         assert!((area - std::f64::consts::PI * 25.0).abs() < 1.0, "{area}");
     }
     // the others are untouched
@@ -1037,7 +1038,7 @@ fn bone_rods_case_draws_rods_in_a_water_sleeve() {
         (15.0, None, None)
     );
     let m = t.material("dense_bone").unwrap();
-    assert_eq!((m.n_holes, m.hu, m.copies_spread_hu), (2, 950.0, 0.0));
+    assert_eq!((m.n_holes, m.hu, m.copies_spread_hu), (2, bone, 0.0));
     assert!(t.foreign.is_empty());
 }
 
@@ -1077,15 +1078,23 @@ fn rod_with_gap_sleeve_and_own_hu() {
     assert_ring(&hu, &t, h, 5.0, 7.0, -1000.0);
     assert_ring(&hu, &t, h, 7.0, 15.0, 100.0);
     // two lung_exhale copies now differ
+    let lung = d.material("lung_exhale").unwrap().hu_expected;
     let m = t.material("lung_exhale").unwrap();
-    assert_eq!(m.copies_spread_hu, 20.0);
-    assert_eq!(m.hu, -490.0);
+    assert_eq!(m.copies_spread_hu, (lung + 480.0).abs());
+    assert_eq!(m.hu, (lung - 480.0) / 2.0);
     let h = t.hole("inner_045").unwrap();
     assert_eq!(
         (h.core_radius_mm, h.rod_radius_mm, h.sleeve_hu),
         (13.5, Some(13.5), None)
     );
-    assert_ring(&hu, &t, h, 0.0, 13.5, -80.0);
+    assert_ring(
+        &hu,
+        &t,
+        h,
+        0.0,
+        13.5,
+        d.material("adipose").unwrap().hu_expected,
+    );
     assert_ring(&hu, &t, h, 13.5, 15.0, -1000.0);
 }
 
@@ -1171,9 +1180,18 @@ fn foreign_material_is_never_a_truth_material() {
     assert_eq!(t.holes_of("adipose").count(), 1);
 }
 
+/// The Catphan 503/504 (id catphan_504 once the variants exist, catphan_ctp404 before).
+fn catphan504() -> PhantomDef {
+    let set = PhantomSet::builtin();
+    set.get("catphan_504")
+        .or_else(|_| set.get("catphan_ctp404"))
+        .unwrap()
+        .clone()
+}
+
 /// A Catphan variant with a water hole (as the Catphan 600): family id, water at the top.
 fn catphan_with_water() -> PhantomDef {
-    let mut d = def("catphan_ctp404");
+    let mut d = catphan504();
     d.id = "site_catphan".into();
     d.family = Some("catphan_ctp404".into());
     let mut water = d.material("polystyrene").unwrap().clone();
@@ -1248,9 +1266,9 @@ fn catphan_water_hole_gets_a_vial_by_default() {
     assert_eq!((h.vial_wall_mm, h.core_radius_mm), (None, 6.0));
     assert_ring(&hu, &t0, h, 0.0, 6.0, 0.0);
     // the 504 (no water) has no vial, and the vial cases say why they cannot apply
-    let t504 = render(&small(), &def("catphan_ctp404")).unwrap().truth;
+    let t504 = render(&small(), &catphan504()).unwrap().truth;
     assert!(t504.holes.iter().all(|h| h.vial_wall_mm.is_none()));
-    let e = case_holes(SimCase::Catphan600Vial, &def("catphan_ctp404"), &small())
+    let e = case_holes(SimCase::Catphan600Vial, &catphan504(), &small())
         .unwrap_err()
         .to_string();
     assert!(e.contains("water") && e.contains("catphan600-vial"), "{e}");
@@ -1282,9 +1300,10 @@ fn definition_vial_and_holes_outside_the_layout() {
     // a hole the layout leaves out, filled by its content, in the definition's order
     let h = t.hole("inner_045").unwrap();
     assert_eq!(h.layout_material, None);
-    assert_eq!((h.material.as_str(), h.hu), ("adipose", -80.0));
+    let adipose = d.material("adipose").unwrap().hu_expected;
+    assert_eq!((h.material.as_str(), h.hu), ("adipose", adipose));
     assert_ring(&hu, &t, h, 0.0, 3.0, -1000.0);
-    assert_ring(&hu, &t, h, 3.0, 15.0, -80.0);
+    assert_ring(&hu, &t, h, 3.0, 15.0, adipose);
     let ids: Vec<&str> = t.holes.iter().map(|h| h.hole.as_str()).collect();
     let def_ids: Vec<&str> = d.holes.iter().map(|h| h.id.as_str()).collect();
     assert_eq!(ids, def_ids);
@@ -1655,4 +1674,59 @@ fn easycube_low_contrast_at_20_hu_and_5_mm_renders() {
     let mean = v.iter().sum::<f64>() / v.len() as f64;
     let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
     assert!((sd - 20.0).abs() < 1.0 && mean.abs() < 1.0, "{mean} ± {sd}");
+}
+
+/// Every built-in definition simulates without code of its own (the Catphan variants, the CIRS
+/// head section, the layout-less Gammex templates, ...): every hole drawn with its truth HU in its
+/// core, a Catphan's water hole in its vial, and a shuffled layout when asked.
+#[test]
+fn every_builtin_definition_simulates() {
+    for d in PhantomSet::builtin().phantoms {
+        simulates(&d);
+    }
+}
+
+/// See [`every_builtin_definition_simulates`].
+fn simulates(d: &PhantomDef) {
+    {
+        let d = d.clone();
+        let p = SimParams {
+            rotation_deg: 30.0,
+            pixel_mm: 0.8,
+            ..exact(512)
+        };
+        let (stack, t) = render_stack(&p, &d).unwrap();
+        let hu = central_hu(&stack, &t);
+        let id = d.id.as_str();
+        let want_holes = if d.holes.is_empty() {
+            t.holes.len()
+        } else if d.layout.is_empty() {
+            d.holes.len()
+        } else {
+            d.layout.len()
+        };
+        assert!(!t.holes.is_empty(), "{id}");
+        assert_eq!(t.holes.len(), want_holes, "{id}");
+        for h in &t.holes {
+            assert!(h.in_definition, "{id} {}", h.hole);
+            let inner = h.void_radius_mm.unwrap_or(0.0);
+            assert_ring(&hu, &t, h, inner, h.core_radius_mm, h.hu);
+            let water_vial = geometry::is_catphan(&d) && h.material == "water";
+            assert_eq!(h.vial_wall_mm.is_some(), water_vial, "{id} {}", h.hole);
+        }
+        let n: usize = t.materials.iter().map(|m| m.n_holes).sum();
+        assert_eq!(n, t.holes.len(), "{id}");
+        let re = render(
+            &SimParams {
+                rearrange: Some(2),
+                ..small()
+            },
+            &d,
+        )
+        .unwrap()
+        .truth;
+        let distinct: std::collections::BTreeSet<&str> =
+            re.holes.iter().map(|h| h.material.as_str()).collect();
+        assert_eq!(re.rearranged, distinct.len() > 1, "{id}");
+    }
 }
