@@ -387,8 +387,8 @@ pub(crate) fn resolve(
 pub enum SimCase {
     /// Older CIRS 062: every dense_bone insert is a 5 mm radius rod (10 mm core) in a
     /// water-equivalent sleeve (body HU) filling the rest of its 30 mm hole; the rod reads the
-    /// material's HU (+ --hu-offset: dense_bone=195 gives the ≈ 1145 of a real scan). The engine
-    /// must measure the rod core, never the rod/sleeve mixture.
+    /// material's HU (+ its --hu-offset; a real older 062 read ≈ 1145). The engine must measure
+    /// the rod core, never the rod/sleeve mixture.
     #[value(name = "cirs-bone-rods")]
     CirsBoneRods,
     /// The water insert is 12 HU above its material's HU (a little contrast to the body, as on a
