@@ -155,6 +155,11 @@ pub struct Hole {
     /// Free-text group (e.g. "inner", "outer", "centre", "ring") used to label duplicate inserts.
     #[serde(default)]
     pub ring: Option<String>,
+    /// The hole holds a vial (e.g. the Catphan 600's water vial): a wall this thick at the hole's
+    /// edge, its material inside (radius `radius_mm − vial_wall_mm`). `None` = no vial (the
+    /// simulator still gives a Catphan's water hole a 1 mm vial by default), 0 = explicitly none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vial_wall_mm: Option<f64>,
 }
 
 /// One insert material.
@@ -363,6 +368,14 @@ impl PhantomDef {
                     "hole '{}' (x {} mm, y {} mm, radius {} mm) does not fit inside the outline",
                     hole.id, hole.x_mm, hole.y_mm, hole.radius_mm
                 )));
+            }
+            if let Some(w) = hole.vial_wall_mm {
+                if !(w.is_finite() && w >= 0.0 && w < hole.radius_mm) {
+                    return Err(bad(format!(
+                        "hole '{}': vial_wall_mm {w} must be at least 0 and less than its radius_mm {}",
+                        hole.id, hole.radius_mm
+                    )));
+                }
             }
         }
         for (hole, mat) in &self.layout {
@@ -1359,6 +1372,21 @@ mod tests {
             .apply_site_json(r#"{"phantoms": {"my_phantom": {"name": "x"}}}"#)
             .unwrap_err();
         assert!(e.contains("complete definition"), "{e}");
+    }
+
+    #[test]
+    fn hole_vial_wall_is_optional_and_checked() {
+        let mut d = PhantomSet::builtin().get("cirs062").unwrap().clone();
+        assert!(d.holes.iter().all(|h| h.vial_wall_mm.is_none()));
+        d.holes[0].vial_wall_mm = Some(1.0);
+        d.validate().unwrap();
+        let json = serde_json::to_string(&d).unwrap();
+        let back: PhantomDef = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.holes[0].vial_wall_mm, Some(1.0));
+        assert!(!json.contains("\"vial_wall_mm\":null"));
+        d.holes[0].vial_wall_mm = Some(15.0);
+        let e = d.validate().unwrap_err().to_string();
+        assert!(e.contains("centre") && e.contains("vial_wall_mm"), "{e}");
     }
 
     #[test]
