@@ -58,8 +58,9 @@ const OUT_OF_BAND: i64 = 1_000_000_000;
 /// Cost of leaving a hole unassigned: worse than any in-band slot (in-band costs are ≤ 1 in
 /// units of the band's half-width squared, scaled by 10⁴).
 const UNASSIGNED: i64 = 30_000;
-/// A small preference for the layout's own material among equally good choices.
-const LAYOUT_BONUS: i64 = 500;
+/// A small preference for the layout's own material among equally good choices (≈ 4 HU² at a
+/// soft tissue's ±100 HU band: only a near tie keeps the layout).
+const LAYOUT_BONUS: i64 = 20;
 
 /// Squared distance of `hu` to the material's expected HU in units of the band's half-width on
 /// that side, ×10⁴; `None` outside the band.
@@ -540,5 +541,42 @@ mod tests {
             a.material.iter().filter(|m| m.is_some()).count(),
             def.holes.len() - 1
         );
+    }
+
+    #[test]
+    fn a_layout_turned_by_180_degrees_is_reassigned() {
+        let def = cirs();
+        // Each hole reads the material the layout puts in the hole opposite it.
+        let opposite = |id: &str| -> String {
+            let h = def.holes.iter().find(|h| h.id == id).unwrap();
+            def.holes
+                .iter()
+                .min_by(|a, b| {
+                    let da = (a.x_mm + h.x_mm).hypot(a.y_mm + h.y_mm);
+                    let db = (b.x_mm + h.x_mm).hypot(b.y_mm + h.y_mm);
+                    da.total_cmp(&db)
+                })
+                .unwrap()
+                .id
+                .clone()
+        };
+        let r: Vec<(String, f64)> = def
+            .holes
+            .iter()
+            .map(|h| {
+                let m = &def.layout[&opposite(&h.id)];
+                (h.id.clone(), def.material(m).unwrap().hu_expected)
+            })
+            .collect();
+        let a = run(&def, &r);
+        assert_eq!(a.method, AssignmentMethod::Reassigned, "{:?}", a.warnings);
+        for (k, (id, _)) in r.iter().enumerate() {
+            let want = &def.layout[&opposite(id)];
+            assert_eq!(
+                a.material[k].map(|j| def.materials[j].name.as_str()),
+                Some(want.as_str()),
+                "{id}"
+            );
+        }
     }
 }

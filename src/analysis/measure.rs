@@ -9,7 +9,9 @@ use super::checks::{self, RefusedHole};
 use super::core::{self, Core, HoleSpec};
 use super::image::{disc_median, for_each_in_annulus, median, nan_mean_slices};
 use super::rods;
-use super::template::{contrast_at, evidence, hole_contrasts, hole_xy, refine_pose, wrap_deg};
+use super::template::{
+    centroid, contrast_at, evidence, hole_contrasts, hole_xy, refine_pose, wrap_deg,
+};
 use super::{
     AnalysisError, AnalysisOptions, Curve, Geo, HuStack, Measurement, Plan, Pose, RoiMeasurement,
     SlicesUsed, UnassignedHole,
@@ -33,6 +35,8 @@ struct Loc {
     x: f64,
     y: f64,
     insert_r: f64,
+    /// Wall of a vial at the hole's edge (its content is `insert_r − wall` wide), mm.
+    wall: f64,
     shift: f64,
     contrast: f64,
 }
@@ -84,7 +88,7 @@ pub fn measure(
         let spec = HoleSpec {
             x: loc.x,
             y: loc.y,
-            radius: loc.insert_r,
+            radius: loc.insert_r - loc.wall,
             fraction: def.roi_radius_fraction,
             expected_hu: loc
                 .layout_material
@@ -289,6 +293,7 @@ fn detect_rods(img: &Array2<f32>, geo: &Geo, def: &PhantomDef) -> Result<Vec<Loc
             x: r.x_mm,
             y: r.y_mm,
             insert_r: r.radius_mm,
+            wall: 0.0,
             shift: 0.0,
             contrast: contrast_at(img.view(), geo, r.x_mm, r.y_mm, r.radius_mm).contrast,
         })
@@ -339,7 +344,7 @@ fn locate_template(
                 let (x0, y0) = hole_xy(h, &pose);
                 let reach = REFINE_MAX_MM.max(0.15 * h.radius_mm);
                 (c.contrast >= REFINE_MIN_CONTRAST)
-                    .then(|| centroid(img, geo, x0, y0, h.radius_mm))
+                    .then(|| centroid(img.view(), geo, x0, y0, h.radius_mm))
                     .flatten()
                     .filter(|(cx, cy)| (cx - x0).hypot(cy - y0) <= reach)
             })
@@ -366,6 +371,7 @@ fn locate_template(
                 x,
                 y,
                 insert_r: h.radius_mm,
+                wall: h.vial_wall_mm.unwrap_or(0.0).max(0.0),
                 shift: (x - x0).hypot(y - y0),
                 contrast: contrast_at(img.view(), geo, x, y, h.radius_mm).contrast,
             });
@@ -377,8 +383,21 @@ fn locate_template(
             .filter_map(|l| {
                 let m = def.material(l.layout_material.as_deref()?)?;
                 let r = (def.roi_radius_fraction * l.insert_r).min(l.insert_r - 2.0 * geo.px[0]);
-                let med = disc_median(img.view(), geo, l.x, l.y, r.max(geo.px[0]));
-                med.is_finite().then(|| (med - m.hu_expected).powi(2))
+                let whole = disc_median(img.view(), geo, l.x, l.y, r.max(geo.px[0]));
+                // A rod narrower than its hole shows in the hole's centre only.
+                let centre = disc_median(
+                    img.view(),
+                    geo,
+                    l.x,
+                    l.y,
+                    (0.35 * l.insert_r).max(geo.px[0]),
+                );
+                let d = [whole, centre]
+                    .into_iter()
+                    .filter(|v| v.is_finite())
+                    .map(|v| (v - m.hu_expected).powi(2))
+                    .fold(f64::INFINITY, f64::min);
+                d.is_finite().then_some(d)
             })
             .sum();
         // Equal costs (no layout: the Gammex pattern repeats every 45°): the orientation
@@ -426,72 +445,6 @@ fn rigid_fit(pairs: &[PointPair]) -> Pose {
         centre_y_mm: qy - (px * s + py * c),
         rotation_deg: theta.to_degrees(),
     }
-}
-
-/// Centre of the insert near (x, y): the centroid of its "insert-ness" (pixel HU rescaled so
-/// that the surrounding body is 0 and the insert's median is 1, not clipped, so that the noise
-/// averages out) in a window of radius r + 1.5 mm, iterated from the template position. Unbiased
-/// for a blurred disc, and it uses every pixel of the insert — a contrast maximum over shifted
-/// discs is flat for shifts smaller than the ROI margin and follows the noise there.
-fn centroid(img: &Array2<f32>, geo: &Geo, x: f64, y: f64, r: f64) -> Option<(f64, f64)> {
-    let (rows, cols) = img.dim();
-    let pxmax = geo.px[0].max(geo.px[1]);
-    let (mut cx, mut cy) = (x, y);
-    for _ in 0..3 {
-        let inside = disc_median(img.view(), geo, cx, cy, (r - 1.5 * pxmax).max(0.5 * r));
-        let mut ring = Vec::new();
-        for_each_in_annulus(
-            rows,
-            cols,
-            (geo.row_of(cy), geo.col_of(cx)),
-            r + 1.5 + pxmax,
-            r + 3.5 + pxmax,
-            geo.px,
-            |rr, cc| {
-                let v = img[[rr, cc]];
-                if v.is_finite() {
-                    ring.push(v);
-                }
-            },
-        );
-        let outside = median(&mut ring);
-        let contrast = inside - outside;
-        if !(contrast.is_finite() && contrast.abs() > 1e-6) {
-            return None;
-        }
-        let (mut sw, mut sx, mut sy) = (0.0, 0.0, 0.0);
-        let mut nan = false;
-        for_each_in_annulus(
-            rows,
-            cols,
-            (geo.row_of(cy), geo.col_of(cx)),
-            0.0,
-            r + 1.5,
-            geo.px,
-            |rr, cc| {
-                let v = img[[rr, cc]];
-                if !v.is_finite() {
-                    nan = true;
-                    return;
-                }
-                let w = (v as f64 - outside) / contrast;
-                sw += w;
-                sx += w * geo.x_of(cc as f64);
-                sy += w * geo.y_of(rr as f64);
-            },
-        );
-        if nan || sw <= 0.0 {
-            return None;
-        }
-        let (nx, ny) = (sx / sw, sy / sw);
-        let moved = (nx - cx).hypot(ny - cy);
-        cx = nx;
-        cy = ny;
-        if moved < 0.01 {
-            break;
-        }
-    }
-    Some((cx, cy))
 }
 
 /// Rotations (degrees, including 0) under which the definition's holes land on holes of the same

@@ -6,7 +6,10 @@ use super::assign::{self, HoleHu};
 use super::body::{fit_outline, segment, Body};
 use super::image::disc_median;
 use super::rods;
-use super::template::{best_rotation, evidence, hole_contrasts, hole_xy, refine_pose, wrap_deg};
+use super::template::{
+    best_rotation, centroid, contrast_at, evidence, hole_contrasts, hole_xy, refine_pose, wrap_deg,
+    VISIBLE_HU,
+};
 use super::{AnalysisError, AnalysisOptions, Candidate, Detection, Geo, HuStack, Plan, Pose};
 use crate::phantom::{Localisation, Outline, PhantomDef};
 use ndarray::{Array2, Axis};
@@ -542,8 +545,9 @@ fn evaluate(
                 .iter()
                 .min_by_key(|p| p.0.abs_diff(mid))
                 .map_or(mid, |p| p.0);
-            let (a, m) = content_agreement(ov.hu.index_axis(Axis(0), k), geo, def, &pose, kvp);
-            (1.0, a, m)
+            let img = ov.hu.index_axis(Axis(0), k);
+            let (a, m) = content_agreement(img, geo, def, &pose, kvp);
+            (1.0, a * position_agreement(img, geo, def, &pose), m)
         }
         Localisation::Detection => (DETECTION_WEIGHT, 1.0, 0),
     };
@@ -587,8 +591,21 @@ fn content_agreement(
         .iter()
         .map(|h| {
             let (x, y) = hole_xy(h, pose);
+            let layout = def.layout.get(&h.id).and_then(|m| def.material(m));
             let r = (h.radius_mm - 1.5 * pxmax).max(0.4 * h.radius_mm);
-            let hu = disc_median(img, geo, x, y, r);
+            let whole = disc_median(img, geo, x, y, r);
+            // A rod narrower than its hole (older CIRS bone) fills only the hole's centre: the
+            // centre's median, when it is closer to what the layout expects, is the content.
+            let centre = disc_median(img, geo, x, y, (0.35 * h.radius_mm).max(1.5 * pxmax));
+            let hu = match layout {
+                Some(m)
+                    if centre.is_finite()
+                        && (centre - m.hu_expected).abs() < (whole - m.hu_expected).abs() =>
+                {
+                    centre
+                }
+                _ => whole,
+            };
             hu.is_finite().then(|| HoleHu {
                 hole: h.id.clone(),
                 hu,
@@ -597,6 +614,39 @@ fn content_agreement(
         })
         .collect();
     assign::agreement(def, &hus, kvp)
+}
+
+/// How well the holes that show lie where the template puts them: the mean over the visible
+/// holes of 1 at the template position (within 15 % of the radius plus a pixel), falling to 0 at
+/// half a radius away (the local centroid of each hole's contrast). A template whose holes merely
+/// overlap another phantom's holes does not fit.
+fn position_agreement(
+    img: ndarray::ArrayView2<f32>,
+    geo: &Geo,
+    def: &PhantomDef,
+    pose: &Pose,
+) -> f64 {
+    let pxmax = geo.px[0].max(geo.px[1]);
+    let mut sum = 0.0;
+    let mut n = 0usize;
+    for h in &def.holes {
+        let (x, y) = hole_xy(h, pose);
+        if contrast_at(img, geo, x, y, h.radius_mm).contrast < VISIBLE_HU {
+            continue;
+        }
+        n += 1;
+        let Some((cx, cy)) = centroid(img, geo, x, y, h.radius_mm) else {
+            continue;
+        };
+        let d = (cx - x).hypot(cy - y);
+        let (ok, zero) = (0.15 * h.radius_mm + pxmax, 0.5 * h.radius_mm + pxmax);
+        sum += ((zero - d) / (zero - ok)).clamp(0.0, 1.0);
+    }
+    if n == 0 {
+        1.0
+    } else {
+        sum / n as f64
+    }
 }
 
 /// Median distance between neighbouring slice positions, mm.
