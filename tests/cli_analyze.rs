@@ -594,10 +594,44 @@ fn catphan_forced_and_easycube_auto() {
     );
     let out = tmp.path().join("out_cube");
     let o = run(&["analyze", "--dicom", p(&cube), "--outdir", p(&out)]);
-    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
     let (_, v) = read_json(&out.join("hu_red_easycube_summary.json"));
+    assert_eq!(v["status"], "ok", "{}\n{}", stdout(&o), stderr(&o));
     assert_eq!(v["phantom"]["id"], "easycube");
     assert_eq!(v["phantom"]["detection"], "auto");
+    // No baseline: NO BASELINE (exit 0) when every rod is measured, FAIL (exit 1) naming each
+    // rod that is not (a material of the definition that is not measured fails, never a silent
+    // gap: the water rod, with no contrast to the water-equivalent body, is not found by the
+    // engine at 9ce257e, issue 9 item 6); never PASS without a baseline.
+    let not_measured: Vec<&str> = v["inserts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["status"] != "measured" && i["optional"] != true)
+        .map(|i| i["insert"].as_str().unwrap())
+        .collect();
+    let (verdict, code) = if v["absolute_pass"] == true {
+        ("NO BASELINE", 0)
+    } else {
+        ("FAIL", 1)
+    };
+    assert_eq!(v["verdict"], verdict);
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "{}\n{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    for name in &not_measured {
+        assert_eq!(v["absolute_pass"], false, "{name} not measured must fail");
+        assert!(
+            stdout(&o)
+                .lines()
+                .any(|l| l.starts_with("- ") && l.contains(name)),
+            "{name} not named: {}",
+            stdout(&o)
+        );
+    }
 
     // a baseline of another phantom: constancy fails and a warning says why
     let out = tmp.path().join("out_cube_vs_cat");

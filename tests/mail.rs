@@ -950,7 +950,7 @@ fn first_scan_failing_an_absolute_check_is_a_fail() {
         ..Default::default()
     };
     params.hu_offsets.insert("delrin".into(), 60.0);
-    let s = simulate(&dir, "catphan_ctp404", params);
+    let s = simulate(&dir, "catphan_504", params);
     send(&server, &s.files, &[]);
     let r = run_of(&h, &server, &s);
     let got = wait_mail(&mail_dir, 1, &server);

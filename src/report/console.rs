@@ -89,7 +89,7 @@ pub fn absolute_lines(summary: &Summary) -> Vec<String> {
     let checked = summary
         .checks
         .as_ref()
-        .map(|c| c.checked.join(", "))
+        .map(|c| c.checked.join("; "))
         .unwrap_or_default();
     let failures = summary.absolute_failures();
     if failures.is_empty() {
@@ -107,11 +107,10 @@ pub fn absolute_lines(summary: &Summary) -> Vec<String> {
         });
         out.extend(failures.iter().map(|f| format!("- {f}")));
     }
-    if let Some(c) = &summary.checks {
-        if !c.info.is_empty() {
-            out.push("Information (fails nothing):".to_string());
-            out.extend(c.info.iter().map(|i| format!("  - {i}")));
-        }
+    let info = summary.info_lines(true);
+    if !info.is_empty() {
+        out.push("Information (fails nothing):".to_string());
+        out.extend(info.iter().map(|i| format!("  - {i}")));
     }
     if !summary.unassigned.is_empty() {
         out.push("Holes not in the phantom definition (information, fails nothing):".to_string());

@@ -436,7 +436,7 @@ impl Model {
                      at this kVp)"
                         .to_string()
                 } else {
-                    format!("absolute checks passed: {}", checked.join(", "))
+                    format!("absolute checks passed: {}", checked.join("; "))
                 };
                 format!("NO BASELINE: {what}. Constancy needs a baseline: {how_to_baseline}")
             }
@@ -553,15 +553,14 @@ impl Model {
             lines.push(if checked.is_empty() {
                 "Checked: none recorded by the analysis".to_string()
             } else {
-                format!("Checked: {}", checked.join(", "))
+                format!("Checked: {}", checked.join("; "))
             });
             for f in &absolute_failures {
                 lines.push(format!("FAIL: {f}"));
             }
-            if let Some(c) = &s.checks {
-                for i in c.info.iter().map(|i| one_line(i)).filter(|i| !i.is_empty()) {
-                    lines.push(format!("Information: {i}"));
-                }
+            // the unassigned holes have their own section below
+            for i in s.info_lines(true) {
+                lines.push(format!("Information: {}", one_line(&i)));
             }
             sections.push(Section {
                 title: "Absolute checks",
@@ -930,7 +929,11 @@ fn table_of(rows: &[Row], with_baseline: bool) -> Table {
                             fixed(r.hu, 1),
                             fixed(r.sd, 1),
                             fixed(r.expected, 1),
-                            r.band.map(window).unwrap_or_else(|| MISSING.to_string()),
+                            r.band
+                                .map(|[lo, hi]| {
+                                    format!("{} … {}", fixed(Some(lo), 0), fixed(Some(hi), 0))
+                                })
+                                .unwrap_or_else(|| MISSING.to_string()),
                             window_cell(r),
                             verdict_cell(r, false),
                         ],
@@ -1995,8 +1998,8 @@ mod tests {
         );
         assert_eq!(r.subject.matches('\u{2014}').count(), 3);
         assert!(!r.subject.contains("[PASS]"));
-        let verdict = "NO BASELINE: absolute checks passed: monotone HU–RED curve, 5 materials \
-                       within their plausibility bands at 120 kV, CIRS windows (120 kV). \
+        let verdict = "NO BASELINE: absolute checks passed: monotone HU–RED curve; 5 materials \
+                       within their plausibility bands at 120 kV; CIRS windows (120 kV). \
                        Constancy needs a baseline: set one with: hu-red baseline set --run 42";
         assert!(one_line(&r.text).starts_with(verdict), "{}", r.text);
         assert!(r.html.contains(&esc(verdict)), "{}", r.html);
@@ -2011,7 +2014,7 @@ mod tests {
         assert!(r.text.contains("Absolute checks\n---------------"));
         assert!(r
             .text
-            .contains("- Checked: monotone HU–RED curve, 5 materials"));
+            .contains("- Checked: monotone HU–RED curve; 5 materials"));
         assert!(r
             .text
             .contains("No baseline for this scanner, phantom and protocol yet"));
@@ -2050,6 +2053,9 @@ mod tests {
         assert!(r.text.contains("- Checked: none recorded by the analysis"));
     }
 
+    const WINDOW_NOTE: &str = "window 200 … 280 HU is given at 120 kV; this scan is at 100 kV: \
+                               information only (241 HU is inside it)";
+
     /// A CIRS whose dense bone rods were refused, an optional material not there, copies of
     /// a material that disagree, an unassigned hole, a window given at another kVp.
     fn first_scan_with_absolute_failures() -> Measurement {
@@ -2062,8 +2068,8 @@ mod tests {
         m.inserts[4].window_kvp = Some(120.0);
         m.inserts[4].hu_band = Some([140.0, 340.0]);
         m.inserts[4].plausible = Some(true);
-        m.inserts[4].check_notes =
-            vec!["window 200 … 280 HU given at 120 kV: information only at 100 kV".into()];
+        // the engine's note does not name the material; the report does
+        m.inserts[4].check_notes = vec![WINDOW_NOTE.into()];
         // liver: two copies that disagree
         m.inserts[3].n_rois = 2;
         m.inserts[3].rois = vec![
@@ -2137,11 +2143,11 @@ mod tests {
                 "copies of liver disagree: 40 vs 72 HU".into(),
             ],
             info: vec![
-                "window of bone_200 (200 … 280 HU) is given at 120 kV: information only at \
-                 100 kV"
-                    .into(),
+                WINDOW_NOTE.into(),
                 "water_vial not present (optional)".into(),
-                "hole outer_45 not in the phantom definition".into(),
+                "hole outer_45 at (61.3, -61.0) mm reads -998 ± 6 HU: not in the phantom \
+                 definition (empty hole?)"
+                    .into(),
             ],
         };
         m
@@ -2216,15 +2222,21 @@ mod tests {
         assert_eq!(r.html.matches(FAIL_ROW_CSS).count(), 2);
         // the absolute checks section: checked, failed, information
         for want in [
-            "- Checked: monotone HU–RED curve, 5 materials within their plausibility bands at \
+            "- Checked: monotone HU–RED curve; 5 materials within their plausibility bands at \
              100 kV",
             "- FAIL: copies of liver disagree: 40 vs 72 HU",
-            "- Information: window of bone_200 (200 … 280 HU) is given at 120 kV: information \
-             only at 100 kV",
+            "- Information: bone_200: window 200 … 280 HU is given at 120 kV; this scan is at \
+             100 kV: information only (241 HU is inside it)",
             "- Information: water_vial not present (optional)",
         ] {
             assert!(one_line(&r.text).contains(want), "{want}\n{}", r.text);
         }
+        // the hole is in its own section, not repeated as information
+        assert!(
+            !r.text.contains("- Information: hole outer_45"),
+            "{}",
+            r.text
+        );
         // the holes not in the definition: information
         let sec = r
             .text

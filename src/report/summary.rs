@@ -372,6 +372,37 @@ impl Summary {
         }
     }
 
+    /// The information lines of the absolute checks (they fail nothing), each naming its
+    /// material: a line the engine also filed under one material's `check_notes` without
+    /// naming it (e.g. "window 344 … 387 HU is given at 120 kV; …") gets the material's name
+    /// in front. With `skip_unassigned`, the lines about holes listed in `unassigned` are left
+    /// out (for a report that lists those holes in a section of their own).
+    pub fn info_lines(&self, skip_unassigned: bool) -> Vec<String> {
+        let Some(c) = &self.checks else {
+            return Vec::new();
+        };
+        c.info
+            .iter()
+            .map(|i| i.trim())
+            .filter(|i| !i.is_empty())
+            .filter(|i| {
+                !(skip_unassigned
+                    && i.contains("not in the phantom definition")
+                    && self.unassigned.iter().any(|u| mentions(i, &u.hole)))
+            })
+            .map(|i| {
+                match self
+                    .inserts
+                    .iter()
+                    .find(|m| m.check_notes.iter().any(|n| n.trim() == i))
+                {
+                    Some(m) if !mentions(i, &m.insert) => format!("{}: {i}", m.insert),
+                    _ => i.to_string(),
+                }
+            })
+            .collect()
+    }
+
     /// The verdict of this summary, recomputed from its values with [`verdict`] (the same
     /// rule that filled [`Summary::verdict`]).
     pub fn decide(&self) -> RunVerdict {
@@ -568,7 +599,12 @@ pub fn absolute_failures(
             }
         }
     }
-    if !checks.curve_monotonic && !out.iter().any(|f| f.contains("monoton")) {
+    // the engine words it "RED does not increase with HU along the curve: …"
+    if !checks.curve_monotonic
+        && !out
+            .iter()
+            .any(|f| f.contains("monoton") || f.contains("curve"))
+    {
         out.push("HU–RED curve not monotone: RED decreases as HU increases".to_string());
     }
     if out.is_empty() && !(checks.pass && absolute_pass) {
@@ -754,7 +790,12 @@ mod tests {
             absolute_failures(&c, true, &ok),
             ["HU–RED curve not monotone: RED decreases as HU increases"]
         );
-        c.failures = vec!["curve not monotone between lung and water".into()];
+        // the engine's wording
+        c.failures = vec![
+            "RED does not increase with HU along the curve: check the material assignment and \
+             the inserts"
+                .into(),
+        ];
         assert_eq!(absolute_failures(&c, false, &ok).len(), 1);
         // a material failure the engine listed is not repeated; one it did not is added;
         // "solid_water" in a line does not name "water"
