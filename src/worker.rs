@@ -847,8 +847,9 @@ impl BlockingRun {
             started_at: self.started,
         });
         // A run that failed an absolute check (a material not measured, implausible HU, ...)
-        // does not become the reference of the next runs by itself.
-        let auto_baseline = ctx.auto_baseline && summary.verdict != RunVerdict::Fail;
+        // does not become the reference of the next runs by itself. (Constancy against the
+        // closest baseline of another protocol may fail: that does not stop it.)
+        let auto_baseline = ctx.auto_baseline && summary.absolute_pass == Some(true);
         if auto_baseline {
             summary.warnings.push(
                 "this run is now the PROVISIONAL baseline of its scanner, phantom and protocol \
