@@ -485,7 +485,7 @@ fn baseline_in_the_scripts_csv_format() {
         .unwrap()
         .ends_with("script_baseline.csv"));
     assert_eq!(per_insert(&v, "water")["baseline_hu"], 2.1);
-    assert_eq!(per_insert(&v, "dense_bone")["baseline_hu"], 912.4);
+    assert_eq!(per_insert(&v, "dense_bone")["baseline_hu"], 982.4);
     let liver = per_insert(&v, "liver");
     assert!(liver["baseline_hu"].is_null());
     assert!(liver["delta_hu"].is_null());
@@ -562,10 +562,11 @@ fn catphan_forced_and_easycube_auto() {
     ]);
     assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
     // the family id (simulated as its first variant, forced in analyze): the variant is
-    // identified among the Catphans and names every output
+    // identified among the Catphans only (so the detection is "forced") and names every output
     let (_, v) = read_json(&out.join("hu_red_catphan_504_summary.json"));
     assert_eq!(v["phantom"]["id"], "catphan_504");
-    assert_eq!(v["phantom"]["detection"], "auto");
+    assert_eq!(v["phantom"]["family"], "catphan_ctp404");
+    assert_eq!(v["phantom"]["detection"], "forced");
     assert!(out.join("hu_red_catphan_504.csv").is_file());
     assert!(out.join("hu_red_catphan_504_curve.png").is_file());
     let names: Vec<&str> = v["inserts"]
