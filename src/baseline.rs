@@ -327,7 +327,7 @@ mod tests {
         assert_eq!(water.hu_mean, Some(2.1));
         assert_eq!(water.red, Some(1.0));
         let dense = b.entries.iter().find(|e| e.insert == "dense_bone").unwrap();
-        assert_eq!(dense.hu_mean, Some(912.4));
+        assert_eq!(dense.hu_mean, Some(982.4));
         assert_eq!(dense.red, Some(1.456));
         // the script writes NaN for an unmatched insert: kept, with no value
         let liver = b.entries.iter().find(|e| e.insert == "liver").unwrap();
