@@ -62,7 +62,7 @@ fn bench_analyze(c: &mut Criterion) {
     group.warm_up_time(Duration::from_secs(1));
     for n_slices in [64usize, 300] {
         group.measurement_time(Duration::from_secs(if n_slices > 100 { 30 } else { 8 }));
-        for phantom in ["catphan_ctp404", "cirs062", "easycube"] {
+        for phantom in ["catphan_504", "cirs062", "easycube"] {
             let dir = make_series(root.path(), phantom, n_slices);
             // Sanity outside the timing: the analysis succeeds on this series.
             analyze_dir(&dir);

@@ -111,6 +111,17 @@ impl BaselineProtocol {
     }
 }
 
+/// The report line for a baseline stored under a family id (`catphan_ctp404`, from before
+/// hu-red told the Catphan variants apart) that serves a run of one of its variants: the
+/// physicist must know the comparison is with a legacy baseline, and how to replace it.
+/// `what` names the baseline (`baseline #12`, `the baseline (base.csv)`), `then` says how to
+/// make the variant's own.
+pub fn family_baseline_note(what: &str, family: &str, variant: &str, then: &str) -> String {
+    format!(
+        "{what} was stored under the family id '{family}' (before hu-red told its variants          apart) and serves this '{variant}' series, which has no baseline of its own for this          protocol: check that it was measured on this phantom, then {then}"
+    )
+}
+
 /// A baseline as read from a file, with the file's acquisition metadata.
 #[derive(Debug, Clone)]
 pub struct BaselineFile {
@@ -316,7 +327,7 @@ mod tests {
         assert_eq!(water.hu_mean, Some(2.1));
         assert_eq!(water.red, Some(1.0));
         let dense = b.entries.iter().find(|e| e.insert == "dense_bone").unwrap();
-        assert_eq!(dense.hu_mean, Some(912.4));
+        assert_eq!(dense.hu_mean, Some(982.4));
         assert_eq!(dense.red, Some(1.456));
         // the script writes NaN for an unmatched insert: kept, with no value
         let liver = b.entries.iter().find(|e| e.insert == "liver").unwrap();

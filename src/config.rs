@@ -460,9 +460,8 @@ impl Config {
                 None
             }
         };
-        let known: Option<Vec<String>> = known_set
-            .as_ref()
-            .map(|set| set.phantoms.iter().map(|d| d.id.clone()).collect());
+        // Definitions and family ids (`catphan_ctp404`: any Catphan variant).
+        let known: Option<Vec<String>> = known_set.as_ref().map(|set| set.known_ids());
         if let Some(known) = &known {
             if let Err(m) = check_phantom(&self.qa.phantom, known) {
                 p.push("qa.phantom", m);
@@ -1209,10 +1208,26 @@ mod tests {
             "at least 1",
         );
         let mut c = defaults();
-        for id in crate::phantom::BUILTIN_IDS {
+        for id in crate::phantom::BUILTIN_IDS
+            .into_iter()
+            .chain([crate::phantom::CATPHAN_FAMILY])
+        {
             c.qa.phantom = id.to_string();
             assert!(c.validate().is_ok(), "{id}");
+            c.scanners = vec![ScannerConfig {
+                name: "ct1".into(),
+                calling_ae: Some("CT01".into()),
+                station_name: None,
+                phantom: Some(id.to_string()),
+                recipients: vec![],
+            }];
+            assert!(c.validate().is_ok(), "scanners[0].phantom = {id}");
+            c.scanners.clear();
         }
+        // the message lists the family id with the definitions
+        let p = invalid_with(|c| c.qa.phantom = "catphan".into());
+        assert_problem(&p, "qa.phantom", "catphan_ctp404");
+        assert_problem(&p, "qa.phantom", "gammex_1467_head");
         // a missing phantom_config file is reported under its key
         let p = invalid_with(|c| c.qa.phantom_config = Some("/nonexistent/phantoms.json".into()));
         assert_problem(&p, "qa.phantom_config", "");

@@ -281,11 +281,25 @@ pub fn choose<'a, C: Candidate>(
     run: &Protocol,
     fields: &[ProtocolField],
 ) -> Option<(&'a C, Option<Vec<String>>)> {
+    choose_preferring(candidates, run, fields, |_| false)
+}
+
+/// [`choose`] among candidates of which some are `preferred`: the protocol still decides first
+/// (the run's key, else the closest), a preferred candidate wins among those that match the
+/// protocol equally well, then the newest. The worker prefers a baseline stored under the
+/// run's own phantom id to one stored under its family id (`catphan_ctp404`), so that a legacy
+/// baseline serves a variant only where the variant has none for that protocol.
+pub fn choose_preferring<'a, C: Candidate>(
+    candidates: &'a [C],
+    run: &Protocol,
+    fields: &[ProtocolField],
+    preferred: impl Fn(&C) -> bool,
+) -> Option<(&'a C, Option<Vec<String>>)> {
     let key = run.key(fields);
     if let Some(exact) = candidates
         .iter()
         .filter(|c| c.protocol_key() == key)
-        .max_by_key(|c| c.id())
+        .max_by_key(|c| (preferred(c), c.id()))
     {
         return Some((exact, None));
     }
@@ -294,7 +308,9 @@ pub fn choose<'a, C: Candidate>(
             run.distance(&a.protocol(), fields),
             run.distance(&b.protocol(), fields),
         );
-        da.total_cmp(&db).then(b.id().cmp(&a.id()))
+        da.total_cmp(&db)
+            .then(preferred(b).cmp(&preferred(a)))
+            .then(b.id().cmp(&a.id()))
     })?;
     let diffs = run.differences(&best.protocol(), fields);
     Some((best, Some(diffs)))
@@ -410,5 +426,35 @@ mod tests {
             vec!["kernel B60f (baseline B30f)".to_string()]
         );
         assert!(choose::<C>(&[], &run, &all).is_none());
+    }
+
+    #[test]
+    fn own_phantom_id_preferred_at_an_equal_protocol_match() {
+        // ids 1..: the odd ones stored under the run's own phantom id, the even ones under its
+        // family id (legacy)
+        let all = ProtocolField::ALL;
+        let own = |c: &C| c.0 % 2 == 1;
+        let p120 = p(Some(120.0), Some("B30f"), Some(2.0));
+        let p100 = p(Some(100.0), Some("B30f"), Some(2.0));
+        let c = |id: i64, pr: &Protocol| C(id, pr.clone(), pr.key(&all));
+        // same key: the own one wins even when the legacy one is newer
+        let cands = vec![c(1, &p120), c(4, &p120)];
+        let (b, d) = choose_preferring(&cands, &p120, &all, own).unwrap();
+        assert_eq!((b.0, d), (1, None));
+        // without the preference: the newest
+        assert_eq!(choose(&cands, &p120, &all).unwrap().0 .0, 4);
+        // only a legacy baseline has the run's protocol: it serves
+        let cands = vec![c(1, &p100), c(2, &p120)];
+        let (b, d) = choose_preferring(&cands, &p120, &all, own).unwrap();
+        assert_eq!((b.0, d), (2, None));
+        // neither has it: the closest protocol, the own one at equal distance
+        let p110a = p(Some(110.0), Some("B30f"), Some(2.0));
+        let cands = vec![c(2, &p120), c(3, &p100), c(6, &p120)];
+        let (b, d) = choose_preferring(&cands, &p110a, &all, own).unwrap();
+        assert_eq!(b.0, 3);
+        assert_eq!(d.unwrap(), vec!["kVp 110 (baseline 100)".to_string()]);
+        let cands = vec![c(2, &p120), c(4, &p120)];
+        let (b, _) = choose_preferring(&cands, &p110a, &all, own).unwrap();
+        assert_eq!(b.0, 4, "only legacy ones: the newest");
     }
 }

@@ -173,9 +173,10 @@ pub fn analyze(req: AnalyzeRequest) -> Result<AnalyzeOutcome, PipelineError> {
         }};
     }
 
-    // A forced phantom must exist before any decoding is spent.
+    // A forced phantom must exist before any decoding is spent. A family id (`catphan_ctp404`)
+    // stands for its variants: the planner identifies the variant among them only.
     if let Some(id) = options.phantom.as_deref() {
-        if let Err(e) = phantoms.get(id) {
+        if let Err(e) = phantoms.resolve(id) {
             fail!(Stage::Setup, e, None, None);
         }
     }
@@ -296,14 +297,24 @@ pub fn apply_baseline(
         return;
     };
     let mut warnings = Vec::new();
-    if let Some(other) = bp
-        .phantom()
-        .filter(|p| *p != outcome.measurement.phantom_id)
-    {
-        warnings.push(format!(
-            "the baseline ({}) was measured on phantom '{other}', this series is '{}': compare with a baseline of the same phantom",
-            b.source, outcome.measurement.phantom_id
-        ));
+    let m = &outcome.measurement;
+    if let Some(other) = bp.phantom().filter(|p| *p != m.phantom_id) {
+        if m.family.as_deref() == Some(other) {
+            warnings.push(crate::baseline::family_baseline_note(
+                &format!("the baseline ({})", b.source),
+                other,
+                &m.phantom_id,
+                &format!(
+                    "use a baseline measured as '{}' (e.g. this run's CSV)",
+                    m.phantom_id
+                ),
+            ));
+        } else {
+            warnings.push(format!(
+                "the baseline ({}) was measured on phantom '{other}', this series is '{}': compare with a baseline of the same phantom",
+                b.source, m.phantom_id
+            ));
+        }
     }
     let current = crate::report::Metadata::from_series(&outcome.meta).protocol_fields();
     let diffs = bp.differences(&current);
@@ -419,6 +430,64 @@ mod tests {
     }
 
     #[test]
+    fn family_baseline_csv_is_said_not_refused() {
+        // a CIRS outcome relabelled as a Catphan variant: only apply_baseline's wording is tested
+        let set = PhantomSet::builtin();
+        let sim = render(&params(), set.get("cirs062").unwrap()).unwrap();
+        let mut req = request(labelled(sim.objects));
+        req.options.phantom = Some("cirs062".into());
+        let out = analyze(req).unwrap();
+        // a baseline CSV of the family id (e.g. catphan_ctp404 for a catphan_604 series) is no
+        // mismatch, but the report says a legacy baseline was used
+        let mut variant = out.clone();
+        variant.warnings.clear();
+        variant.measurement.phantom_id = "catphan_604".into();
+        variant.measurement.family = Some("catphan_ctp404".into());
+        let mut legacy = BaselineProtocol::default();
+        legacy
+            .fields
+            .insert("phantom".into(), "catphan_ctp404".into());
+        let b = req_baseline(&out);
+        apply_baseline(&mut variant, Some(&b), Some(&legacy));
+        let w = variant.warnings.join("\n");
+        assert!(
+            !w.contains("compare with a baseline of the same phantom"),
+            "{w}"
+        );
+        assert!(
+            w.contains("stored under the family id 'catphan_ctp404'")
+                && w.contains("this 'catphan_604' series")
+                && w.contains("base.csv"),
+            "{w}"
+        );
+        // another variant's baseline is a mismatch
+        let mut other = BaselineProtocol::default();
+        other.fields.insert("phantom".into(), "catphan_504".into());
+        variant.warnings.clear();
+        apply_baseline(&mut variant, Some(&b), Some(&other));
+        assert!(variant
+            .warnings
+            .join("\n")
+            .contains("measured on phantom 'catphan_504'"));
+    }
+
+    fn req_baseline(o: &AnalyzeOutcome) -> Baseline {
+        Baseline {
+            source: "base.csv".into(),
+            entries: o
+                .measurement
+                .inserts
+                .iter()
+                .map(|m| crate::analysis::BaselineEntry {
+                    insert: m.insert.clone(),
+                    hu_mean: Some(m.hu_mean),
+                    red: m.red,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
     fn unknown_forced_phantom_fails_before_loading() {
         let mut req = request(SeriesSource::Path("/nonexistent".into()));
         req.options.phantom = Some("gammex467".into());
@@ -426,6 +495,10 @@ mod tests {
         assert_eq!(e.stage, Stage::Setup);
         assert!(e.meta.is_none());
         assert!(e.to_string().contains("gammex467"), "{e}");
+        // the family id is accepted: the failure is the missing series, not the phantom
+        let mut req = request(SeriesSource::Path("/nonexistent".into()));
+        req.options.phantom = Some(crate::phantom::CATPHAN_FAMILY.into());
+        assert_eq!(analyze(req).unwrap_err().stage, Stage::Load);
     }
 
     #[test]

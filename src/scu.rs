@@ -691,7 +691,7 @@ mod tests {
             ..Default::default()
         };
         let (paths, _) =
-            crate::simulate::render_to_dir(&params, set.get("catphan_ctp404").unwrap(), dir.path())
+            crate::simulate::render_to_dir(&params, set.get("catphan_504").unwrap(), dir.path())
                 .unwrap();
         let dcm = paths
             .iter()

@@ -19,7 +19,7 @@ use crate::pipeline::{self, AnalyzeRequest, SeriesSource};
 use crate::report::email::{
     self, BaselineInfo, ReportData, ReportKind, ScannerInfo, Trend, TrendRun,
 };
-use crate::report::{self, Metadata, OkParts, OutputOptions, Summary, UNKNOWN_PHANTOM};
+use crate::report::{self, Metadata, OkParts, OutputOptions, RunVerdict, Summary, UNKNOWN_PHANTOM};
 use crate::series::SeriesJob;
 use crate::store::{
     now_ms, BaselineRow, Fingerprint, NewBaseline, NewBaselineEntry, NewOutboxMessage, NewRun,
@@ -226,13 +226,20 @@ async fn run_series(ctx: &WorkerContext, uid: &str) -> Result<(), crate::store::
     let mut context = BaselineContext::default();
     if let Measured::Ok(o) = &measured {
         let phantom_id = o.measurement.phantom_id.clone();
+        // The run's own baselines, and those stored under its family id before hu-red told
+        // the variants apart (`catphan_ctp404` for a `catphan_604` run): at an equal protocol
+        // match the run's own id wins.
+        let mut ids = vec![phantom_id.as_str()];
+        ids.extend(o.measurement.family.as_deref().filter(|f| *f != phantom_id));
         let candidates: Vec<BaselineRow> = store
-            .active_baselines(&identity.id, &phantom_id)
+            .active_baselines_any(&identity.id, &ids)
             .await?
             .into_iter()
             .filter(|b| identity.same_make(b.manufacturer.as_deref(), b.model.as_deref()))
             .collect();
-        if let Some((b, diffs)) = identity::choose(&candidates, &protocol, fields) {
+        if let Some((b, diffs)) = identity::choose_preferring(&candidates, &protocol, fields, |b| {
+            b.phantom_id == phantom_id
+        }) {
             context.baseline = Some((b.clone(), diffs));
         }
         context.exact = context.baseline.as_ref().is_some_and(|(_, d)| d.is_none());
@@ -291,6 +298,8 @@ async fn store_run(
     let mut run = NewRun::new(uid, status, verdict, fingerprint, started_ms, finished_ms);
     if let Some(r) = &outcome.result {
         run.fill_from_measurement(&r.outcome.measurement, Some(&r.outcome.evaluation));
+        // the summary's (the engine's checks and what the values show, see report::verdict)
+        run.absolute_pass = r.summary.absolute_pass;
         run.warnings = r.summary.warnings.clone();
     } else if let Some(s) = &outcome.summary {
         run.warnings = s.warnings.clone();
@@ -370,14 +379,27 @@ async fn store_run(
         );
     }
     let kind = match verdict {
-        Verdict::Pass | Verdict::None => ReportKind::Pass,
+        Verdict::Pass => ReportKind::Pass,
+        Verdict::None => ReportKind::NoBaseline,
         Verdict::Fail => ReportKind::Fail,
         Verdict::Error => ReportKind::Error,
     };
+    let provisional_from_this_run = outcome.result.is_some() && outcome.auto_baseline;
     let date = study_date.unwrap_or_else(|| iso_date_of_ms(finished_ms));
+    let run_phantom = outcome
+        .result
+        .as_ref()
+        .map(|r| r.outcome.measurement.phantom_id.as_str());
     let baseline_info = outcome.baseline.as_ref().map(|(b, diffs)| BaselineInfo {
         id: b.id,
-        source: b.source.clone(),
+        // a legacy baseline of the family (see `family_baseline_note`) says so where the
+        // report names the baseline
+        source: match run_phantom {
+            Some(p) if p != b.phantom_id => {
+                format!("{} (stored under the family id {})", b.source, b.phantom_id)
+            }
+            _ => b.source.clone(),
+        },
         created: iso_date_of_ms(b.created_at),
         provisional: b.provisional,
         protocol: baseline_protocol(b).describe(),
@@ -415,6 +437,7 @@ async fn store_run(
             date,
             summary,
             baseline: baseline_info,
+            provisional_from_this_run,
             amended,
             attachments,
             hints,
@@ -613,18 +636,19 @@ fn log_run(id: i64, series: &SeriesRow, run: &NewRun, o: &RunOutcome, ms: i64) {
     }
 }
 
-/// PASS/FAIL against the baseline; without one, FAIL only when an absolute window failed.
+/// The stored verdict of an analysed run: the summary's, decided by [`report::verdict`] (the
+/// rule `hu-red analyze` uses too): FAIL when constancy or an absolute check fails, PASS
+/// against a baseline, NONE (shown as NO BASELINE) without one.
 fn verdict_of(r: &RunResult) -> Verdict {
-    let ev = &r.outcome.evaluation;
-    if ev.has_baseline {
-        match ev.pass {
-            Some(true) => Verdict::Pass,
-            _ => Verdict::Fail,
-        }
-    } else if !r.outcome.measurement.absolute_pass {
-        Verdict::Fail
-    } else {
-        Verdict::None
+    store_verdict(r.summary.verdict)
+}
+
+fn store_verdict(v: RunVerdict) -> Verdict {
+    match v {
+        RunVerdict::Pass => Verdict::Pass,
+        RunVerdict::Fail => Verdict::Fail,
+        RunVerdict::NoBaseline => Verdict::None,
+        RunVerdict::Error => Verdict::Error,
     }
 }
 
@@ -791,6 +815,15 @@ impl BlockingRun {
             warnings.insert(0, AMENDED_NOTE.into());
         }
         if let Some((b, diffs)) = &ctx.baseline {
+            if b.phantom_id != outcome.measurement.phantom_id {
+                warnings.push(crate::baseline::family_baseline_note(
+                    &format!("the baseline #{}", b.id),
+                    &b.phantom_id,
+                    &outcome.measurement.phantom_id,
+                    "make this variant's own with `hu-red baseline set --run` and this run's id \
+                     (see `hu-red runs`)",
+                ));
+            }
             if let Some(d) = diffs {
                 warnings.push(protocol_note(b, d));
             }
@@ -804,13 +837,6 @@ impl BlockingRun {
                 ));
             }
         }
-        if ctx.auto_baseline {
-            warnings.push(
-                "this run is now the PROVISIONAL baseline of its scanner, phantom and protocol \
-                 (qa.auto_baseline); confirm it with `hu-red baseline set` on this run"
-                    .into(),
-            );
-        }
         let mut summary = Summary::ok(OkParts {
             dicom_path: &dicom_path,
             metadata: Metadata::from_series(&outcome.meta),
@@ -820,6 +846,24 @@ impl BlockingRun {
             timings: Some(outcome.timings),
             started_at: self.started,
         });
+        // A run that failed an absolute check (a material not measured, implausible HU, ...)
+        // does not become the reference of the next runs by itself. (Constancy against the
+        // closest baseline of another protocol may fail: that does not stop it.)
+        let auto_baseline = ctx.auto_baseline && summary.absolute_pass == Some(true);
+        if auto_baseline {
+            summary.warnings.push(
+                "this run is now the PROVISIONAL baseline of its scanner, phantom and protocol \
+                 (qa.auto_baseline); confirm it with `hu-red baseline set` on this run"
+                    .into(),
+            );
+        } else if ctx.auto_baseline {
+            summary.warnings.push(
+                "this run was not made the provisional baseline (qa.auto_baseline): an absolute \
+                 check failed; set a baseline with `hu-red baseline set --run ID` once a run \
+                 passes them, or on this run after review"
+                    .into(),
+            );
+        }
         let opts = OutputOptions {
             curve: true,
             overlay: true,
@@ -865,7 +909,7 @@ impl BlockingRun {
             wrote_outputs: true,
             identity: None,
             baseline: ctx.baseline,
-            auto_baseline: ctx.auto_baseline,
+            auto_baseline,
             attachments,
             hints: Vec::new(),
         }
@@ -1058,4 +1102,27 @@ fn hints_for(stage: Option<pipeline::Stage>, error: &str, forced: Option<&str>) 
             .to_string(),
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_verdict_and_report_kind_follow_the_run_verdict() {
+        for (v, stored, kind) in [
+            (RunVerdict::Pass, Verdict::Pass, ReportKind::Pass),
+            (RunVerdict::Fail, Verdict::Fail, ReportKind::Fail),
+            (
+                RunVerdict::NoBaseline,
+                Verdict::None,
+                ReportKind::NoBaseline,
+            ),
+            (RunVerdict::Error, Verdict::Error, ReportKind::Error),
+        ] {
+            assert_eq!(store_verdict(v), stored);
+            assert_eq!(ReportKind::from(v), kind);
+            assert_eq!(stored.label(), v.label());
+        }
+    }
 }

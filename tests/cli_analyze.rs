@@ -217,6 +217,11 @@ fn cirs_without_baseline_writes_every_file_and_exits_0() {
     assert!(te["pass"].is_null());
     assert!(te["pearson_r"].is_null());
     assert_eq!(te["per_insert"], serde_json::json!([]));
+    // no baseline, no absolute failure: NO BASELINE (exit 0), never PASS
+    assert_eq!(v["verdict"], "NO BASELINE");
+    assert_eq!(v["absolute_pass"], true);
+    assert_eq!(v["checks"]["pass"], true);
+    assert!(v["unassigned"].is_array());
     let outputs = &v["outputs"];
     for (key, name) in [
         ("csv", "hu_red_cirs062.csv"),
@@ -338,6 +343,8 @@ fn console_summary_on_stdout_logs_on_stderr() {
     assert!(out.contains("Slices:"), "{out}");
     assert!(out.contains("Pose:"), "{out}");
     assert!(out.contains("Baseline comparison: none"), "{out}");
+    assert!(out.contains("\nVerdict: NO BASELINE ("), "{out}");
+    assert!(!out.contains("Verdict: PASS"), "{out}");
     assert!(
         out.lines()
             .any(|l| l.starts_with("water ") && l.contains(" ± ")),
@@ -478,7 +485,7 @@ fn baseline_in_the_scripts_csv_format() {
         .unwrap()
         .ends_with("script_baseline.csv"));
     assert_eq!(per_insert(&v, "water")["baseline_hu"], 2.1);
-    assert_eq!(per_insert(&v, "dense_bone")["baseline_hu"], 912.4);
+    assert_eq!(per_insert(&v, "dense_bone")["baseline_hu"], 982.4);
     let liver = per_insert(&v, "liver");
     assert!(liver["baseline_hu"].is_null());
     assert!(liver["delta_hu"].is_null());
@@ -554,11 +561,14 @@ fn catphan_forced_and_easycube_auto() {
         "catphan_ctp404",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
-    let (_, v) = read_json(&out.join("hu_red_catphan_ctp404_summary.json"));
-    assert_eq!(v["phantom"]["id"], "catphan_ctp404");
+    // the family id (simulated as its first variant, forced in analyze): the variant is
+    // identified among the Catphans only (so the detection is "forced") and names every output
+    let (_, v) = read_json(&out.join("hu_red_catphan_504_summary.json"));
+    assert_eq!(v["phantom"]["id"], "catphan_504");
+    assert_eq!(v["phantom"]["family"], "catphan_ctp404");
     assert_eq!(v["phantom"]["detection"], "forced");
-    assert!(out.join("hu_red_catphan_ctp404.csv").is_file());
-    assert!(out.join("hu_red_catphan_ctp404_curve.png").is_file());
+    assert!(out.join("hu_red_catphan_504.csv").is_file());
+    assert!(out.join("hu_red_catphan_504_curve.png").is_file());
     let names: Vec<&str> = v["inserts"]
         .as_array()
         .unwrap()
@@ -585,10 +595,44 @@ fn catphan_forced_and_easycube_auto() {
     );
     let out = tmp.path().join("out_cube");
     let o = run(&["analyze", "--dicom", p(&cube), "--outdir", p(&out)]);
-    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
     let (_, v) = read_json(&out.join("hu_red_easycube_summary.json"));
+    assert_eq!(v["status"], "ok", "{}\n{}", stdout(&o), stderr(&o));
     assert_eq!(v["phantom"]["id"], "easycube");
     assert_eq!(v["phantom"]["detection"], "auto");
+    // No baseline: NO BASELINE (exit 0) when every rod is measured, FAIL (exit 1) naming each
+    // rod that is not (a material of the definition that is not measured fails, never a silent
+    // gap: the water rod, with no contrast to the water-equivalent body, is not found by the
+    // engine at 9ce257e, issue 9 item 6); never PASS without a baseline.
+    let not_measured: Vec<&str> = v["inserts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["status"] != "measured" && i["optional"] != true)
+        .map(|i| i["insert"].as_str().unwrap())
+        .collect();
+    let (verdict, code) = if v["absolute_pass"] == true {
+        ("NO BASELINE", 0)
+    } else {
+        ("FAIL", 1)
+    };
+    assert_eq!(v["verdict"], verdict);
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "{}\n{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    for name in &not_measured {
+        assert_eq!(v["absolute_pass"], false, "{name} not measured must fail");
+        assert!(
+            stdout(&o)
+                .lines()
+                .any(|l| l.starts_with("- ") && l.contains(name)),
+            "{name} not named: {}",
+            stdout(&o)
+        );
+    }
 
     // a baseline of another phantom: constancy fails and a warning says why
     let out = tmp.path().join("out_cube_vs_cat");
@@ -600,7 +644,7 @@ fn catphan_forced_and_easycube_auto() {
         p(&out),
         "--no-plot",
         "--baseline",
-        p(&tmp.path().join("out_cat/hu_red_catphan_ctp404.csv")),
+        p(&tmp.path().join("out_cat/hu_red_catphan_504.csv")),
     ]);
     assert_eq!(o.status.code(), Some(1), "{}\n{}", stdout(&o), stderr(&o));
     let (_, v) = read_json(&out.join("hu_red_easycube_summary.json"));
@@ -608,10 +652,72 @@ fn catphan_forced_and_easycube_auto() {
     assert!(
         v["warnings"]
             .to_string()
-            .contains("measured on phantom 'catphan_ctp404'"),
+            .contains("measured on phantom 'catphan_504'"),
         "{}",
         v["warnings"]
     );
+}
+
+/// Without a baseline, an absolute check that fails (a Catphan material outside the
+/// manufacturer's window at the kVp the window is given at) is a FAIL: exit 1, named.
+#[test]
+fn absolute_failure_without_baseline_exits_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = tmp.path().join("cat");
+    simulate(
+        &cat,
+        "catphan_ctp404",
+        &[
+            "--n-slices",
+            "30",
+            "--kvp",
+            "120",
+            "--hu-offset",
+            "delrin=60",
+        ],
+    );
+    let out = tmp.path().join("out");
+    let o = run(&["analyze", "--dicom", p(&cat), "--outdir", p(&out)]);
+    assert_eq!(o.status.code(), Some(1), "{}\n{}", stdout(&o), stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("Baseline comparison: none"), "{text}");
+    assert!(text.contains("Absolute checks: FAIL"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("- ") && l.contains("delrin")),
+        "{text}"
+    );
+    assert!(text.contains("\nVerdict: FAIL\n"), "{text}");
+    let summary = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with("_summary.json"))
+        .expect("a summary JSON");
+    let (_, v) = read_json(&summary);
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["verdict"], "FAIL");
+    assert_eq!(v["absolute_pass"], false);
+    assert_eq!(v["tolerance_evaluation"]["has_baseline"], false);
+    let delrin = v["inserts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["insert"] == "delrin")
+        .unwrap();
+    assert_eq!(delrin["within_window"], false, "{delrin}");
+    // the CSV says which check failed
+    let csv = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "csv"))
+        .expect("a CSV");
+    let (header, rows) = csv_table(&csv);
+    let col = |n: &str| header.iter().position(|h| h == n).unwrap();
+    let row = rows.iter().find(|r| &r[col("insert")] == "delrin").unwrap();
+    assert_eq!(&row[col("check")], "FAIL");
+    assert!(row[col("check_reason")].contains("window"), "{row:?}");
 }
 
 #[test]

@@ -430,7 +430,7 @@ fn real_enhanced_ct_frames_match_dcmtk_raw_pixels() {
 fn simulated(dir: &Path, storage: hu_red::simulate::PixelRepresentation, vary: bool) {
     use hu_red::simulate::{render_to_dir, SimParams};
     let set = hu_red::phantom::PhantomSet::builtin();
-    let phantom = set.get("catphan_ctp404").unwrap();
+    let phantom = set.get("catphan_504").unwrap();
     let params = SimParams {
         matrix: 160,
         pixel_mm: 1.5,

@@ -269,7 +269,8 @@ const SUBJECT_TAIL: &str = " HU–RED constancy — CT-SIM-1 — cirs062 — 202
 
 both!(baseline_then_constancy_by_email);
 
-/// No baseline → [PASS] "no baseline"; `baseline set --run` on that run; water +35 HU →
+/// No baseline → [NO BASELINE] (never [PASS]), saying how to set one, stored NONE and shown
+/// NO BASELINE by `hu-red runs`; `baseline set --run` on that run; water +35 HU →
 /// [FAIL] naming water only; all shifts inside tolerance → [PASS]; another kVp → evaluated
 /// against the closest baseline, saying so. Each message: subject, recipients, valid HTML and
 /// text, attachments that decode and match the database.
@@ -286,7 +287,27 @@ fn baseline_then_constancy_by_email(kind: Kind) {
     let r1 = run_of(&h, &server, &s1);
     let got = wait_mail(&mail_dir, 1, &server);
     let m = parse(&got[0].raw);
-    assert_eq!(m.subject, format!("[PASS]{SUBJECT_TAIL}"));
+    assert_eq!(m.subject, format!("[NO BASELINE]{SUBJECT_TAIL}"));
+    assert_eq!(r1.verdict, hu_red::store::Verdict::None, "stored as NONE");
+    let squash = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    let first = squash(m.text.split("\n=").next().unwrap_or_default());
+    assert!(first.starts_with("NO BASELINE: "), "{}", m.text);
+    assert!(
+        first.ends_with(&format!(
+            "Constancy needs a baseline: set one with: hu-red baseline set --run {}",
+            r1.id
+        )),
+        "{first}"
+    );
+    assert!(!m.text.contains("PASS:"), "{}", m.text);
+    assert!(squash(&m.html).contains("NO BASELINE: "));
+    assert!(m.text.contains("Absolute checks"), "{}", m.text);
+    let runs = cli_ok(&h, &["runs", "--config", config.to_str().unwrap()]);
+    let line = runs
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{} ", r1.id)) && l.contains(" ok "))
+        .unwrap_or_else(|| panic!("run {} in:\n{runs}", r1.id));
+    assert!(line.contains("NO BASELINE"), "{line}");
     let expected_to: BTreeSet<String> = ["physics@hospital.test", "ct-sim-1@hospital.test"]
         .iter()
         .map(|s| s.to_string())
@@ -539,7 +560,7 @@ fn starttls_with_a_trusted_test_certificate() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].envelope["tls"], true, "delivered inside TLS");
     let m = parse(&got[0].raw);
-    assert!(m.subject.starts_with("[PASS]"));
+    assert!(m.subject.starts_with("[NO BASELINE]"), "{}", m.subject);
     let rows = outbox(&h, r1.id);
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[1].kind, OutboxKind::Resend);
@@ -651,7 +672,7 @@ fn file_transport_on_the_embedded_defaults() {
     assert_eq!(all.len(), 1, "exactly one file: {all:?}");
     let m = parse(&fs::read(&files[0]).unwrap());
     assert!(
-        m.subject.starts_with("[PASS] HU–RED constancy — "),
+        m.subject.starts_with("[NO BASELINE] HU–RED constancy — "),
         "{}",
         m.subject
     );
@@ -733,7 +754,8 @@ fn error_reports_and_dead_letters() {
 }
 
 /// `baseline import` of the script's CSV, `show`, `set --run`, `history` listing both; and
-/// `qa.auto_baseline`: the first run is a provisional baseline, said so in the next report.
+/// `qa.auto_baseline`: the first run is a provisional baseline — its own report is still
+/// [NO BASELINE] and says how to confirm it — and the next report says PROVISIONAL.
 #[test]
 fn baseline_commands_round_trip_and_auto_baseline() {
     let h = Harness::new(Kind::Sqlite);
@@ -753,12 +775,33 @@ fn baseline_commands_round_trip_and_auto_baseline() {
         Some(true),
         "evaluated against the provisional"
     );
+    let squash = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    let o1 = outbox(&h, r1.id);
+    assert!(
+        o1[0]
+            .subject
+            .starts_with("[NO BASELINE] HU–RED constancy — "),
+        "the first run has nothing to compare with: {}",
+        o1[0].subject
+    );
+    assert_eq!(r1.verdict, hu_red::store::Verdict::None);
+    assert!(
+        squash(&o1[0].text_body).contains(&format!(
+            "this run is now the PROVISIONAL baseline (qa.auto_baseline): confirm it with \
+             hu-red baseline set --run {}",
+            r1.id
+        )),
+        "{}",
+        o1[0].text_body
+    );
     let o2 = outbox(&h, r2.id);
     assert!(
         o2[0].text_body.contains("PROVISIONAL"),
         "{}",
         o2[0].text_body
     );
+    assert!(o2[0].subject.starts_with("[PASS] "), "{}", o2[0].subject);
+    assert_eq!(r2.verdict, hu_red::store::Verdict::Pass);
     drop(server);
 
     // the provisional baseline, then confirmed by `set --run` on its run
@@ -878,4 +921,77 @@ fn baseline_commands_round_trip_and_auto_baseline() {
     ]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("/nonexistent.csv"));
+}
+
+/// A first scan that fails an absolute check (a Catphan material outside the manufacturer's
+/// window at the kVp the window is given at) is [FAIL] naming it, not [NO BASELINE]; with
+/// `qa.auto_baseline` it does not become the provisional baseline. `hu-red report --run`
+/// shows the stored report as it was sent.
+#[test]
+fn first_scan_failing_an_absolute_check_is_a_fail() {
+    let h = Harness::new(Kind::Sqlite);
+    let mail_dir = h.root().join("mail");
+    let smtp = Smtp::start(&mail_dir, 0, None);
+    let config = smtp_config(h.root(), smtp.port, "none", "[qa]\nauto_baseline = true");
+    let cfg = config.to_str().unwrap();
+    let server = h.serve_args(1, &[], &["--config", cfg]);
+    let dir = h.root().join("cat");
+    fs::create_dir_all(&dir).unwrap();
+    let mut params = hu_red::simulate::SimParams {
+        matrix: 256,
+        pixel_mm: 0.9,
+        n_slices: 20,
+        slice_thickness_mm: 2.0,
+        catphan_modules: false,
+        seed: 71,
+        kvp: 120.0,
+        station_name: "CTAWP73892".into(),
+        study_date: "20261125".into(),
+        ..Default::default()
+    };
+    params.hu_offsets.insert("delrin".into(), 60.0);
+    let s = simulate(&dir, "catphan_504", params);
+    send(&server, &s.files, &[]);
+    let r = run_of(&h, &server, &s);
+    let got = wait_mail(&mail_dir, 1, &server);
+    let m = parse(&got[0].raw);
+    assert!(
+        m.subject
+            .starts_with("[FAIL] HU–RED constancy — CT-SIM-1 — "),
+        "{}",
+        m.subject
+    );
+    assert_eq!(r.verdict, hu_red::store::Verdict::Fail);
+    assert_eq!(r.absolute_pass, Some(false));
+    let squash = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    let first = squash(m.text.split("\n=").next().unwrap_or_default());
+    assert!(
+        first.starts_with("FAIL: ") && first.contains("delrin"),
+        "{first}"
+    );
+    assert!(
+        squash(&m.text).contains("!! No baseline for this scanner, phantom and protocol yet"),
+        "{}",
+        m.text
+    );
+    assert!(
+        squash(&m.text).contains("this run was not made the provisional baseline"),
+        "{}",
+        m.text
+    );
+    assert_valid_html(&m.html);
+    // no provisional baseline from a failing run
+    let show = cli_ok(&h, &["baseline", "show", "--json", "--config", cfg]);
+    let v: serde_json::Value = serde_json::from_str(&show).unwrap();
+    assert_eq!(v.as_array().map(Vec::len), Some(0), "{show}");
+    // the report shown again is the one sent
+    let shown = cli_ok(&h, &["report", "--run", &r.id.to_string(), "--config", cfg]);
+    assert!(
+        shown.contains(&format!("Subject: {}", m.subject)),
+        "{shown}"
+    );
+    assert!(
+        squash(&shown).contains(&squash(&outbox(&h, r.id)[0].text_body)),
+        "{shown}"
+    );
 }

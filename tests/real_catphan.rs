@@ -177,9 +177,10 @@ fn run_engine(set: &PhantomSet, slab_mm: f64) -> (Plan, Measurement) {
 }
 
 fn check_identity_and_pose(plan: &Plan, m: &Measurement) {
-    assert_eq!(plan.phantom_id, "catphan_ctp404", "{:?}", plan.candidates);
+    assert_eq!(plan.phantom_id, "catphan_504", "{:?}", plan.candidates);
     assert_eq!(plan.detection, Detection::Auto);
-    assert_eq!(m.phantom_id, "catphan_ctp404");
+    assert_eq!(m.phantom_id, "catphan_504");
+    assert_eq!(m.family.as_deref(), Some("catphan_ctp404"));
     assert!(m.confidence >= 0.5, "confidence {}", m.confidence);
     // The CTP404 module, not one of the three other modules with the same outline.
     assert_eq!(plan.centre_index, 32, "{plan:?}");
@@ -396,17 +397,14 @@ fn cli_analyze_real_catphan_and_compare_with_a_baseline() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "stderr: {stderr}");
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        stdout.contains("catphan_ctp404"),
-        "console summary: {stdout}"
-    );
-    let csv_path = out.join("hu_red_catphan_ctp404.csv");
-    let json_path = out.join("hu_red_catphan_ctp404_summary.json");
-    assert!(out.join("hu_red_catphan_ctp404_curve.png").is_file());
+    assert!(stdout.contains("catphan_504"), "console summary: {stdout}");
+    let csv_path = out.join("hu_red_catphan_504.csv");
+    let json_path = out.join("hu_red_catphan_504_summary.json");
+    assert!(out.join("hu_red_catphan_504_curve.png").is_file());
     let s = read_json(&json_path);
     assert_eq!(s["status"], "ok", "{s}");
     assert!(s["error"].is_null());
-    assert_eq!(s["phantom"]["id"], "catphan_ctp404");
+    assert_eq!(s["phantom"]["id"], "catphan_504");
     assert_eq!(s["phantom"]["detection"], "auto");
     assert_eq!(s["tolerance_evaluation"]["has_baseline"], false);
     let inserts = s["inserts"].as_array().unwrap();
@@ -463,7 +461,7 @@ fn cli_analyze_real_catphan_and_compare_with_a_baseline() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let s = read_json(&out2.join("hu_red_catphan_ctp404_summary.json"));
+    let s = read_json(&out2.join("hu_red_catphan_504_summary.json"));
     let te = &s["tolerance_evaluation"];
     assert_eq!(te["has_baseline"], true);
     assert_eq!(te["pass"], true, "{te}");
@@ -494,7 +492,7 @@ fn cli_analyze_real_catphan_and_compare_with_a_baseline() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let s = read_json(&out3.join("hu_red_catphan_ctp404_summary.json"));
+    let s = read_json(&out3.join("hu_red_catphan_504_summary.json"));
     let te = &s["tolerance_evaluation"];
     assert_eq!(te["pass"], false, "{te}");
     for p in te["per_insert"].as_array().unwrap() {

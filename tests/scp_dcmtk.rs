@@ -70,7 +70,7 @@ fn series_with(
     tweak: impl FnOnce(&mut SimParams),
 ) -> Vec<PathBuf> {
     let set = hu_red::phantom::PhantomSet::builtin();
-    let phantom = set.get("catphan_ctp404").unwrap();
+    let phantom = set.get("catphan_504").unwrap();
     let mut params = SimParams {
         matrix: 128,
         pixel_mm: 2.0,

@@ -353,7 +353,7 @@ fn uncompressed_and_compressed_series_match_analyze(kind: Kind) {
         .collect();
     assert_eq!(
         phantoms,
-        BTreeSet::from(["catphan_ctp404".to_string(), "cirs062".to_string()])
+        BTreeSet::from(["catphan_504".to_string(), "cirs062".to_string()])
     );
 }
 

@@ -120,6 +120,7 @@ both!(
     forget_instance_recounts_its_series,
     recovery_removes_rows_whose_file_never_arrived,
     baselines_supersede_and_keep_their_history,
+    family_baselines_serve_variants,
     auto_baseline_never_replaces_one,
     outbox_delivery_states,
     trend_of_a_scanner_and_phantom,
@@ -1265,6 +1266,92 @@ async fn baselines_supersede_and_keep_their_history(kind: Kind) {
     let confirmed = store.get_baseline(pid).await.unwrap().unwrap();
     assert!(!confirmed.provisional && confirmed.confirmed_at.is_some());
     assert!(!store.confirm_baseline(999_999).await.unwrap());
+    store.close().await;
+    db.finish().await;
+}
+
+/// A baseline stored under the family id `catphan_ctp404` (before hu-red told the Catphan
+/// variants apart) serves a `catphan_604` run of the same scanner and protocol until the variant
+/// has its own; another variant's baseline never does.
+async fn family_baselines_serve_variants(kind: Kind) {
+    use hu_red::identity::{choose_preferring, Protocol, ProtocolField};
+    let db = Db::new(&kind).await;
+    let store = db.open().await;
+    let fields = ProtocolField::ALL;
+    let p120 = Protocol {
+        kvp: Some(120.0),
+        kernel: Some("B30f".into()),
+        slice_thickness_mm: Some(2.0),
+    };
+    let key = p120.key(&fields);
+    let old_legacy = store
+        .insert_baseline(&baseline("SN-F", "catphan_ctp404", &key, 1.0))
+        .await
+        .unwrap();
+    let legacy = store
+        .insert_baseline(&baseline("SN-F", "catphan_ctp404", &key, 2.0))
+        .await
+        .unwrap();
+    let other_variant = store
+        .insert_baseline(&baseline("SN-F", "catphan_504", &key, 3.0))
+        .await
+        .unwrap();
+    store
+        .insert_baseline(&baseline("SN-G", "catphan_ctp404", &key, 4.0))
+        .await
+        .unwrap();
+    let ids = ["catphan_604", "catphan_ctp404"];
+    let pick = |rows: &[BaselineRow]| {
+        choose_preferring(rows, &p120, &fields, |b: &BaselineRow| {
+            b.phantom_id == "catphan_604"
+        })
+        .map(|(b, diffs)| (b.id, diffs))
+    };
+    // only the active legacy baseline of this scanner: not the superseded one, not the 504's,
+    // not another scanner's
+    let rows = store.active_baselines_any("SN-F", &ids).await.unwrap();
+    assert_eq!(rows.iter().map(|b| b.id).collect::<Vec<_>>(), [legacy]);
+    assert_eq!(rows[0].entries[0].hu_mean, Some(2.0));
+    assert_eq!(pick(&rows), Some((legacy, None)));
+    assert!(!rows
+        .iter()
+        .any(|b| b.id == old_legacy || b.id == other_variant));
+    // the variant's own baseline for the protocol wins, though older ids would not matter
+    let own = store
+        .insert_baseline(&baseline("SN-F", "catphan_604", &key, 5.0))
+        .await
+        .unwrap();
+    let rows = store.active_baselines_any("SN-F", &ids).await.unwrap();
+    assert_eq!(
+        rows.iter().map(|b| b.id).collect::<BTreeSet<_>>(),
+        [legacy, own].into_iter().collect()
+    );
+    assert_eq!(pick(&rows), Some((own, None)));
+    // the plain lookup is unchanged: the exact id only
+    let exact = store.active_baselines("SN-F", "catphan_604").await.unwrap();
+    assert_eq!(exact.iter().map(|b| b.id).collect::<Vec<_>>(), [own]);
+    assert!(store
+        .active_baselines_any("SN-F", &[])
+        .await
+        .unwrap()
+        .is_empty());
+    // listing by several ids (`hu-red baseline show --phantom catphan_ctp404`)
+    let shown = store
+        .list_baselines(&BaselineFilter {
+            scanner: Some("SN-F".into()),
+            phantom_ids: vec![
+                "catphan_ctp404".into(),
+                "catphan_504".into(),
+                "catphan_604".into(),
+            ],
+            history: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        shown.iter().map(|b| b.id).collect::<Vec<_>>(),
+        [own, other_variant, legacy]
+    );
     store.close().await;
     db.finish().await;
 }

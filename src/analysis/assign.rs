@@ -58,8 +58,9 @@ const OUT_OF_BAND: i64 = 1_000_000_000;
 /// Cost of leaving a hole unassigned: worse than any in-band slot (in-band costs are ≤ 1 in
 /// units of the band's half-width squared, scaled by 10⁴).
 const UNASSIGNED: i64 = 30_000;
-/// A small preference for the layout's own material among equally good choices.
-const LAYOUT_BONUS: i64 = 500;
+/// A small preference for the layout's own material among equally good choices (≈ 4 HU² at a
+/// soft tissue's ±100 HU band: only a near tie keeps the layout).
+const LAYOUT_BONUS: i64 = 20;
 
 /// Squared distance of `hu` to the material's expected HU in units of the band's half-width on
 /// that side, ×10⁴; `None` outside the band.
@@ -184,6 +185,15 @@ fn assign_layout(def: &PhantomDef, open: &[Open], kvp: Option<f64>, out: &mut As
     if !contradicted {
         for (o, j) in &with_layout {
             let fits_layout = band_cost(&def.materials[*j], o.h.hu, kvp).is_some();
+            // An optional insert that is not there (the Catphan 600's vial, empty): the hole
+            // is reported, not judged as that material nor pooled into another.
+            if !fits_layout && def.materials[*j].optional {
+                out.why[o.i] = Some(format!(
+                    "the layout's optional {} is not there (an empty vial or hole?)",
+                    def.materials[*j].name
+                ));
+                continue;
+            }
             let other = unused
                 .iter()
                 .filter_map(|&k| band_cost(&def.materials[k], o.h.hu, kvp).map(|c| (k, c)))
@@ -498,5 +508,75 @@ mod tests {
         let a = run(&def, &cirs_reading(&def, 60.0, &[]));
         assert_eq!(a.method, AssignmentMethod::Layout);
         assert!(a.material.iter().all(|m| m.is_some()));
+    }
+
+    #[test]
+    fn an_empty_optional_vial_is_reported_not_judged() {
+        let set = PhantomSet::builtin();
+        let def = set.get("catphan_600").unwrap().clone();
+        let vial = def
+            .holes
+            .iter()
+            .find(|h| def.layout[&h.id] == "water")
+            .unwrap()
+            .id
+            .clone();
+        let r: Vec<(String, f64)> = def
+            .holes
+            .iter()
+            .map(|h| {
+                let hu = if h.id == vial {
+                    -1000.0
+                } else {
+                    def.material(&def.layout[&h.id]).unwrap().hu_expected
+                };
+                (h.id.clone(), hu)
+            })
+            .collect();
+        let a = run(&def, &r);
+        let k = r.iter().position(|(id, _)| *id == vial).unwrap();
+        assert!(a.material[k].is_none());
+        assert!(a.why[k].as_deref().unwrap().contains("optional water"));
+        assert_eq!(
+            a.material.iter().filter(|m| m.is_some()).count(),
+            def.holes.len() - 1
+        );
+    }
+
+    #[test]
+    fn a_layout_turned_by_180_degrees_is_reassigned() {
+        let def = cirs();
+        // Each hole reads the material the layout puts in the hole opposite it.
+        let opposite = |id: &str| -> String {
+            let h = def.holes.iter().find(|h| h.id == id).unwrap();
+            def.holes
+                .iter()
+                .min_by(|a, b| {
+                    let da = (a.x_mm + h.x_mm).hypot(a.y_mm + h.y_mm);
+                    let db = (b.x_mm + h.x_mm).hypot(b.y_mm + h.y_mm);
+                    da.total_cmp(&db)
+                })
+                .unwrap()
+                .id
+                .clone()
+        };
+        let r: Vec<(String, f64)> = def
+            .holes
+            .iter()
+            .map(|h| {
+                let m = &def.layout[&opposite(&h.id)];
+                (h.id.clone(), def.material(m).unwrap().hu_expected)
+            })
+            .collect();
+        let a = run(&def, &r);
+        assert_eq!(a.method, AssignmentMethod::Reassigned, "{:?}", a.warnings);
+        for (k, (id, _)) in r.iter().enumerate() {
+            let want = &def.layout[&opposite(id)];
+            assert_eq!(
+                a.material[k].map(|j| def.materials[j].name.as_str()),
+                Some(want.as_str()),
+                "{id}"
+            );
+        }
     }
 }

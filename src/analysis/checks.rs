@@ -12,6 +12,7 @@
 //!
 //! Unassigned holes and missing optional materials are information and fail nothing.
 
+use super::assign::Mode;
 use super::{
     AbsoluteChecks, Curve, MaterialResult, MaterialStatus, RoiMeasurement, UnassignedHole,
 };
@@ -31,13 +32,15 @@ const COPY_SIGMAS: f64 = 5.0;
 /// as std·√(this / N) (a conservative number of pixels per independent noise sample).
 const NOISE_PIXELS_PER_SAMPLE: f64 = 4.0;
 
-/// The materials of `def` the analysis must report: those the layout names (template phantoms
-/// with a layout), else every non-optional one.
+/// The materials of `def` the analysis must report even when no hole holds them: those the
+/// layout names (template phantoms with a layout), every non-optional one for a detection
+/// phantom, none for a template phantom without a layout (its plugs are the site's choice: what
+/// is found is reported, and a hole that cannot be measured fails on its own).
 pub fn expected(def: &PhantomDef) -> Vec<&Material> {
-    if def.layout.is_empty() {
-        def.materials.iter().filter(|m| !m.optional).collect()
-    } else {
-        def.expected_materials()
+    match Mode::of(def) {
+        Mode::Layout => def.expected_materials(),
+        Mode::Detection => def.materials.iter().filter(|m| !m.optional).collect(),
+        Mode::ByHu => Vec::new(),
     }
 }
 
@@ -148,6 +151,7 @@ pub fn judge(
     materials: &mut [MaterialResult],
     curve: &Curve,
     unassigned: &[UnassignedHole],
+    refused: &[RefusedHole],
     kvp: Option<f64>,
 ) -> AbsoluteChecks {
     let kv = kvp
@@ -228,6 +232,20 @@ pub fn judge(
         fails.append(&mut m.check_notes);
         m.check_notes = fails;
     }
+    // A hole that could not be measured and that no material of the layout claims (a plug
+    // of a layout-less phantom): its material is unknown, so the hole itself fails.
+    for r in refused {
+        let claimed = r
+            .layout_material
+            .as_deref()
+            .is_some_and(|m| materials.iter().any(|x| x.insert == m));
+        if !claimed {
+            failures.push(format!(
+                "hole {} could not be measured: {}",
+                r.hole, r.reason
+            ));
+        }
+    }
     let curve_monotonic = curve.is_monotonic();
     if !curve_monotonic {
         failures.push(
@@ -272,5 +290,198 @@ pub fn judge(
         checked,
         failures,
         info,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::phantom::PhantomSet;
+
+    fn roi(hole: &str, insert: &str, hu: f64) -> RoiMeasurement {
+        RoiMeasurement {
+            hole: hole.into(),
+            insert: insert.into(),
+            hu_mean: hu,
+            hu_std: 10.0,
+            hu_median: hu,
+            n_pixels: 2000,
+            n_slices: 2,
+            ..Default::default()
+        }
+    }
+
+    /// Every CIRS hole at its layout material's expected HU, except `change`.
+    fn cirs_rois(def: &PhantomDef, change: &[(&str, Option<f64>)]) -> Vec<RoiMeasurement> {
+        def.holes
+            .iter()
+            .filter_map(|h| {
+                let m = def.layout.get(&h.id)?;
+                let hu = match change.iter().find(|(id, _)| *id == h.id) {
+                    Some((_, v)) => (*v)?,
+                    None => def.material(m)?.hu_expected,
+                };
+                Some(roi(&h.id, m, hu))
+            })
+            .collect()
+    }
+
+    fn judged(
+        def: &PhantomDef,
+        rois: &[RoiMeasurement],
+        refused: &[RefusedHole],
+        kvp: Option<f64>,
+    ) -> (Vec<MaterialResult>, AbsoluteChecks) {
+        let mut m = materials(def, rois, refused, kvp);
+        let curve = Curve::from_materials(&m);
+        let c = judge(def, &mut m, &curve, &[], refused, kvp);
+        (m, c)
+    }
+
+    #[test]
+    fn nominal_cirs_passes_every_check() {
+        let set = PhantomSet::builtin();
+        let def = set.get("cirs062").unwrap();
+        let (m, c) = judged(def, &cirs_rois(def, &[]), &[], Some(120.0));
+        assert!(c.pass, "{:?}", c.failures);
+        assert!(c.curve_monotonic);
+        assert_eq!(m.len(), 9);
+        assert!(m.iter().all(|x| x.check_pass && x.plausible == Some(true)));
+        assert!(c.checked.iter().any(|l| l.contains("9 material(s)")));
+    }
+
+    #[test]
+    fn refused_and_missing_materials_fail_and_are_listed() {
+        let set = PhantomSet::builtin();
+        let def = set.get("cirs062").unwrap();
+        let bones: Vec<&str> = def
+            .holes
+            .iter()
+            .filter(|h| def.layout[&h.id] == "dense_bone")
+            .map(|h| h.id.as_str())
+            .collect();
+        let waters: Vec<&str> = def
+            .holes
+            .iter()
+            .filter(|h| def.layout[&h.id] == "water")
+            .map(|h| h.id.as_str())
+            .collect();
+        let mut change: Vec<(&str, Option<f64>)> = bones.iter().map(|b| (*b, None)).collect();
+        change.extend(waters.iter().map(|w| (*w, None)));
+        let refused: Vec<RefusedHole> = bones
+            .iter()
+            .map(|b| RefusedHole {
+                hole: b.to_string(),
+                layout_material: Some("dense_bone".into()),
+                reason: "no homogeneous core".into(),
+            })
+            .collect();
+        let (m, c) = judged(def, &cirs_rois(def, &change), &refused, Some(120.0));
+        assert!(!c.pass);
+        let bone = m.iter().find(|x| x.insert == "dense_bone").unwrap();
+        assert_eq!(bone.status, MaterialStatus::Refused);
+        assert!(bone.hu_mean.is_nan() && !bone.check_pass);
+        let water = m.iter().find(|x| x.insert == "water").unwrap();
+        assert_eq!(water.status, MaterialStatus::Missing);
+        assert!(!water.check_pass);
+        assert!(c
+            .failures
+            .iter()
+            .any(|f| f.starts_with("dense_bone not measured")));
+        assert!(c
+            .failures
+            .iter()
+            .any(|f| f.starts_with("water not measured")));
+    }
+
+    #[test]
+    fn implausible_reading_and_disagreeing_copies_fail() {
+        let set = PhantomSet::builtin();
+        let def = set.get("cirs062").unwrap();
+        let bone = def
+            .holes
+            .iter()
+            .find(|h| def.layout[&h.id] == "dense_bone")
+            .unwrap()
+            .id
+            .clone();
+        let water = def
+            .holes
+            .iter()
+            .find(|h| def.layout[&h.id] == "water")
+            .unwrap()
+            .id
+            .clone();
+        let rois = cirs_rois(def, &[(&bone, Some(1100.0)), (&water, Some(400.0))]);
+        let (m, c) = judged(def, &rois, &[], Some(120.0));
+        let b = m.iter().find(|x| x.insert == "dense_bone").unwrap();
+        assert_eq!(b.copies_consistent, Some(false), "{b:?}");
+        assert!(!b.check_pass);
+        let w = m.iter().find(|x| x.insert == "water").unwrap();
+        assert_eq!(w.plausible, Some(false));
+        assert!(!w.check_pass);
+        assert!(!c.pass);
+        // Copies within tolerance but beyond their noise: information, no failure.
+        let rois = cirs_rois(
+            def,
+            &[(
+                &bone,
+                def.material("dense_bone").map(|m| m.hu_expected + 20.0),
+            )],
+        );
+        let (m, c) = judged(def, &rois, &[], Some(120.0));
+        let b = m.iter().find(|x| x.insert == "dense_bone").unwrap();
+        assert_eq!(b.copies_consistent, Some(true));
+        assert!(b.check_pass && c.pass, "{:?}", c.failures);
+        assert!(b.check_notes.iter().any(|n| n.contains("copies differ")));
+    }
+
+    #[test]
+    fn windows_judge_only_at_their_kvp() {
+        let set = PhantomSet::builtin();
+        let def = set.get("catphan_504").unwrap();
+        let rois: Vec<RoiMeasurement> = def
+            .holes
+            .iter()
+            .map(|h| {
+                let m = &def.layout[&h.id];
+                // delrin at 340 HU: below the manual's 344 … 387 (given at 120 kV)
+                let hu = if m == "delrin" {
+                    340.0
+                } else {
+                    def.material(m).unwrap().hu_expected
+                };
+                roi(&h.id, m, hu)
+            })
+            .collect();
+        let (m, c) = judged(def, &rois, &[], Some(100.0));
+        assert!(c.pass, "{:?}", c.failures);
+        let d = m.iter().find(|x| x.insert == "delrin").unwrap();
+        assert_eq!(d.within_window, None);
+        assert!(d.check_notes.iter().any(|n| n.contains("information only")));
+        let (m, c) = judged(def, &rois, &[], Some(120.0));
+        assert!(!c.pass);
+        let d = m.iter().find(|x| x.insert == "delrin").unwrap();
+        assert_eq!(d.within_window, Some(false));
+        // Unknown kVp: information only.
+        let (_, c) = judged(def, &rois, &[], None);
+        assert!(c.pass, "{:?}", c.failures);
+    }
+
+    #[test]
+    fn a_decreasing_curve_fails() {
+        let set = PhantomSet::builtin();
+        let def = set.get("cirs062").unwrap();
+        let lung = def
+            .holes
+            .iter()
+            .filter(|h| def.layout[&h.id] == "lung_exhale")
+            .map(|h| h.id.as_str())
+            .collect::<Vec<_>>();
+        // lung_exhale reading −850 (below lung_inhale's −800): RED decreases with HU.
+        let change: Vec<(&str, Option<f64>)> = lung.iter().map(|h| (*h, Some(-850.0))).collect();
+        let (_, c) = judged(def, &cirs_rois(def, &change), &[], Some(120.0));
+        assert!(!c.curve_monotonic);
+        assert!(!c.pass);
     }
 }

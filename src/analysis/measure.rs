@@ -9,7 +9,9 @@ use super::checks::{self, RefusedHole};
 use super::core::{self, Core, HoleSpec};
 use super::image::{disc_median, for_each_in_annulus, median, nan_mean_slices};
 use super::rods;
-use super::template::{contrast_at, evidence, hole_contrasts, hole_xy, refine_pose, wrap_deg};
+use super::template::{
+    centroid, contrast_at, evidence, hole_contrasts, hole_xy, refine_pose, wrap_deg,
+};
 use super::{
     AnalysisError, AnalysisOptions, CoreKind, Curve, FoundBy, Geo, HuStack, Measurement, Plan,
     Pose, RoiMeasurement, SlicesUsed, UnassignedHole,
@@ -36,6 +38,8 @@ struct Loc {
     x: f64,
     y: f64,
     insert_r: f64,
+    /// Wall of a vial at the hole's edge (its content is `insert_r − wall` wide), mm.
+    wall: f64,
     shift: f64,
     contrast: f64,
     /// Rods of a detection phantom: found by contrast or at a site of their pattern.
@@ -95,7 +99,7 @@ pub fn measure(
         let spec = HoleSpec {
             x: loc.x,
             y: loc.y,
-            radius: loc.insert_r,
+            radius: loc.insert_r - loc.wall,
             fraction: def.roi_radius_fraction,
             expected_hu: loc
                 .layout_material
@@ -215,7 +219,7 @@ pub fn measure(
         }
     }
     let curve = Curve::from_materials(&inserts);
-    let checks = checks::judge(def, &mut inserts, &curve, &unassigned, kvp);
+    let checks = checks::judge(def, &mut inserts, &curve, &unassigned, &refused, kvp);
     let mut all_warnings = plan.warnings.clone();
     all_warnings.extend(warnings);
     Ok(Measurement {
@@ -333,6 +337,7 @@ fn detect_rods(
             x: r.x_mm,
             y: r.y_mm,
             insert_r: r.radius_mm,
+            wall: 0.0,
             shift: 0.0,
             contrast: contrast_at(img.view(), geo, r.x_mm, r.y_mm, r.radius_mm).contrast,
             found_by: Some(r.found_by),
@@ -419,7 +424,7 @@ fn locate_template(
             ..plan.pose
         })
         .collect();
-    let mut best: Option<(f64, Vec<Loc>, Pose)> = None;
+    let mut best: Option<((f64, f64), Vec<Loc>, Pose)> = None;
     for start in starts {
         let (_, pose) = refine_pose(img.view(), geo, def, start, &steps);
         let contrasts = hole_contrasts(img.view(), geo, def, &pose);
@@ -434,29 +439,36 @@ fn locate_template(
                 ),
             });
         }
-        let mut locs = Vec::with_capacity(def.holes.len());
-        for (h, c) in def.holes.iter().zip(&contrasts) {
-            let (x0, y0) = hole_xy(h, &pose);
-            let (mut x, mut y, mut con) = (x0, y0, c.contrast);
-            if c.contrast >= REFINE_MIN_CONTRAST {
-                let step = 0.25;
+        // High-contrast holes are located one by one (centroid); the rigid pose is then fitted
+        // to them, and places the holes without contrast (water in a water-like body).
+        let found: Vec<Option<(f64, f64)>> = def
+            .holes
+            .iter()
+            .zip(&contrasts)
+            .map(|(h, c)| {
+                let (x0, y0) = hole_xy(h, &pose);
                 let reach = REFINE_MAX_MM.max(0.15 * h.radius_mm);
-                let n = (reach / step).round() as i32;
-                for i in -n..=n {
-                    for j in -n..=n {
-                        let (xx, yy) = (x0 + i as f64 * step, y0 + j as f64 * step);
-                        if (xx - x0).hypot(yy - y0) > reach + 1e-9 {
-                            continue;
-                        }
-                        let cc = contrast_at(img.view(), geo, xx, yy, h.radius_mm).contrast;
-                        if cc > con + 1e-9 {
-                            con = cc;
-                            x = xx;
-                            y = yy;
-                        }
-                    }
-                }
-            }
+                (c.contrast >= REFINE_MIN_CONTRAST)
+                    .then(|| centroid(img.view(), geo, x0, y0, h.radius_mm))
+                    .flatten()
+                    .filter(|(cx, cy)| (cx - x0).hypot(cy - y0) <= reach)
+            })
+            .collect();
+        let pairs: Vec<PointPair> = def
+            .holes
+            .iter()
+            .zip(&found)
+            .filter_map(|(h, f)| f.map(|q| ((h.x_mm, h.y_mm), q)))
+            .collect();
+        let pose = if pairs.len() >= 3 {
+            rigid_fit(&pairs)
+        } else {
+            pose
+        };
+        let mut locs = Vec::with_capacity(def.holes.len());
+        for (h, f) in def.holes.iter().zip(&found) {
+            let (x0, y0) = hole_xy(h, &pose);
+            let (x, y) = f.unwrap_or((x0, y0));
             locs.push(Loc {
                 hole: h.id.clone(),
                 ring: h.ring.clone(),
@@ -464,8 +476,9 @@ fn locate_template(
                 x,
                 y,
                 insert_r: h.radius_mm,
+                wall: h.vial_wall_mm.unwrap_or(0.0).max(0.0),
                 shift: (x - x0).hypot(y - y0),
-                contrast: con,
+                contrast: contrast_at(img.view(), geo, x, y, h.radius_mm).contrast,
                 found_by: None,
             });
         }
@@ -476,12 +489,31 @@ fn locate_template(
             .filter_map(|l| {
                 let m = def.material(l.layout_material.as_deref()?)?;
                 let r = (def.roi_radius_fraction * l.insert_r).min(l.insert_r - 2.0 * geo.px[0]);
-                let med = disc_median(img.view(), geo, l.x, l.y, r.max(geo.px[0]));
-                med.is_finite().then(|| (med - m.hu_expected).powi(2))
+                let whole = disc_median(img.view(), geo, l.x, l.y, r.max(geo.px[0]));
+                // A rod narrower than its hole shows in the hole's centre only.
+                let centre = disc_median(
+                    img.view(),
+                    geo,
+                    l.x,
+                    l.y,
+                    (0.35 * l.insert_r).max(geo.px[0]),
+                );
+                let d = [whole, centre]
+                    .into_iter()
+                    .filter(|v| v.is_finite())
+                    .map(|v| (v - m.hu_expected).powi(2))
+                    .fold(f64::INFINITY, f64::min);
+                d.is_finite().then_some(d)
             })
             .sum();
-        if best.as_ref().is_none_or(|b| cost < b.0) {
-            best = Some((cost, locs, pose));
+        // Equal costs (no layout: the Gammex pattern repeats every 45°): the orientation
+        // nearest the definition's own, so that hole ids are stable from scan to scan.
+        let key = (cost, wrap_deg(pose.rotation_deg).abs());
+        if best
+            .as_ref()
+            .is_none_or(|b| key.0 < b.0 .0 || (key.0 == b.0 .0 && key.1 < b.0 .1))
+        {
+            best = Some((key, locs, pose));
         }
     }
     let (_, locs, pose) = best.ok_or_else(|| AnalysisError::NotUsable {
@@ -489,6 +521,36 @@ fn locate_template(
         why: "the hole template could not be placed".into(),
     })?;
     Ok((locs, pose))
+}
+
+/// A point in phantom coordinates and where it was found in the image, mm.
+type PointPair = ((f64, f64), (f64, f64));
+
+/// The rigid pose (centre, rotation; no scale) that maps the phantom points onto the image
+/// points in the least-squares sense (2-D Procrustes).
+fn rigid_fit(pairs: &[PointPair]) -> Pose {
+    let n = pairs.len() as f64;
+    let (mut px, mut py, mut qx, mut qy) = (0.0, 0.0, 0.0, 0.0);
+    for ((a, b), (c, d)) in pairs {
+        px += a;
+        py += b;
+        qx += c;
+        qy += d;
+    }
+    let (px, py, qx, qy) = (px / n, py / n, qx / n, qy / n);
+    let (mut dot, mut cross) = (0.0, 0.0);
+    for ((a, b), (c, d)) in pairs {
+        let (ax, ay, bx, by) = (a - px, b - py, c - qx, d - qy);
+        dot += ax * bx + ay * by;
+        cross += ax * by - ay * bx;
+    }
+    let theta = cross.atan2(dot);
+    let (s, c) = theta.sin_cos();
+    Pose {
+        centre_x_mm: qx - (px * c - py * s),
+        centre_y_mm: qy - (px * s + py * c),
+        rotation_deg: theta.to_degrees(),
+    }
 }
 
 /// Rotations (degrees, including 0) under which the definition's holes land on holes of the same
@@ -602,7 +664,7 @@ mod tests {
     fn symmetries_of_the_builtins() {
         let set = crate::phantom::PhantomSet::builtin();
         assert_eq!(
-            symmetries(set.get("catphan_ctp404").unwrap()),
+            symmetries(set.get("catphan_504").unwrap()),
             vec![0.0, 180.0]
         );
         assert_eq!(symmetries(set.get("cirs062").unwrap()), vec![0.0, 180.0]);

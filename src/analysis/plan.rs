@@ -6,7 +6,10 @@ use super::assign::{self, HoleHu};
 use super::body::{fit_outline, segment, Body};
 use super::image::disc_median;
 use super::rods;
-use super::template::{best_rotation, evidence, hole_contrasts, hole_xy, refine_pose, wrap_deg};
+use super::template::{
+    best_rotation, centroid, contrast_at, evidence, hole_contrasts, hole_xy, refine_pose, wrap_deg,
+    VISIBLE_HU,
+};
 use super::{AnalysisError, AnalysisOptions, Candidate, Detection, Geo, HuStack, Plan, Pose};
 use crate::phantom::{Localisation, Outline, PhantomDef};
 use ndarray::{Array2, Axis};
@@ -20,6 +23,8 @@ const EVIDENCE_MIN: f64 = 0.6;
 const SCORE_MIN: f64 = 0.4;
 /// Weight of a detection phantom's score (see `evaluate`).
 const DETECTION_WEIGHT: f64 = 0.85;
+/// A rival scoring at least this fraction of the best makes the identification "uncertain".
+const UNCERTAIN_RATIO: f64 = 0.8;
 /// Two candidates closer than this ratio cannot be told apart: no automatic choice.
 const TIE_RATIO: f64 = 0.97;
 
@@ -98,10 +103,33 @@ pub fn plan(
         }
         None => phantoms.iter().collect(),
     };
-    let evals: Vec<(&PhantomDef, Eval)> = candidates
+    // Outlines first (cheap), then the inserts in order of outline fit: a candidate whose
+    // outline score (an upper bound of its whole score) is below what would even make the
+    // choice uncertain is not evaluated further.
+    let mut staged: Vec<(&PhantomDef, Result<OutlineFit, Eval>)> = candidates
         .iter()
-        .map(|d| (*d, evaluate(ov, &geo, &slices, &areas, d, opts.kvp)))
+        .map(|d| (*d, fit_candidate_outline(&geo, &slices, &areas, d)))
         .collect();
+    staged.sort_by(|a, b| {
+        let s = |x: &Result<OutlineFit, Eval>| x.as_ref().map_or(-1.0, |f| f.s_outline);
+        s(&b.1).total_cmp(&s(&a.1))
+    });
+    let mut best_score: f64 = 0.0;
+    let mut evals: Vec<(&PhantomDef, Eval)> = Vec::with_capacity(staged.len());
+    for (d, fit) in staged {
+        let e = match fit {
+            Err(e) => e,
+            Ok(f) if f.s_outline < SCORE_MIN.max(UNCERTAIN_RATIO * best_score) => no_match(
+                format!(
+                    "outline overlap {:.2}: cannot reach the best candidate's score {:.2}, not evaluated further",
+                    f.iou, best_score
+                ),
+            ),
+            Ok(f) => evaluate(ov, &geo, &slices, d, f, opts.kvp),
+        };
+        best_score = best_score.max(e.score);
+        evals.push((d, e));
+    }
 
     let mut order: Vec<usize> = (0..evals.len()).collect();
     order.sort_by(|a, b| evals[*b].1.score.total_cmp(&evals[*a].1.score));
@@ -191,7 +219,9 @@ pub fn plan(
         best.score
     }
     .clamp(0.0, 1.0);
-    if let Some(r) = rival.filter(|_| detection == Detection::Auto && second >= 0.8 * best.score) {
+    if let Some(r) =
+        rival.filter(|_| detection == Detection::Auto && second >= UNCERTAIN_RATIO * best.score)
+    {
         warnings.push(format!(
             "phantom identification is uncertain: {} scored {:.2}, {} scored {:.2}; use --phantom to force it",
             def.id, best.score, evals[r].0.id, second
@@ -271,22 +301,20 @@ fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
 
-/// Score one candidate phantom against the overview.
-fn evaluate(
-    ov: &HuStack,
-    geo: &Geo,
-    slices: &[SliceBody],
-    areas: &[f64],
-    def: &PhantomDef,
-    kvp: Option<f64>,
-) -> Eval {
-    let n = slices.len();
-    let expected_area = def.outline.area_mm2();
-    // Slices whose object has about this phantom's cross-section (a cut phantom shows less).
-    let plausible: Vec<usize> = (0..n)
-        .filter(|&k| areas[k] >= 0.45 * expected_area && areas[k] <= 1.3 * expected_area)
-        .collect();
-    let fail = |reason: String| Eval {
+/// How well one candidate's outline fits the overview (the cheap first stage of its score).
+struct OutlineFit {
+    /// Slices whose object has about this phantom's cross-section.
+    plausible: Vec<usize>,
+    iou: f64,
+    /// 0..1; an upper bound of the candidate's whole score.
+    s_outline: f64,
+    touches_edge: bool,
+    rot_outline: f64,
+    centre: (f64, f64),
+}
+
+fn no_match(reason: String) -> Eval {
+    Eval {
         score: 0.0,
         reason,
         run: None,
@@ -297,14 +325,29 @@ fn evaluate(
         },
         touches_edge: false,
         matched: 0,
-    };
+    }
+}
+
+/// Stage 1 of a candidate's score: its outline. `Err` is the candidate's (failed) evaluation.
+fn fit_candidate_outline(
+    geo: &Geo,
+    slices: &[SliceBody],
+    areas: &[f64],
+    def: &PhantomDef,
+) -> Result<OutlineFit, Eval> {
+    let n = slices.len();
+    let expected_area = def.outline.area_mm2();
+    // Slices whose object has about this phantom's cross-section (a cut phantom shows less).
+    let plausible: Vec<usize> = (0..n)
+        .filter(|&k| areas[k] >= 0.45 * expected_area && areas[k] <= 1.3 * expected_area)
+        .collect();
     if plausible.is_empty() {
         let amax = areas.iter().cloned().fold(0.0, f64::max);
-        return fail(format!(
+        return Err(no_match(format!(
             "largest object {:.0} cm², expected about {:.0} cm²",
             amax / 100.0,
             expected_area / 100.0
-        ));
+        )));
     }
     // Outline fit on a few slices spread over the plausible ones; keep the median IoU.
     let picks: Vec<usize> = {
@@ -332,16 +375,45 @@ fn evaluate(
     // reaches about 0.84, which must not count as a match.
     let s_outline = ((iou - 0.78) / 0.14).clamp(0.0, 1.0);
     if s_outline <= 0.0 {
-        return fail(format!("outline does not match (overlap {:.2})", iou));
+        return Err(no_match(format!(
+            "outline does not match (overlap {:.2})",
+            iou
+        )));
     }
-    let (rot_outline, centre) = {
-        let f = fits
-            .iter()
-            .max_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|f| (f.2, f.1))
-            .unwrap_or((0.0, (0.0, 0.0)));
-        f
-    };
+    let (rot_outline, centre) = fits
+        .iter()
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|f| (f.2, f.1))
+        .unwrap_or((0.0, (0.0, 0.0)));
+    Ok(OutlineFit {
+        plausible,
+        iou,
+        s_outline,
+        touches_edge,
+        rot_outline,
+        centre,
+    })
+}
+
+/// Stage 2 of a candidate's score: the inserts, slice by slice, and what the holes hold.
+fn evaluate(
+    ov: &HuStack,
+    geo: &Geo,
+    slices: &[SliceBody],
+    def: &PhantomDef,
+    fit: OutlineFit,
+    kvp: Option<f64>,
+) -> Eval {
+    let n = slices.len();
+    let OutlineFit {
+        plausible,
+        iou,
+        s_outline,
+        touches_edge,
+        rot_outline,
+        centre,
+    } = fit;
+    let fail = no_match;
 
     // Insert evidence of one slice, at that slice's own body centre.
     let eval_slice = |k: usize| -> Option<(usize, f64, Pose)> {
@@ -480,8 +552,9 @@ fn evaluate(
                 .iter()
                 .min_by_key(|p| p.0.abs_diff(mid))
                 .map_or(mid, |p| p.0);
-            let (a, m) = content_agreement(ov.hu.index_axis(Axis(0), k), geo, def, &pose, kvp);
-            (1.0, a, m)
+            let img = ov.hu.index_axis(Axis(0), k);
+            let (a, m) = content_agreement(img, geo, def, &pose, kvp);
+            (1.0, a * position_agreement(img, geo, def, &pose), m)
         }
         Localisation::Detection => (DETECTION_WEIGHT, 1.0, 0),
     };
@@ -525,8 +598,21 @@ fn content_agreement(
         .iter()
         .map(|h| {
             let (x, y) = hole_xy(h, pose);
+            let layout = def.layout.get(&h.id).and_then(|m| def.material(m));
             let r = (h.radius_mm - 1.5 * pxmax).max(0.4 * h.radius_mm);
-            let hu = disc_median(img, geo, x, y, r);
+            let whole = disc_median(img, geo, x, y, r);
+            // A rod narrower than its hole (older CIRS bone) fills only the hole's centre: the
+            // centre's median, when it is closer to what the layout expects, is the content.
+            let centre = disc_median(img, geo, x, y, (0.35 * h.radius_mm).max(1.5 * pxmax));
+            let hu = match layout {
+                Some(m)
+                    if centre.is_finite()
+                        && (centre - m.hu_expected).abs() < (whole - m.hu_expected).abs() =>
+                {
+                    centre
+                }
+                _ => whole,
+            };
             hu.is_finite().then(|| HoleHu {
                 hole: h.id.clone(),
                 hu,
@@ -535,6 +621,39 @@ fn content_agreement(
         })
         .collect();
     assign::agreement(def, &hus, kvp)
+}
+
+/// How well the holes that show lie where the template puts them: the mean over the visible
+/// holes of 1 at the template position (within 15 % of the radius plus a pixel), falling to 0 at
+/// half a radius away (the local centroid of each hole's contrast). A template whose holes merely
+/// overlap another phantom's holes does not fit.
+fn position_agreement(
+    img: ndarray::ArrayView2<f32>,
+    geo: &Geo,
+    def: &PhantomDef,
+    pose: &Pose,
+) -> f64 {
+    let pxmax = geo.px[0].max(geo.px[1]);
+    let mut sum = 0.0;
+    let mut n = 0usize;
+    for h in &def.holes {
+        let (x, y) = hole_xy(h, pose);
+        if contrast_at(img, geo, x, y, h.radius_mm).contrast < VISIBLE_HU {
+            continue;
+        }
+        n += 1;
+        let Some((cx, cy)) = centroid(img, geo, x, y, h.radius_mm) else {
+            continue;
+        };
+        let d = (cx - x).hypot(cy - y);
+        let (ok, zero) = (0.15 * h.radius_mm + pxmax, 0.5 * h.radius_mm + pxmax);
+        sum += ((zero - d) / (zero - ok)).clamp(0.0, 1.0);
+    }
+    if n == 0 {
+        1.0
+    } else {
+        sum / n as f64
+    }
 }
 
 /// Median distance between neighbouring slice positions, mm.

@@ -2,7 +2,7 @@
 //! refinement. Inserts with no contrast (water in a water-equivalent body) are still placed,
 //! because the template is fitted on the holes that do show.
 
-use super::image::{annulus_stats, for_each_in_annulus, median};
+use super::image::{annulus_stats, disc_median, for_each_in_annulus, median};
 use super::{Geo, Pose};
 use crate::phantom::{Hole, PhantomDef};
 use ndarray::ArrayView2;
@@ -89,6 +89,11 @@ pub fn template_score(img: ArrayView2<f32>, geo: &Geo, def: &PhantomDef, pose: &
 
 /// Number of holes the layout expects to show contrast against the body.
 pub fn expected_visible(def: &PhantomDef) -> usize {
+    if def.layout.is_empty() {
+        // Plugs placed by the user (no layout): most of them differ from the body; a few may
+        // not (solid water in a solid-water body).
+        return (def.holes.len() as f64 * EXPECTED_VISIBLE_WITHOUT_LAYOUT).ceil() as usize;
+    }
     def.holes
         .iter()
         .filter(|h| {
@@ -100,6 +105,9 @@ pub fn expected_visible(def: &PhantomDef) -> usize {
         })
         .count()
 }
+
+/// Fraction of the holes expected to show when the definition has no layout.
+const EXPECTED_VISIBLE_WITHOUT_LAYOUT: f64 = 0.75;
 
 /// A hole "shows" when its contrast exceeds this (HU).
 pub const VISIBLE_HU: f64 = 25.0;
@@ -182,6 +190,72 @@ pub fn refine_pose(
         }
     }
     (score, pose)
+}
+
+/// Centre of the insert near (x, y): the centroid of its "insert-ness" (pixel HU rescaled so
+/// that the surrounding body is 0 and the insert's median is 1, not clipped, so that the noise
+/// averages out) in a window of radius r + 1.5 mm, iterated from the template position. Unbiased
+/// for a blurred disc, and it uses every pixel of the insert — a contrast maximum over shifted
+/// discs is flat for shifts smaller than the ROI margin and follows the noise there.
+pub fn centroid(img: ArrayView2<f32>, geo: &Geo, x: f64, y: f64, r: f64) -> Option<(f64, f64)> {
+    let (rows, cols) = img.dim();
+    let pxmax = geo.px[0].max(geo.px[1]);
+    let (mut cx, mut cy) = (x, y);
+    for _ in 0..3 {
+        let inside = disc_median(img, geo, cx, cy, (r - 1.5 * pxmax).max(0.5 * r));
+        let mut ring = Vec::new();
+        for_each_in_annulus(
+            rows,
+            cols,
+            (geo.row_of(cy), geo.col_of(cx)),
+            r + 1.5 + pxmax,
+            r + 3.5 + pxmax,
+            geo.px,
+            |rr, cc| {
+                let v = img[[rr, cc]];
+                if v.is_finite() {
+                    ring.push(v);
+                }
+            },
+        );
+        let outside = median(&mut ring);
+        let contrast = inside - outside;
+        if !(contrast.is_finite() && contrast.abs() > 1e-6) {
+            return None;
+        }
+        let (mut sw, mut sx, mut sy) = (0.0, 0.0, 0.0);
+        let mut nan = false;
+        for_each_in_annulus(
+            rows,
+            cols,
+            (geo.row_of(cy), geo.col_of(cx)),
+            0.0,
+            r + 1.5,
+            geo.px,
+            |rr, cc| {
+                let v = img[[rr, cc]];
+                if !v.is_finite() {
+                    nan = true;
+                    return;
+                }
+                let w = (v as f64 - outside) / contrast;
+                sw += w;
+                sx += w * geo.x_of(cc as f64);
+                sy += w * geo.y_of(rr as f64);
+            },
+        );
+        if nan || sw <= 0.0 {
+            return None;
+        }
+        let (nx, ny) = (sx / sw, sy / sw);
+        let moved = (nx - cx).hypot(ny - cy);
+        cx = nx;
+        cy = ny;
+        if moved < 0.01 {
+            break;
+        }
+    }
+    Some((cx, cy))
 }
 
 /// Normalise an angle to (-180, 180].

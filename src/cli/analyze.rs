@@ -1,19 +1,25 @@
 //! `hu-red analyze`: analyse one CT phantom series, write the reports, print a summary.
 //!
-//! Exit codes (a contract): 0 analysed and (no baseline, or constancy passed); 1 analysed and
-//! constancy failed; 2 could not analyse (one-line reason on stderr; the summary JSON is still
-//! written, with status "error", when the output folder is writable).
+//! Exit codes (a contract), from the run's verdict ([`report::verdict`], the rule the service
+//! uses too): 0 analysed and nothing failed (PASS, or NO BASELINE: no baseline given and every
+//! absolute check passed); 1 analysed and a check failed (constancy against the baseline, or an
+//! absolute check: a material not measured, outside its plausibility band or its window at
+//! this kVp, copies that disagree, a non-monotone curve); 2 could not analyse (one-line reason
+//! on stderr; the summary JSON is still written, with status "error", when the output folder is
+//! writable).
 
 use crate::analysis::{AnalysisOptions, Detection};
 use crate::baseline::{read_baseline, BaselineFile};
 use crate::phantom::PhantomSet;
 use crate::pipeline::{self, AnalyzeRequest, SeriesSource};
-use crate::report::{self, Metadata, OkParts, OutputOptions, Summary, UNKNOWN_PHANTOM};
+use crate::report::{self, Metadata, OkParts, OutputOptions, RunVerdict, Summary, UNKNOWN_PHANTOM};
 use std::path::PathBuf;
 use std::time::SystemTime;
 
+/// Analysed, nothing failed (PASS or NO BASELINE).
 pub const EXIT_OK: u8 = 0;
-pub const EXIT_CONSTANCY_FAILED: u8 = 1;
+/// Analysed, a check failed (constancy or absolute).
+pub const EXIT_CHECK_FAILED: u8 = 1;
 pub const EXIT_NOT_ANALYSED: u8 = 2;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -24,7 +30,9 @@ pub struct AnalyzeArgs {
     /// Folder for the CSV, JSON and PNG files (created if missing).
     #[arg(long, value_name = "DIR")]
     pub outdir: PathBuf,
-    /// Phantom: auto (identify), cirs062, easycube, catphan_ctp404, or an id defined in the
+    /// Phantom: auto (identify), cirs062, cirs062_head, easycube, catphan_504, catphan_600,
+    /// catphan_604, catphan_700, gammex_467, gammex_1467_body, gammex_1467_head, the family id
+    /// catphan_ctp404 (a Catphan, variant identified from the images), or an id defined in the
     /// --config file.
     #[arg(long, value_name = "ID", default_value = "auto")]
     pub phantom: String,
@@ -194,7 +202,7 @@ pub fn run(args: &AnalyzeArgs) -> u8 {
         None => PhantomSet::builtin(),
     };
     if let Some(id) = run.forced.as_deref() {
-        if let Err(e) = phantoms.get(id) {
+        if let Err(e) = phantoms.resolve(id) {
             return run.fail(anyhow::Error::new(e), None, None, vec![]);
         }
     }
@@ -278,11 +286,28 @@ pub fn run(args: &AnalyzeArgs) -> u8 {
     }
     remove_stale(&args.outdir, &summary.phantom.id, &summary.outputs);
     print!("{}", report::console_summary(&summary));
-    // With a baseline, only an explicit pass is a pass.
-    let ev = &summary.tolerance_evaluation;
-    if ev.has_baseline && ev.pass != Some(true) {
-        EXIT_CONSTANCY_FAILED
-    } else {
-        EXIT_OK
+    exit_code(summary.verdict)
+}
+
+/// The exit code of an analysed run's verdict.
+pub fn exit_code(v: RunVerdict) -> u8 {
+    match v {
+        RunVerdict::Pass | RunVerdict::NoBaseline => EXIT_OK,
+        RunVerdict::Fail => EXIT_CHECK_FAILED,
+        RunVerdict::Error => EXIT_NOT_ANALYSED,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_verdict() {
+        assert_eq!(exit_code(RunVerdict::Pass), 0);
+        assert_eq!(exit_code(RunVerdict::NoBaseline), 0);
+        assert_eq!(exit_code(RunVerdict::Fail), 1);
+        assert_eq!(exit_code(RunVerdict::Error), 2);
+        assert_eq!((EXIT_OK, EXIT_CHECK_FAILED, EXIT_NOT_ANALYSED), (0, 1, 2));
     }
 }

@@ -37,7 +37,8 @@ pub enum BaselineCommand {
         /// runs` shows it.
         #[arg(long)]
         scanner: String,
-        /// Phantom id: cirs062, easycube, catphan_ctp404 (or one of qa.phantom_config).
+        /// Phantom id (see `hu-red analyze --help`), or a family id: `catphan_ctp404` makes a
+        /// baseline for every Catphan variant without one of its own.
         #[arg(long)]
         phantom: String,
         /// Tube voltage of the baseline scan (default: the CSV's KVP column).
@@ -90,7 +91,8 @@ pub struct Filter {
     /// Only this scanner (id or label).
     #[arg(long)]
     pub scanner: Option<String>,
-    /// Only this phantom id.
+    /// Only this phantom id (a variant also shows its family's baselines; a family id every
+    /// variant's).
     #[arg(long)]
     pub phantom: Option<String>,
 }
@@ -123,16 +125,13 @@ pub fn run(args: BaselineArgs) -> anyhow::Result<()> {
                 note,
                 ..
             } => {
+                // A family id (catphan_ctp404) is accepted: its baseline serves every variant
+                // that has none of its own for the protocol.
                 let phantoms = PhantomSet::load(config.qa.phantom_config.as_deref())?;
-                if phantoms.get(&phantom).is_err() {
+                if phantoms.resolve(&phantom).is_err() {
                     bail!(
                         "unknown phantom {phantom:?}: use one of {}",
-                        phantoms
-                            .phantoms
-                            .iter()
-                            .map(|p| p.id.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        phantoms.known_ids().join(", ")
                     );
                 }
                 let given = ImportGiven {
@@ -154,9 +153,11 @@ pub fn run(args: BaselineArgs) -> anyhow::Result<()> {
                 )
                 .await
             }
-            BaselineCommand::Show { filter, .. } => list(&store, filter, false, common.json).await,
+            BaselineCommand::Show { filter, .. } => {
+                list(&store, filter, &config, false, common.json).await
+            }
             BaselineCommand::History { filter, .. } => {
-                list(&store, filter, true, common.json).await
+                list(&store, filter, &config, true, common.json).await
             }
         };
         store.close().await;
@@ -395,11 +396,27 @@ async fn print_one(store: &Store, id: i64, json: bool) -> anyhow::Result<()> {
     print_baselines(&[b], json)
 }
 
-async fn list(store: &Store, filter: Filter, history: bool, json: bool) -> anyhow::Result<()> {
+async fn list(
+    store: &Store,
+    filter: Filter,
+    config: &crate::config::Config,
+    history: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    // `--phantom catphan_604` also lists the family's legacy baselines that serve it;
+    // `--phantom catphan_ctp404` every variant's. A site file that cannot be read only loses
+    // that widening (listing needs no definitions).
+    let phantom_ids = match &filter.phantom {
+        Some(p) => match PhantomSet::load(config.qa.phantom_config.as_deref()) {
+            Ok(set) => set.baseline_ids(p),
+            Err(_) => vec![p.clone()],
+        },
+        None => Vec::new(),
+    };
     let all = store
         .list_baselines(&BaselineFilter {
             scanner: filter.scanner,
-            phantom_id: filter.phantom,
+            phantom_ids,
             history,
         })
         .await?;

@@ -52,15 +52,15 @@ pub fn run(args: RunsArgs) -> anyhow::Result<()> {
         println!();
         println!("Runs (most recent first)");
         println!(
-            "{:>6} {:<8} {:<7} {:<15} {:<16} {:<8} series / error",
+            "{:>6} {:<8} {:<11} {:<15} {:<16} {:<8} series / error",
             "run", "status", "verdict", "phantom", "scanner", "amended"
         );
         for r in &runs {
             println!(
-                "{:>6} {:<8} {:<7} {:<15} {:<16} {:<8} {}",
+                "{:>6} {:<8} {:<11} {:<15} {:<16} {:<8} {}",
                 r.id,
                 r.status.as_str(),
-                r.verdict.as_str(),
+                r.verdict.label(),
                 r.phantom_id.as_deref().unwrap_or("-"),
                 r.scanner.as_deref().unwrap_or("-"),
                 if r.amended { "yes" } else { "" },

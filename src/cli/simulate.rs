@@ -1,7 +1,10 @@
 //! `hu-red simulate`: write a synthetic phantom CT series with its ground truth (`truth.json`).
 
-use crate::phantom::PhantomSet;
-use crate::simulate::{render_to_dir, PixelRepresentation, SimParams, Syntax};
+use crate::phantom::{PhantomDef, PhantomSet};
+use crate::simulate::{
+    case_holes, merge_holes, render_to_dir, HoleContent, PixelRepresentation, SimCase, SimParams,
+    Syntax, Truth,
+};
 use anyhow::{bail, Context};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,7 +13,9 @@ use std::path::PathBuf;
 /// truth (truth.json) for tests, benchmarks and demos.
 #[derive(clap::Args, Debug, Clone)]
 pub struct SimulateArgs {
-    /// Phantom id: cirs062, easycube, catphan_ctp404 (or one from --config).
+    /// Phantom id (a built-in one, e.g. cirs062, cirs062_head, easycube, catphan_504,
+    /// catphan_600, gammex_467, or one from --config); a family id (catphan_ctp404) simulates its
+    /// first variant.
     #[arg(long)]
     pub phantom: String,
     /// Output folder (created if needed).
@@ -81,6 +86,16 @@ pub struct SimulateArgs {
     /// Shuffle the materials among the holes with this seed.
     #[arg(long, value_name = "SEED")]
     pub rearrange: Option<u64>,
+    /// A named case of unusual hole contents (repeatable; applied in order, after
+    /// --rearrange, before --hole).
+    #[arg(long = "case", value_enum, value_name = "CASE")]
+    pub cases: Vec<SimCase>,
+    /// What one hole holds, e.g. --hole centre:void_radius_mm=1.5 or
+    /// --hole outer_000:empty (repeatable). Keys: material (of the definition, or foreign with
+    /// hu), hu, rod_radius_mm, sleeve_hu (default: body HU), rod_gap_mm, void_radius_mm,
+    /// vial_wall_mm (0 = no vial), vial_wall_hu, empty.
+    #[arg(long = "hole", value_name = "HOLE:KEY=VALUE,...")]
+    pub hole: Vec<String>,
     /// The phantom body only, with no insert.
     #[arg(long)]
     pub uniform: bool,
@@ -159,8 +174,33 @@ fn parse_offsets(items: &[String]) -> anyhow::Result<BTreeMap<String, f64>> {
     Ok(out)
 }
 
+/// The `--hole` flags, merged per hole (later flags override earlier ones key by key).
+fn parse_holes(items: &[String]) -> anyhow::Result<BTreeMap<String, HoleContent>> {
+    let mut out = BTreeMap::new();
+    for item in items {
+        let (id, c) = HoleContent::parse_spec(item).map_err(|e| anyhow::anyhow!("--hole {e}"))?;
+        merge_holes(&mut out, BTreeMap::from([(id, c)]));
+    }
+    Ok(out)
+}
+
 impl SimulateArgs {
-    /// The library parameters these flags stand for.
+    /// The library parameters these flags stand for on `def`: the cases expanded into hole
+    /// contents, then the `--hole` flags over them.
+    pub fn params_for(&self, def: &PhantomDef) -> anyhow::Result<SimParams> {
+        let mut params = self.params()?;
+        let explicit = std::mem::take(&mut params.holes);
+        let mut holes = BTreeMap::new();
+        for &case in &self.cases {
+            merge_holes(&mut holes, case_holes(case, def, &params)?);
+        }
+        merge_holes(&mut holes, explicit);
+        params.holes = holes;
+        Ok(params)
+    }
+
+    /// The library parameters these flags stand for (without the cases, which need the
+    /// definition: see [`SimulateArgs::params_for`]).
     pub fn params(&self) -> anyhow::Result<SimParams> {
         Ok(SimParams {
             rotation_deg: self.rotation_deg,
@@ -184,6 +224,7 @@ impl SimulateArgs {
             body_hu: self.body_hu,
             hu_offsets: parse_offsets(&self.hu_offset)?,
             rearrange: self.rearrange,
+            holes: parse_holes(&self.hole)?,
             uniform: self.uniform,
             pixel_representation: self.pixel_representation,
             rescale_intercept: self.rescale_intercept,
@@ -216,10 +257,75 @@ impl SimulateArgs {
     }
 }
 
+/// One line per hole that is not the definition's plain insert (rod, void, vial, other or
+/// foreign material, empty).
+fn hole_lines(truth: &Truth) -> Vec<String> {
+    let mut out = Vec::new();
+    for h in &truth.holes {
+        let mut parts = Vec::new();
+        if h.empty {
+            parts.push("empty (air)".to_string());
+        } else {
+            parts.push(format!("{} {} HU", h.material, h.hu));
+        }
+        if let Some(r) = h.rod_radius_mm {
+            parts.push(format!("rod r {r} mm"));
+        }
+        if let Some(s) = h.sleeve_hu {
+            parts.push(format!("sleeve {s} HU"));
+        }
+        if let Some(g) = h.rod_gap_mm {
+            parts.push(format!("air gap {g} mm"));
+        }
+        if let Some(v) = h.void_radius_mm {
+            parts.push(format!("void r {v} mm"));
+        }
+        if let (Some(w), Some(hu)) = (h.vial_wall_mm, h.vial_wall_hu) {
+            parts.push(format!("vial wall {w} mm at {hu} HU"));
+        }
+        let changed = h.layout_material.as_deref() != Some(h.material.as_str());
+        if parts.len() == 1 && !changed && h.in_definition {
+            continue;
+        }
+        if !h.in_definition {
+            parts.push("not in the definition".into());
+        }
+        if changed {
+            if let Some(l) = &h.layout_material {
+                parts.push(format!("layout: {l}"));
+            }
+        }
+        out.push(format!(
+            "hole {}: {}; core r {} mm",
+            h.hole,
+            parts.join(", "),
+            h.core_radius_mm
+        ));
+    }
+    out
+}
+
 pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let set = PhantomSet::load(args.config.as_deref())?;
-    let def = set.get(&args.phantom)?;
-    let params = args.params()?;
+    // A family id stands for its variants; a simulation needs one: the first (for the Catphan
+    // family the 503/504, which `catphan_ctp404` meant before variants existed), said on stderr.
+    let variants = set.resolve(&args.phantom)?;
+    let Some(&def) = variants.first() else {
+        bail!("phantom {:?} has no definition", args.phantom);
+    };
+    if set.is_family(&args.phantom) {
+        eprintln!(
+            "hu-red: note: {} is a family of phantoms ({}); simulating {}: use --phantom to choose another",
+            args.phantom,
+            variants
+                .iter()
+                .map(|d| d.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            def.id
+        );
+    }
+    let params = args.params_for(def)?;
     let started = std::time::Instant::now();
     let (paths, truth) = render_to_dir(&params, def, &args.out)?;
     println!(
@@ -238,6 +344,9 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         args.out.display(),
         started.elapsed().as_secs_f64()
     );
+    for line in hole_lines(&truth) {
+        println!("  {line}");
+    }
     println!(
         "Series {}; truth: {}",
         truth.series_uid,
@@ -252,7 +361,6 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulate::Truth;
     use clap::Parser;
 
     #[derive(clap::Parser)]
@@ -312,7 +420,8 @@ mod tests {
         let truth: Truth =
             serde_json::from_str(&std::fs::read_to_string(out.join("truth.json")).unwrap())
                 .unwrap();
-        assert_eq!(truth.phantom_id, "catphan_ctp404");
+        // the family id simulates its first variant, the 503/504
+        assert_eq!(truth.phantom_id, "catphan_504");
         assert_eq!(truth.pose.rotation_deg, -15.0);
         assert_eq!(truth.material("teflon").unwrap().hu, 980.5);
         assert_eq!(truth.storage.transfer_syntax_uid, "1.2.840.10008.1.2");
@@ -382,6 +491,70 @@ mod tests {
     }
 
     #[test]
+    fn cli_cases_and_hole_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("series");
+        let cli = Cli::try_parse_from([
+            "simulate",
+            "--phantom",
+            "cirs062",
+            "--out",
+            out.to_str().unwrap(),
+            "--matrix",
+            "160",
+            "--pixel-mm",
+            "2.5",
+            "--n-slices",
+            "3",
+            "--case",
+            "cirs-bone-rods",
+            "--case",
+            "cirs-site-layout",
+            "--hole",
+            "centre:void_radius_mm=1.5",
+            "--hole",
+            "centre:hu=12,void_radius_mm=2",
+            "--hole",
+            "inner_045:material=site_foam,hu=-950",
+        ])
+        .unwrap();
+        let args = cli.args.clone();
+        run(cli.args).unwrap();
+        let truth: Truth =
+            serde_json::from_str(&std::fs::read_to_string(out.join("truth.json")).unwrap())
+                .unwrap();
+        let c = truth.hole("centre").unwrap();
+        assert_eq!((c.hu, c.void_radius_mm), (12.0, Some(2.0)));
+        let rods: Vec<_> = truth
+            .holes
+            .iter()
+            .filter(|h| h.rod_radius_mm == Some(5.0))
+            .collect();
+        // both dense_bone holes are rods; the site layout then puts the 1250 material in the last
+        // one's rod (cases combine key by key)
+        let mut mats: Vec<&str> = rods.iter().map(|h| h.material.as_str()).collect();
+        mats.sort();
+        assert_eq!(mats, ["dense_bone", "dense_bone_1250"]);
+        assert!(rods.iter().all(|h| h.sleeve_hu == Some(0.0)));
+        assert!(truth
+            .holes
+            .iter()
+            .any(|h| h.material == "dense_bone_1250" && h.hu == 1450.0));
+        let foreign: Vec<&str> = truth.foreign.iter().map(|h| h.hole.as_str()).collect();
+        assert_eq!(foreign.len(), 2, "{foreign:?}");
+        assert!(foreign.contains(&"inner_045"));
+        let lines = hole_lines(&truth);
+        assert!(lines.iter().any(|l| l.contains("empty (air)")), "{lines:?}");
+        assert!(lines
+            .iter()
+            .any(|l| l.starts_with("hole centre: water 12 HU, void r 2 mm")));
+        // the parameters say what was made (the cases are expanded into holes)
+        let set = PhantomSet::builtin();
+        let p = args.params_for(set.get("cirs062").unwrap()).unwrap();
+        assert_eq!(p, truth.params);
+    }
+
+    #[test]
     fn cli_rejects_bad_input_with_a_reason() {
         let dir = tempfile::tempdir().unwrap();
         let parse = |extra: &[&str]| {
@@ -399,5 +572,54 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("pixel_mm"), "{e}");
+        let e = run(parse(&["--phantom", "cirs062", "--hole", "centre"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--hole") && e.contains("HOLE:key=value"), "{e}");
+        let e = run(parse(&["--phantom", "cirs062", "--hole", "middle:empty"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'middle'") && e.contains("inner_090"), "{e}");
+        let e = run(parse(&[
+            "--phantom",
+            "cirs062",
+            "--hole",
+            "centre:rod_radius_mm=20",
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("hole 'centre'") && e.contains("rod_radius_mm"),
+            "{e}"
+        );
+        let e = run(parse(&[
+            "--phantom",
+            "easycube",
+            "--case",
+            "cirs-water-void",
+        ]))
+        .map(|_| ())
+        .err();
+        // easycube invents a water rod: the void case applies to it
+        assert!(e.is_none(), "{e:?}");
+        let e = run(parse(&[
+            "--phantom",
+            "catphan_ctp404",
+            "--case",
+            "cirs-bone-rods",
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("dense_bone"), "{e}");
+        assert!(Cli::try_parse_from([
+            "simulate",
+            "--phantom",
+            "x",
+            "--out",
+            "y",
+            "--case",
+            "nope"
+        ])
+        .is_err());
     }
 }

@@ -1,8 +1,9 @@
 //! The short human summary printed by `hu-red analyze` (returned as a string: library code does
 //! not print).
 
-use super::{Status, Summary};
-use crate::analysis::Detection;
+use super::summary::{material_check, MaterialCheck};
+use super::{RunVerdict, Status, Summary};
+use crate::analysis::{Detection, MaterialStatus};
 use std::fmt::Write;
 
 fn signed(v: f64, decimals: usize) -> String {
@@ -74,6 +75,74 @@ pub fn verdict_lines(summary: &Summary) -> Vec<String> {
         };
         out.push(line);
     }
+    out
+}
+
+/// The absolute checks and the run's verdict: `Absolute checks: PASS (checked: …)` or `FAIL`
+/// followed by one `- failure` line each, the information lines, the holes not in the phantom
+/// definition, then `Verdict: PASS | FAIL | NO BASELINE`.
+pub fn absolute_lines(summary: &Summary) -> Vec<String> {
+    let mut out = Vec::new();
+    if summary.status == Status::Error {
+        return out;
+    }
+    let checked = summary
+        .checks
+        .as_ref()
+        .map(|c| c.checked.join("; "))
+        .unwrap_or_default();
+    let failures = summary.absolute_failures();
+    if failures.is_empty() {
+        out.push(if checked.is_empty() {
+            "Absolute checks: none failed (the analysis recorded no check it could make)"
+                .to_string()
+        } else {
+            format!("Absolute checks: PASS (checked: {checked})")
+        });
+    } else {
+        out.push(if checked.is_empty() {
+            "Absolute checks: FAIL".to_string()
+        } else {
+            format!("Absolute checks: FAIL (checked: {checked})")
+        });
+        out.extend(failures.iter().map(|f| format!("- {f}")));
+    }
+    let info = summary.info_lines(true);
+    if !info.is_empty() {
+        out.push("Information (fails nothing):".to_string());
+        out.extend(info.iter().map(|i| format!("  - {i}")));
+    }
+    if !summary.unassigned.is_empty() {
+        out.push("Holes not in the phantom definition (information, fails nothing):".to_string());
+        for u in &summary.unassigned {
+            let ring = u
+                .ring
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
+            let layout = u
+                .layout_material
+                .as_deref()
+                .map(|m| format!(", layout: {m}"))
+                .unwrap_or_default();
+            out.push(format!(
+                "  - {}{ring} at x {} mm, y {} mm: {} ± {} HU ({} px{layout}): {}",
+                u.hole,
+                fixed(u.center_x_mm, 1),
+                fixed(u.center_y_mm, 1),
+                fixed(u.hu_mean, 1),
+                fixed(u.hu_std, 1),
+                u.n_pixels,
+                u.note
+            ));
+        }
+    }
+    out.push(match summary.verdict {
+        RunVerdict::NoBaseline => "Verdict: NO BASELINE (no absolute check failed; constancy \
+                                   needs a baseline: --baseline FILE, e.g. this run's CSV)"
+            .to_string(),
+        v => format!("Verdict: {}", v.label()),
+    });
     out
 }
 
@@ -181,6 +250,9 @@ fn write_summary(s: &mut String, summary: &Summary) -> std::fmt::Result {
     for line in verdict_lines(summary) {
         writeln!(s, "{line}")?;
     }
+    for line in absolute_lines(summary) {
+        writeln!(s, "{line}")?;
+    }
     let outside: Vec<String> = summary
         .inserts
         .iter()
@@ -208,7 +280,7 @@ fn write_summary(s: &mut String, summary: &Summary) -> std::fmt::Result {
 fn write_table(s: &mut String, summary: &Summary) -> std::fmt::Result {
     let ev = &summary.tolerance_evaluation;
     let with_baseline = ev.has_baseline;
-    let with_window = summary.inserts.iter().any(|m| m.within_window.is_some());
+    let with_window = summary.inserts.iter().any(|m| m.hu_window.is_some());
     let name_w = summary
         .inserts
         .iter()
@@ -236,16 +308,20 @@ fn write_table(s: &mut String, summary: &Summary) -> std::fmt::Result {
         );
     }
     if with_window {
-        header += "  manufacturer window";
+        header += &format!("  {}", pad("manufacturer window", 27, false));
     }
+    header += "  check";
     writeln!(s, "{}", header.trim_end())?;
     for m in &summary.inserts {
         let red = m
             .red
             .map(|r| format!("{r:.3}"))
             .unwrap_or_else(|| "—".into());
-        let hu = if m.hu_mean.is_finite() {
+        let check = material_check(m);
+        let hu = if m.hu_mean.is_finite() && m.status == MaterialStatus::Measured {
             format!("{:.1} ± {:.1}", m.hu_mean, m.hu_std)
+        } else if check == MaterialCheck::NotPresent {
+            "not present".to_string()
         } else {
             "not measured".to_string()
         };
@@ -289,12 +365,23 @@ fn write_table(s: &mut String, summary: &Summary) -> std::fmt::Result {
         if with_window {
             let w = match (m.hu_window, m.within_window) {
                 (Some([lo, hi]), Some(ok)) => {
-                    format!("{:<3} {lo} … {hi}", if ok { "ok" } else { "OUT" })
+                    format!("{:<4} {lo} … {hi}", if ok { "ok" } else { "OUT" })
                 }
+                // given at another kVp: information only
+                (Some([lo, hi]), None) => match m.window_kvp.filter(|k| k.is_finite()) {
+                    Some(k) => format!("info {lo} … {hi} @{} kV", tol(k)),
+                    None => format!("info {lo} … {hi}"),
+                },
                 _ => String::new(),
             };
-            line += &format!("  {w}");
+            line += &format!("  {}", pad(&w, 27, false));
         }
+        let check = match check {
+            MaterialCheck::Pass => "ok".to_string(),
+            MaterialCheck::NotPresent => "not present (optional)".to_string(),
+            MaterialCheck::Fail(why) => format!("FAIL: {why}"),
+        };
+        line += &format!("  {check}");
         writeln!(s, "{}", line.trim_end())?;
     }
     if with_baseline {

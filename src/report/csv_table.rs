@@ -2,19 +2,22 @@
 //! in its order (acquisition metadata, `selected_slice_index, phantom, dicom_path, insert, red,
 //! hu_mean, hu_std, center_x, center_y, roi_radius_px, detected_radius_px, assignment_cost`),
 //! so that the file works wherever the script's did, including as a baseline; hu-red's own
-//! columns follow. Missing values are empty cells, never `NaN`.
+//! columns follow (new ones are only ever added at the end). Missing values are empty cells,
+//! never `NaN`. Every material of the definition has a row, measured or not (a refused or
+//! missing material: empty values, `material_status` and `reason` say why, `check` FAIL).
 //!
 //! The script's per-blob columns for a material: `center_x`/`center_y` (image column/row, px),
 //! `roi_radius_px` and `detected_radius_px` (the insert's radius, px) are those of the
 //! material's first ROI (a CIRS material has two, both in the summary JSON);
 //! `assignment_cost` is |mean HU − expected HU|, the script's HU-proximity cost.
 
+use super::summary::{material_check, MaterialCheck};
 use super::{write_atomically, ReportError, Summary};
 use crate::analysis::{InsertConstancy, MaterialResult};
 use std::path::Path;
 
 /// The header, in order.
-pub const CSV_COLUMNS: [&str; 39] = [
+pub const CSV_COLUMNS: [&str; 50] = [
     "SeriesDescription",
     "ProtocolName",
     "KVP",
@@ -54,6 +57,18 @@ pub const CSV_COLUMNS: [&str; 39] = [
     "assignment",
     "status",
     "note",
+    // issue 9: the absolute checks of each material
+    "material_status",
+    "reason",
+    "optional",
+    "plausible",
+    "hu_band_min",
+    "hu_band_max",
+    "window_kvp",
+    "copies_spread_hu",
+    "check",
+    "check_reason",
+    "check_notes",
 ];
 
 /// HU values: 3 decimals (far below any measurement's precision, so a baseline made from this
@@ -166,17 +181,44 @@ pub(crate) fn csv_rows(summary: &Summary) -> Vec<Vec<String>> {
         row.push(opt_hu(hu_window.map(|w| w[1])));
         row.push(flag(*within_window));
         tail(&mut row, c);
-        let status = if !hu_mean.is_finite() {
+        let check = material_check(m);
+        let status = if check == MaterialCheck::NotPresent {
+            "not present"
+        } else if !hu_mean.is_finite() || m.status != crate::analysis::MaterialStatus::Measured {
             "not measured"
         } else if c.is_some_and(|c| !c.within_tolerance) {
             "out of tolerance"
         } else if *within_window == Some(false) {
             "outside manufacturer window"
+        } else if matches!(check, MaterialCheck::Fail(_)) {
+            "absolute check failed"
         } else {
             "ok"
         };
         row.push(status.to_string());
         row.push(c.and_then(|c| c.note.clone()).unwrap_or_default());
+        // the absolute checks
+        row.push(
+            serde_json::to_value(m.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+        );
+        row.push(m.reason.clone().unwrap_or_default());
+        row.push(m.optional.to_string());
+        row.push(flag(m.plausible));
+        row.push(opt_hu(m.hu_band.map(|b| b[0])));
+        row.push(opt_hu(m.hu_band.map(|b| b[1])));
+        row.push(num(m.window_kvp));
+        row.push(opt_hu(m.copies_spread_hu));
+        let (verdict, why) = match check {
+            MaterialCheck::Pass => ("pass", String::new()),
+            MaterialCheck::NotPresent => ("not present", String::new()),
+            MaterialCheck::Fail(why) => ("FAIL", why),
+        };
+        row.push(verdict.to_string());
+        row.push(why);
+        row.push(m.check_notes.join("; "));
         rows.push(row);
     }
     // A baseline insert the measurement has no material for still gets a row: it fails.
@@ -191,6 +233,11 @@ pub(crate) fn csv_rows(summary: &Summary) -> Vec<Vec<String>> {
         tail(&mut row, Some(c));
         row.push("not measured".to_string());
         row.push(c.note.clone().unwrap_or_default());
+        // not a material of this phantom's result: no absolute check (constancy fails it)
+        row.extend(std::iter::repeat_n(
+            String::new(),
+            CSV_COLUMNS.len() - row.len(),
+        ));
         rows.push(row);
     }
     rows

@@ -4,30 +4,49 @@
 //! fill a [`ReportData`] from the run.
 //!
 //! Subject (a contract with users' mail filters):
-//! `[PASS] HU–RED constancy — <scanner> — <phantom id> — <YYYY-MM-DD>`, with `[FAIL]` or
-//! `[ERROR]` instead of `[PASS]`. The dashes are U+2013 (en dash, in "HU–RED") and U+2014
-//! (em dash, between the fields).
+//! `[PASS] HU–RED constancy — <scanner> — <phantom id> — <YYYY-MM-DD>`, with `[FAIL]`,
+//! `[NO BASELINE]` or `[ERROR]` instead of `[PASS]`. The dashes are U+2013 (en dash, in
+//! "HU–RED") and U+2014 (em dash, between the fields).
+//!
+//! The kind follows the run's verdict ([`super::verdict`]): never `[PASS]` without a baseline.
 
-use super::Summary;
+use super::summary::{material_check, MaterialCheck};
+use super::{RunVerdict, Summary};
+use crate::analysis::MaterialStatus;
 
 /// The verdict the subject starts with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportKind {
-    /// Constancy passed against the baseline, or no baseline and every absolute check passed.
+    /// Constancy passed against the baseline and every absolute check passed.
     Pass,
-    /// A material outside its tolerance (or outside its absolute window).
+    /// A material outside its tolerance, or an absolute check failed (with or without a
+    /// baseline).
     Fail,
+    /// No baseline yet and no absolute check failed: constancy could not be judged.
+    NoBaseline,
     /// The series could not be analysed.
     Error,
 }
 
 impl ReportKind {
-    /// `[PASS]`, `[FAIL]` or `[ERROR]`.
+    /// `[PASS]`, `[FAIL]`, `[NO BASELINE]` or `[ERROR]`.
     pub fn tag(self) -> &'static str {
         match self {
             ReportKind::Pass => "[PASS]",
             ReportKind::Fail => "[FAIL]",
+            ReportKind::NoBaseline => "[NO BASELINE]",
             ReportKind::Error => "[ERROR]",
+        }
+    }
+}
+
+impl From<RunVerdict> for ReportKind {
+    fn from(v: RunVerdict) -> Self {
+        match v {
+            RunVerdict::Pass => ReportKind::Pass,
+            RunVerdict::Fail => ReportKind::Fail,
+            RunVerdict::NoBaseline => ReportKind::NoBaseline,
+            RunVerdict::Error => ReportKind::Error,
         }
     }
 }
@@ -101,6 +120,9 @@ pub struct ReportData<'a> {
     pub summary: &'a Summary,
     /// `None`: no baseline yet (the body says "no baseline").
     pub baseline: Option<BaselineInfo>,
+    /// This run was made the provisional baseline of its scanner, phantom and protocol
+    /// (`qa.auto_baseline`): the report says how to confirm it.
+    pub provisional_from_this_run: bool,
     /// The series was amended (instances arrived after an earlier analysis).
     pub amended: bool,
     /// File names attached to the message, listed in the body.
@@ -213,7 +235,8 @@ struct Model {
     generated_by: String,
 }
 
-/// One material of the table: the measurement joined with its constancy result.
+/// One material of the table: the measurement joined with its constancy result and its
+/// absolute check.
 struct Row {
     name: String,
     red: Option<f64>,
@@ -226,32 +249,58 @@ struct Row {
     expected: Option<f64>,
     window: Option<[f64; 2]>,
     within_window: Option<bool>,
+    /// The kVp the window is given at (a window that does not apply at this scan's kVp is
+    /// shown as information).
+    window_kvp: Option<f64>,
+    /// The plausibility band at the scan's kVp.
+    band: Option<[f64; 2]>,
     within_tolerance: Option<bool>,
     note: Option<String>,
+    /// The material's absolute check (a material only the baseline has: `Pass`, constancy
+    /// fails it).
+    check: MaterialCheck,
+    /// Fails constancy or an absolute check.
     fails: bool,
 }
 
-fn rows_of(s: &Summary, with_baseline: bool) -> Vec<Row> {
+impl Row {
+    fn constancy_fails(&self) -> bool {
+        self.within_tolerance == Some(false)
+    }
+}
+
+fn finite_pair(w: Option<[f64; 2]>) -> Option<[f64; 2]> {
+    w.filter(|w| w.iter().all(|v| v.is_finite()))
+}
+
+fn rows_of(s: &Summary) -> Vec<Row> {
     let per = &s.tolerance_evaluation.per_insert;
     let mut rows: Vec<Row> = s
         .inserts
         .iter()
         .map(|m| {
             let c = per.iter().find(|c| c.insert == m.insert);
+            let measured = m.status == MaterialStatus::Measured;
             Row {
                 name: one_line(&m.insert),
                 red: m.red.and_then(super::finite),
-                hu: super::finite(m.hu_mean),
-                sd: super::finite(m.hu_std),
+                hu: super::finite(m.hu_mean).filter(|_| measured),
+                sd: super::finite(m.hu_std).filter(|_| measured),
                 baseline: c.and_then(|c| c.baseline_hu).and_then(super::finite),
                 delta: c.and_then(|c| c.delta_hu).and_then(super::finite),
                 tolerance: c.and_then(|c| super::finite(c.tolerance_hu)),
                 delta_red: c.and_then(|c| c.delta_red_percent).and_then(super::finite),
                 expected: super::finite(m.hu_expected),
-                window: m.hu_window.filter(|w| w.iter().all(|v| v.is_finite())),
+                window: finite_pair(m.hu_window),
                 within_window: m.within_window,
+                window_kvp: m.window_kvp.and_then(super::finite),
+                band: finite_pair(m.hu_band),
                 within_tolerance: c.map(|c| c.within_tolerance),
                 note: c.and_then(|c| c.note.as_deref()).map(one_line),
+                check: match material_check(m) {
+                    MaterialCheck::Fail(why) => MaterialCheck::Fail(one_line(&why)),
+                    other => other,
+                },
                 fails: false,
             }
         })
@@ -271,45 +320,68 @@ fn rows_of(s: &Summary, with_baseline: bool) -> Vec<Row> {
                 expected: None,
                 window: None,
                 within_window: None,
+                window_kvp: None,
+                band: None,
                 within_tolerance: Some(c.within_tolerance),
                 note: c.note.as_deref().map(one_line),
+                check: MaterialCheck::Pass,
                 fails: false,
             });
         }
     }
     for r in &mut rows {
-        r.fails = if with_baseline {
-            r.within_tolerance == Some(false)
-        } else {
-            r.within_window == Some(false)
-        };
+        r.fails = r.constancy_fails() || matches!(r.check, MaterialCheck::Fail(_));
     }
     // failures first, otherwise the summary's order (a stable sort keeps it)
     rows.sort_by_key(|r| !r.fails);
     rows
 }
 
-/// How a failing material is named in the verdict line.
-fn failure_phrase(r: &Row, with_baseline: bool) -> String {
-    if with_baseline {
-        let tol = r
-            .tolerance
-            .map(|t| format!(" (tolerance ±{} HU)", tol(t)))
-            .unwrap_or_default();
-        match r.delta {
-            Some(d) => format!("{} {} HU{tol}", r.name, signed(Some(d), 1)),
-            None => format!(
-                "{}: {}{tol}",
-                r.name,
-                r.note.as_deref().unwrap_or("no value to compare")
-            ),
-        }
-    } else {
-        let window = r
-            .window
-            .map(|w| format!(" (window {} HU)", window(w)))
-            .unwrap_or_default();
-        format!("{} {} HU{window}", r.name, fixed(r.hu, 1))
+/// How a material that fails constancy is named in the verdict line.
+fn constancy_phrase(r: &Row) -> String {
+    let tol = r
+        .tolerance
+        .map(|t| format!(" (tolerance ±{} HU)", tol(t)))
+        .unwrap_or_default();
+    match r.delta {
+        Some(d) => format!("{} {} HU{tol}", r.name, signed(Some(d), 1)),
+        None => format!(
+            "{}: {}{tol}",
+            r.name,
+            r.note.as_deref().unwrap_or("no value to compare")
+        ),
+    }
+}
+
+/// The verdict cell of a material.
+fn verdict_cell(r: &Row, with_baseline: bool) -> String {
+    if with_baseline && r.constancy_fails() {
+        return match r.note.as_deref() {
+            Some(n) => format!("FAIL: {n}"),
+            None => "FAIL".to_string(),
+        };
+    }
+    match &r.check {
+        MaterialCheck::Fail(why) => format!("FAIL: {why}"),
+        MaterialCheck::NotPresent => "not present".to_string(),
+        MaterialCheck::Pass if !with_baseline => "PASS".to_string(),
+        MaterialCheck::Pass => match r.within_tolerance {
+            Some(true) => "PASS".to_string(),
+            Some(false) => "FAIL".to_string(),
+            None => MISSING.to_string(),
+        },
+    }
+}
+
+/// The window cell: the window where it applies at this kVp, else `lo … hi @120 kV (info)`.
+fn window_cell(r: &Row) -> String {
+    match (r.window, r.within_window) {
+        (Some(w), Some(_)) => window(w),
+        (Some(w), None) => match r.window_kvp {
+            Some(k) => format!("{} @{} kV (info)", window(w), tol(k)),
+            None => format!("{} (info)", window(w)),
+        },
+        (None, _) => MISSING.to_string(),
     }
 }
 
@@ -320,7 +392,25 @@ impl Model {
         let md = &s.metadata;
         let run = d.run_id;
         let with_baseline = ev.has_baseline;
-        let rows = rows_of(s, with_baseline);
+        let rows = rows_of(s);
+        let absolute_failures: Vec<String> = if d.kind == ReportKind::Error {
+            Vec::new()
+        } else {
+            s.absolute_failures().iter().map(|f| one_line(f)).collect()
+        };
+        let checked: Vec<String> = s
+            .checks
+            .as_ref()
+            .map(|c| c.checked.iter().map(|x| one_line(x)).collect())
+            .unwrap_or_default();
+        let how_to_baseline = if d.provisional_from_this_run {
+            format!(
+                "this run is now the PROVISIONAL baseline (qa.auto_baseline): confirm it with \
+                 hu-red baseline set --run {run}"
+            )
+        } else {
+            format!("set one with: hu-red baseline set --run {run}")
+        };
 
         let verdict = match d.kind {
             ReportKind::Error => format!(
@@ -330,20 +420,36 @@ impl Model {
                     .map(one_line)
                     .unwrap_or_else(|| "unknown error".to_string())
             ),
-            ReportKind::Pass if with_baseline => format!(
-                "PASS: all {} material{} within tolerance of the baseline",
-                rows.len(),
-                plural(rows.len())
-            ),
-            ReportKind::Pass => {
-                "PASS: every absolute HU window check passed (no baseline yet)".to_string()
+            ReportKind::Pass if with_baseline => {
+                let n = rows
+                    .iter()
+                    .filter(|r| r.check != MaterialCheck::NotPresent)
+                    .count();
+                format!(
+                    "PASS: all {n} material{} within tolerance of the baseline",
+                    plural(n)
+                )
+            }
+            ReportKind::Pass | ReportKind::NoBaseline => {
+                let what = if checked.is_empty() {
+                    "no absolute check failed (the analysis recorded no check it could make \
+                     at this kVp)"
+                        .to_string()
+                } else {
+                    format!("absolute checks passed: {}", checked.join("; "))
+                };
+                format!("NO BASELINE: {what}. Constancy needs a baseline: {how_to_baseline}")
             }
             ReportKind::Fail => {
-                let failed: Vec<String> = rows
+                // constancy failures first; a material without a value to compare is named
+                // by its absolute failure (which says why) when it has one
+                let mut failed: Vec<String> = rows
                     .iter()
-                    .filter(|r| r.fails)
-                    .map(|r| failure_phrase(r, with_baseline))
+                    .filter(|r| r.constancy_fails())
+                    .filter(|r| r.delta.is_some() || !matches!(r.check, MaterialCheck::Fail(_)))
+                    .map(constancy_phrase)
                     .collect();
+                failed.extend(absolute_failures.iter().cloned());
                 if failed.is_empty() {
                     "FAIL: see the materials below".to_string()
                 } else {
@@ -372,10 +478,27 @@ impl Model {
             match &d.baseline {
                 None if !with_baseline => notices.push(Notice {
                     level: Level::Warn,
-                    text: format!(
-                        "No baseline for this scanner, phantom and protocol yet: only the \
-                         absolute checks were applied. Set one with: hu-red baseline set --run {run}"
-                    ),
+                    text: if d.provisional_from_this_run {
+                        format!(
+                            "No baseline for this scanner, phantom and protocol yet: only the \
+                             absolute checks were applied. This run is now the PROVISIONAL \
+                             baseline (qa.auto_baseline); confirm it with hu-red baseline set \
+                             --run {run}"
+                        )
+                    } else if d.kind == ReportKind::Fail {
+                        format!(
+                            "No baseline for this scanner, phantom and protocol yet: only the \
+                             absolute checks were applied, and one failed (above): resolve it \
+                             before making a run the baseline. Set one with: hu-red baseline \
+                             set --run {run}"
+                        )
+                    } else {
+                        format!(
+                            "No baseline for this scanner, phantom and protocol yet: only the \
+                             absolute checks were applied. Set one with: hu-red baseline set \
+                             --run {run}"
+                        )
+                    },
                 }),
                 Some(b) => {
                     if b.provisional {
@@ -424,6 +547,32 @@ impl Model {
         }
 
         let mut sections = Vec::new();
+        if d.kind != ReportKind::Error {
+            // what the absolute checks did: checked, failed, information
+            let mut lines = Vec::new();
+            lines.push(if checked.is_empty() {
+                "Checked: none recorded by the analysis".to_string()
+            } else {
+                format!("Checked: {}", checked.join("; "))
+            });
+            for f in &absolute_failures {
+                lines.push(format!("FAIL: {f}"));
+            }
+            // the unassigned holes have their own section below
+            for i in s.info_lines(true) {
+                lines.push(format!("Information: {}", one_line(&i)));
+            }
+            sections.push(Section {
+                title: "Absolute checks",
+                body: Body::Bullets(lines),
+            });
+            if !s.unassigned.is_empty() {
+                sections.push(Section {
+                    title: "Holes not in the phantom definition",
+                    body: Body::Bullets(s.unassigned.iter().map(unassigned_line).collect()),
+                });
+            }
+        }
         if d.kind == ReportKind::Error {
             sections.push(Section {
                 title: "What went wrong",
@@ -735,12 +884,6 @@ fn table_of(rows: &[Row], with_baseline: bool) -> Table {
             rows: rows
                 .iter()
                 .map(|r| {
-                    let verdict = match (r.within_tolerance, r.note.as_deref()) {
-                        (Some(true), _) => "PASS".to_string(),
-                        (Some(false), Some(n)) => format!("FAIL: {n}"),
-                        (Some(false), None) => "FAIL".to_string(),
-                        (None, _) => MISSING.to_string(),
-                    };
                     (
                         r.fails,
                         vec![
@@ -754,12 +897,13 @@ fn table_of(rows: &[Row], with_baseline: bool) -> Table {
                                 .map(|t| format!("±{}", tol(t)))
                                 .unwrap_or_else(|| MISSING.to_string()),
                             signed(r.delta_red, 2),
-                            verdict,
+                            verdict_cell(r, true),
                         ],
                     )
                 })
                 .collect(),
-            legend: "Failures (outside tolerance) are listed first.".to_string(),
+            legend: "Failures (outside tolerance, or failing an absolute check) are listed first."
+                .to_string(),
         }
     } else {
         Table {
@@ -769,18 +913,14 @@ fn table_of(rows: &[Row], with_baseline: bool) -> Table {
                 "HU now",
                 "SD",
                 "Expected HU",
-                "Absolute window",
-                "Window verdict",
+                "Plausible band",
+                "Window",
+                "Verdict",
             ],
-            right: vec![false, true, true, true, true, true, false],
+            right: vec![false, true, true, true, true, true, true, false],
             rows: rows
                 .iter()
                 .map(|r| {
-                    let verdict = match r.within_window {
-                        Some(true) => "PASS",
-                        Some(false) => "FAIL",
-                        None => "no window",
-                    };
                     (
                         r.fails,
                         vec![
@@ -789,15 +929,57 @@ fn table_of(rows: &[Row], with_baseline: bool) -> Table {
                             fixed(r.hu, 1),
                             fixed(r.sd, 1),
                             fixed(r.expected, 1),
-                            r.window.map(window).unwrap_or_else(|| MISSING.to_string()),
-                            verdict.to_string(),
+                            r.band
+                                .map(|[lo, hi]| {
+                                    format!("{} … {}", fixed(Some(lo), 0), fixed(Some(hi), 0))
+                                })
+                                .unwrap_or_else(|| MISSING.to_string()),
+                            window_cell(r),
+                            verdict_cell(r, false),
                         ],
                     )
                 })
                 .collect(),
-            legend: "Failures (outside the absolute window) are listed first.".to_string(),
+            legend: "Failures (an absolute check: not measured, outside the plausibility band \
+                     or the window at this kVp, copies that disagree) are listed first. A \
+                     window marked (info) is given at another kVp and judges nothing."
+                .to_string(),
         }
     }
+}
+
+/// One hole whose content fits no material: hole, position, HU ± SD, note.
+fn unassigned_line(u: &crate::analysis::UnassignedHole) -> String {
+    let ring = u
+        .ring
+        .as_deref()
+        .map(one_line)
+        .filter(|r| !r.is_empty())
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default();
+    let layout = u
+        .layout_material
+        .as_deref()
+        .map(one_line)
+        .filter(|m| !m.is_empty())
+        .map(|m| format!(", the layout's {m}"))
+        .unwrap_or_default();
+    let note = one_line(&u.note);
+    let note = if note.is_empty() {
+        "not in the phantom definition".to_string()
+    } else {
+        note
+    };
+    format!(
+        "{}{ring} at x {} mm, y {} mm: {} ± {} HU ({} pixels{layout}): {note} (information \
+         only: fails nothing, pooled into no material)",
+        one_line(&u.hole),
+        fixed(Some(u.center_x_mm), 1),
+        fixed(Some(u.center_y_mm), 1),
+        fixed(Some(u.hu_mean), 1),
+        fixed(Some(u.hu_std), 1),
+        u.n_pixels
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -939,7 +1121,12 @@ fn text_table(line: &mut impl FnMut(&str), t: &Table) {
         line(&fmt_row(if *fails { "!! " } else { "   " }, cells));
     }
     if t.rows.iter().any(|(f, _)| *f) {
-        line(&format!("!! = failure. {}", t.legend));
+        for (i, l) in wrap(&format!("!! = failure. {}", t.legend), TEXT_WIDTH)
+            .into_iter()
+            .enumerate()
+        {
+            line(&if i == 0 { l } else { format!("   {l}") });
+        }
     }
 }
 
@@ -995,6 +1182,7 @@ fn render_html(m: &Model) -> String {
     let (bg, fg) = match m.kind {
         ReportKind::Pass => ("#2e7d32", "#ffffff"),
         ReportKind::Fail => ("#c62828", "#ffffff"),
+        ReportKind::NoBaseline => ("#1f5f99", "#ffffff"),
         ReportKind::Error => ("#f0a000", "#222222"),
     };
     h.push_str(&format!(
@@ -1257,8 +1445,9 @@ fn dicom_time(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::analysis::{
-        AssignmentMethod, Candidate, Curve, CurvePoint, Detection, InsertConstancy, MaterialResult,
-        Measurement, Plan, Pose, SlicesUsed, ToleranceEvaluation,
+        AbsoluteChecks, AssignmentMethod, Candidate, Curve, CurvePoint, Detection, InsertConstancy,
+        MaterialResult, MaterialStatus, Measurement, Plan, Pose, RoiMeasurement, SlicesUsed,
+        ToleranceEvaluation, UnassignedHole,
     };
     use crate::report::{Metadata, OkParts};
     use std::time::SystemTime;
@@ -1303,6 +1492,7 @@ mod tests {
                 })
                 .collect(),
         );
+        let absolute_pass = inserts.iter().all(|m| m.within_window != Some(false));
         Measurement {
             phantom_id: "cirs062".into(),
             phantom_name: "CIRS 062M".into(),
@@ -1324,12 +1514,16 @@ mod tests {
             assignment: AssignmentMethod::Layout,
             inserts,
             curve,
-            absolute_pass: true,
+            absolute_pass,
             warnings: vec![],
             family: None,
-            kvp: None,
+            kvp: Some(120.0),
             unassigned: vec![],
-            checks: Default::default(),
+            checks: AbsoluteChecks {
+                pass: absolute_pass,
+                curve_monotonic: true,
+                ..Default::default()
+            },
         }
     }
 
@@ -1476,6 +1670,7 @@ mod tests {
             date: "2026-11-25".into(),
             summary: s,
             baseline: b,
+            provisional_from_this_run: false,
             amended: false,
             attachments: vec![
                 "hu_red_cirs062.csv".into(),
@@ -1598,7 +1793,11 @@ mod tests {
         let r = render(&data(&s, ReportKind::Fail, Some(baseline())));
         assert_clean(&r);
         let first = r.text.lines().next().unwrap_or_default();
-        assert_eq!(first, "FAIL: water +35.2 HU (tolerance ±4 HU)");
+        // constancy first, then the absolute check the same material fails at this kVp
+        assert_eq!(
+            first,
+            "FAIL: water +35.2 HU (tolerance ±4 HU); water 35.2 HU outside the window -10 … 10 HU"
+        );
         for (name, ..) in MATERIALS.iter().filter(|m| m.0 != "water") {
             assert!(!first.contains(name), "{first}");
         }
@@ -1636,9 +1835,10 @@ mod tests {
         );
         assert_eq!(r.html.matches(FAIL_ROW_CSS).count(), 1);
         assert!(r.html.contains("background:#c62828"), "red FAIL banner");
-        assert!(r
-            .html
-            .contains(">FAIL: water +35.2 HU (tolerance ±4 HU)</div>"));
+        assert!(r.html.contains(
+            ">FAIL: water +35.2 HU (tolerance ±4 HU); water 35.2 HU outside the window -10 … 10 \
+             HU</div>"
+        ));
     }
 
     #[test]
@@ -1664,8 +1864,9 @@ mod tests {
             ["lung_inhale", "water", "adipose", "liver", "bone_200"]
         );
         assert_eq!(
-            r.text.lines().next().unwrap_or_default(),
-            "FAIL: lung_inhale -30.0 HU (tolerance ±4 HU); water +35.2 HU (tolerance ±4 HU)"
+            one_line(r.text.split("\n=").next().unwrap_or_default()),
+            "FAIL: lung_inhale -30.0 HU (tolerance ±4 HU); water +35.2 HU (tolerance ±4 HU); \
+             water 35.2 HU outside the window -10 … 10 HU"
         );
         assert_eq!(r.html.matches(FAIL_ROW_CSS).count(), 2);
     }
@@ -1731,50 +1932,437 @@ mod tests {
     }
 
     #[test]
-    fn no_baseline_says_so_and_shows_the_absolute_checks() {
+    fn no_baseline_with_a_window_failure_is_a_fail_naming_it() {
         let m = measurement(&MATERIALS);
         let s = summary(&m, &no_constancy());
-        let r = render(&data(&s, ReportKind::Fail, None));
+        assert_eq!(s.verdict, RunVerdict::Fail, "a window failed, no baseline");
+        let r = render(&data(&s, s.verdict.into(), None));
         assert_clean(&r);
+        assert!(r.subject.starts_with("[FAIL] HU–RED constancy — "));
         let msg = "No baseline for this scanner, phantom and protocol yet: only the absolute \
-                   checks were applied. Set one with: hu-red baseline set --run 42";
+                   checks were applied, and one failed (above): resolve it before making a run \
+                   the baseline. Set one with: hu-red baseline set --run 42";
         assert!(
             r.text.contains("!! No baseline for this scanner"),
             "{}",
             r.text
         );
-        assert!(one_line(&r.text).contains(msg));
+        assert!(one_line(&r.text).contains(msg), "{}", r.text);
         assert!(r.html.contains(msg));
         assert!(r.text.contains("no baseline"));
         let rows = text_table_lines(&r.text);
-        assert!(rows[0].contains("Expected HU") && rows[0].contains("Absolute window"));
-        assert!(rows[0].contains("Window verdict") && !rows[0].contains("Baseline HU"));
+        for col in ["Expected HU", "Plausible band", "Window", "Verdict"] {
+            assert!(rows[0].contains(col), "{col}: {rows:?}");
+        }
+        assert!(!rows[0].contains("Baseline HU"));
         assert!(rows[1].starts_with("!! water"), "{rows:?}");
         assert!(
-            rows[1].contains("-10 … 10") && rows[1].ends_with("FAIL"),
+            rows[1].contains("-10 … 10")
+                && rows[1].ends_with("FAIL: 35.2 HU outside the window -10 … 10 HU"),
             "{rows:?}"
         );
-        assert!(rows[2].ends_with("no window"), "{rows:?}");
+        // lung_inhale: no window, no band in this fixture, passes
+        assert!(rows[2].starts_with("   lung_inhale"), "{rows:?}");
+        assert!(rows[2].ends_with("PASS"), "{rows:?}");
         assert_eq!(
             r.text.lines().next().unwrap_or_default(),
-            "FAIL: water 35.2 HU (window -10 … 10 HU)"
+            "FAIL: water 35.2 HU outside the window -10 … 10 HU"
         );
-        assert!(!r.html.contains("Baseline HU"));
-        assert_eq!(r.html.matches(FAIL_ROW_CSS).count(), 1);
-
-        // every window passed
-        let mut mats = MATERIALS;
-        mats[2].2 = 1.0;
-        let m = measurement(&mats);
-        let s = summary(&m, &no_constancy());
-        let r = render(&data(&s, ReportKind::Pass, None));
-        assert_clean(&r);
         assert!(r
             .text
-            .starts_with("PASS: every absolute HU window check passed"));
+            .contains("- FAIL: water 35.2 HU outside the window -10 … 10 HU"));
+        assert!(!r.html.contains("Baseline HU"));
+        assert_eq!(r.html.matches(FAIL_ROW_CSS).count(), 1);
+    }
+
+    #[test]
+    fn first_scan_without_failure_is_no_baseline_saying_what_was_checked() {
+        let mut mats = MATERIALS;
+        mats[2].2 = 1.0;
+        let mut m = measurement(&mats);
+        m.checks.checked = vec![
+            "monotone HU–RED curve".into(),
+            "5 materials within their plausibility bands at 120 kV".into(),
+            "CIRS windows (120 kV)".into(),
+        ];
+        let s = summary(&m, &no_constancy());
+        assert_eq!(s.verdict, RunVerdict::NoBaseline);
+        let d = data(&s, s.verdict.into(), None);
+        assert_eq!(d.kind, ReportKind::NoBaseline);
+        let r = render(&d);
+        assert_clean(&r);
+        assert_eq!(
+            r.subject,
+            "[NO BASELINE] HU\u{2013}RED constancy \u{2014} CT-SIM-1 \u{2014} cirs062 \u{2014} \
+             2026-11-25"
+        );
+        assert_eq!(r.subject.matches('\u{2014}').count(), 3);
+        assert!(!r.subject.contains("[PASS]"));
+        let verdict = "NO BASELINE: absolute checks passed: monotone HU–RED curve; 5 materials \
+                       within their plausibility bands at 120 kV; CIRS windows (120 kV). \
+                       Constancy needs a baseline: set one with: hu-red baseline set --run 42";
+        assert!(one_line(&r.text).starts_with(verdict), "{}", r.text);
+        assert!(r.html.contains(&esc(verdict)), "{}", r.html);
+        assert!(
+            !r.text.contains("PASS:"),
+            "no PASS verdict without a baseline"
+        );
+        // a neutral banner, not the green PASS one
+        assert!(r.html.contains("background:#1f5f99"));
+        assert!(!r.html.contains("background:#2e7d32"));
+        assert!(!r.html.contains(FAIL_ROW_CSS));
+        assert!(r.text.contains("Absolute checks\n---------------"));
+        assert!(r
+            .text
+            .contains("- Checked: monotone HU–RED curve; 5 materials"));
         assert!(r
             .text
             .contains("No baseline for this scanner, phantom and protocol yet"));
+        assert!(!r.text.contains("PROVISIONAL"));
+
+        // qa.auto_baseline made this run the provisional baseline: the report says how to
+        // confirm it, the subject stays NO BASELINE
+        let mut d = data(&s, ReportKind::NoBaseline, None);
+        d.provisional_from_this_run = true;
+        let r = render(&d);
+        assert_clean(&r);
+        assert!(r.subject.starts_with("[NO BASELINE] "));
+        assert!(one_line(&r.text).contains(
+            "Constancy needs a baseline: this run is now the PROVISIONAL baseline \
+             (qa.auto_baseline): confirm it with hu-red baseline set --run 42"
+        ));
+        assert!(one_line(&r.text).contains(
+            "!! No baseline for this scanner, phantom and protocol yet: only the absolute \
+             checks were applied. This run is now the PROVISIONAL baseline (qa.auto_baseline); \
+             confirm it with hu-red baseline set --run 42"
+        ));
+
+        // no check recorded by the analysis: said so, never "passed"
+        let mut m = measurement(&mats);
+        m.checks.checked.clear();
+        let s = summary(&m, &no_constancy());
+        let r = render(&data(&s, s.verdict.into(), None));
+        assert!(
+            one_line(&r.text).starts_with(
+                "NO BASELINE: no absolute check failed (the analysis recorded no check it could \
+                 make at this kVp)."
+            ),
+            "{}",
+            r.text
+        );
+        assert!(r.text.contains("- Checked: none recorded by the analysis"));
+    }
+
+    const WINDOW_NOTE: &str = "window 200 … 280 HU is given at 120 kV; this scan is at 100 kV: \
+                               information only (241 HU is inside it)";
+
+    /// A CIRS whose dense bone rods were refused, an optional material not there, copies of
+    /// a material that disagree, an unassigned hole, a window given at another kVp.
+    fn first_scan_with_absolute_failures() -> Measurement {
+        let mut mats = MATERIALS;
+        mats[2].2 = 1.0;
+        let mut m = measurement(&mats);
+        m.kvp = Some(100.0);
+        // bone_200: the window is given at 120 kV, this scan is 100 kV: information only
+        m.inserts[4].within_window = None;
+        m.inserts[4].window_kvp = Some(120.0);
+        m.inserts[4].hu_band = Some([140.0, 340.0]);
+        m.inserts[4].plausible = Some(true);
+        // the engine's note does not name the material; the report does
+        m.inserts[4].check_notes = vec![WINDOW_NOTE.into()];
+        // liver: two copies that disagree
+        m.inserts[3].n_rois = 2;
+        m.inserts[3].rois = vec![
+            RoiMeasurement {
+                hole: "inner_90".into(),
+                insert: "liver".into(),
+                hu_mean: 40.0,
+                ..Default::default()
+            },
+            RoiMeasurement {
+                hole: "outer_270".into(),
+                insert: "liver".into(),
+                hu_mean: 72.0,
+                ..Default::default()
+            },
+        ];
+        m.inserts[3].copies_spread_hu = Some(32.0);
+        m.inserts[3].copies_consistent = Some(false);
+        m.inserts[3].check_pass = false;
+        // dense_bone: refused
+        m.inserts.push(MaterialResult {
+            insert: "dense_bone".into(),
+            red: Some(1.512),
+            hu_mean: f64::NAN,
+            hu_std: f64::NAN,
+            hu_median: f64::NAN,
+            hu_expected: 1145.0,
+            status: MaterialStatus::Refused,
+            reason: Some(
+                "no homogeneous core in holes inner_135, outer_315 (rods too thin for the ROI)"
+                    .into(),
+            ),
+            check_pass: false,
+            ..Default::default()
+        });
+        // an optional vial that is empty
+        m.inserts.push(MaterialResult {
+            insert: "water_vial".into(),
+            red: Some(1.0),
+            hu_mean: f64::NAN,
+            hu_std: f64::NAN,
+            hu_median: f64::NAN,
+            status: MaterialStatus::Missing,
+            optional: true,
+            check_pass: true,
+            ..Default::default()
+        });
+        m.unassigned = vec![UnassignedHole {
+            hole: "outer_45".into(),
+            ring: Some("outer".into()),
+            center_x_mm: 61.3,
+            center_y_mm: -61.0,
+            hu_mean: -998.4,
+            hu_std: 6.1,
+            n_pixels: 350,
+            layout_material: Some("lung_exhale".into()),
+            note: "not in the phantom definition: empty hole? another bone rod?".into(),
+        }];
+        m.absolute_pass = false;
+        m.checks = AbsoluteChecks {
+            pass: false,
+            curve_monotonic: true,
+            checked: vec![
+                "monotone HU–RED curve".into(),
+                "5 materials within their plausibility bands at 100 kV".into(),
+            ],
+            failures: vec![
+                "dense_bone not measured: no homogeneous core in holes inner_135, outer_315 \
+                 (rods too thin for the ROI)"
+                    .into(),
+                "copies of liver disagree: 40 vs 72 HU".into(),
+            ],
+            info: vec![
+                WINDOW_NOTE.into(),
+                "water_vial not present (optional)".into(),
+                "hole outer_45 at (61.3, -61.0) mm reads -998 ± 6 HU: not in the phantom \
+                 definition (empty hole?)"
+                    .into(),
+            ],
+        };
+        m
+    }
+
+    #[test]
+    fn absolute_failures_without_baseline_fail_and_name_each() {
+        let m = first_scan_with_absolute_failures();
+        let s = summary(&m, &no_constancy());
+        assert_eq!(s.verdict, RunVerdict::Fail);
+        let r = render(&data(&s, s.verdict.into(), None));
+        assert_clean(&r);
+        assert!(r
+            .subject
+            .starts_with("[FAIL] HU–RED constancy — CT-SIM-1 — cirs062"));
+        // the verdict line: the engine's failures, in its words, nothing else
+        let first = one_line(r.text.split("\n=").next().unwrap_or_default());
+        assert_eq!(
+            first,
+            "FAIL: dense_bone not measured: no homogeneous core in holes inner_135, outer_315 \
+             (rods too thin for the ROI); copies of liver disagree: 40 vs 72 HU"
+        );
+        let rows = text_table_lines(&r.text);
+        // the refused material is a row: values –, FAIL with the reason
+        let dense = rows
+            .iter()
+            .find(|l| l.contains("dense_bone"))
+            .copied()
+            .unwrap_or("");
+        assert!(dense.starts_with("!! dense_bone"), "{rows:?}");
+        let cells: Vec<&str> = dense.split_whitespace().collect();
+        assert_eq!(cells[2..6], ["1.512", "–", "–", "1145.0"], "{dense}");
+        assert!(
+            dense.ends_with(
+                "FAIL: not measured: no homogeneous core in holes inner_135, outer_315 (rods \
+                 too thin for the ROI)"
+            ),
+            "{dense}"
+        );
+        let liver = rows
+            .iter()
+            .find(|l| l.contains("liver"))
+            .copied()
+            .unwrap_or("");
+        assert!(liver.starts_with("!! liver"), "{liver}");
+        assert!(
+            liver.ends_with("FAIL: copies disagree: 40 vs 72 HU"),
+            "{liver}"
+        );
+        // the optional material: a row, "not present", not a failure
+        let vial = rows
+            .iter()
+            .find(|l| l.contains("water_vial"))
+            .copied()
+            .unwrap_or("");
+        assert!(vial.starts_with("   water_vial"), "{vial}");
+        assert!(vial.ends_with("not present"), "{vial}");
+        assert!(!vial.contains("FAIL"));
+        // the window given at another kVp: information, the material passes
+        let bone = rows
+            .iter()
+            .find(|l| l.contains("bone_200"))
+            .copied()
+            .unwrap_or("");
+        assert!(bone.starts_with("   bone_200"), "{bone}");
+        assert!(bone.contains("140 … 340"), "the plausibility band: {bone}");
+        assert!(bone.contains("200 … 280 @120 kV (info)"), "{bone}");
+        assert!(bone.ends_with("PASS"), "{bone}");
+        assert!(r.html.contains("200 … 280 @120 kV (info)"));
+        // failures first: dense_bone and liver (in the summary's order), then the rest
+        assert!(rows[1].starts_with("!! liver") && rows[2].starts_with("!! dense_bone"));
+        assert_eq!(r.html.matches(FAIL_ROW_CSS).count(), 2);
+        // the absolute checks section: checked, failed, information
+        for want in [
+            "- Checked: monotone HU–RED curve; 5 materials within their plausibility bands at \
+             100 kV",
+            "- FAIL: copies of liver disagree: 40 vs 72 HU",
+            "- Information: bone_200: window 200 … 280 HU is given at 120 kV; this scan is at \
+             100 kV: information only (241 HU is inside it)",
+            "- Information: water_vial not present (optional)",
+        ] {
+            assert!(one_line(&r.text).contains(want), "{want}\n{}", r.text);
+        }
+        // the hole is in its own section, not repeated as information
+        assert!(
+            !r.text.contains("- Information: hole outer_45"),
+            "{}",
+            r.text
+        );
+        // the holes not in the definition: information
+        let sec = r
+            .text
+            .split("Holes not in the phantom definition\n")
+            .nth(1)
+            .unwrap_or_default();
+        assert!(
+            one_line(sec).starts_with(
+                "----------------------------------- - outer_45 (outer) at x 61.3 mm, y -61.0 \
+                 mm: -998.4 ± 6.1 HU (350 pixels, the layout's lung_exhale): not in the phantom \
+                 definition: empty hole? another bone rod? (information only: fails nothing, \
+                 pooled into no material)"
+            ),
+            "{sec}"
+        );
+        assert!(r.html.contains(">Holes not in the phantom definition</h2>"));
+        assert!(r.html.contains("<li>outer_45 (outer) at x 61.3 mm"));
+        // the unassigned hole fails nothing: without the two failures the run is NO BASELINE
+        let mut ok = first_scan_with_absolute_failures();
+        ok.inserts.retain(|x| x.insert != "dense_bone");
+        ok.inserts[3].copies_consistent = Some(true);
+        ok.inserts[3].check_pass = true;
+        ok.checks.failures.clear();
+        ok.checks.pass = true;
+        ok.absolute_pass = true;
+        let s = summary(&ok, &no_constancy());
+        assert_eq!(s.verdict, RunVerdict::NoBaseline);
+        let r = render(&data(&s, s.verdict.into(), None));
+        assert_clean(&r);
+        assert!(r.subject.starts_with("[NO BASELINE] "));
+        assert!(r.text.contains("Holes not in the phantom definition"));
+        assert!(!r.text.contains("!! liver") && !r.text.contains("!! water_vial"));
+    }
+
+    #[test]
+    fn a_failure_the_engine_did_not_list_still_fails_and_is_named() {
+        // checks.pass says yes, but a non-optional material was not measured: never a
+        // silent gap
+        let mut mats = MATERIALS;
+        mats[2].2 = 1.0;
+        let mut m = measurement(&mats);
+        m.inserts[3].status = MaterialStatus::Missing;
+        m.inserts[3].hu_mean = f64::NAN;
+        m.inserts[3].reason = Some("no hole holds it".into());
+        let s = summary(&m, &no_constancy());
+        assert_eq!(s.verdict, RunVerdict::Fail);
+        assert_eq!(s.absolute_pass, Some(false));
+        let r = render(&data(&s, s.verdict.into(), None));
+        assert!(
+            r.text
+                .starts_with("FAIL: liver not found: no hole holds it\n"),
+            "{}",
+            r.text
+        );
+        // a non-monotone curve the engine did not fail
+        let mut m = measurement(&mats);
+        m.checks.curve_monotonic = false;
+        let s = summary(&m, &no_constancy());
+        assert_eq!(s.verdict, RunVerdict::Fail);
+        let r = render(&data(&s, s.verdict.into(), None));
+        assert!(r.text.starts_with("FAIL: HU–RED curve not monotone"));
+    }
+
+    #[test]
+    fn with_a_baseline_an_absolute_failure_fails_even_when_constancy_passes() {
+        let mut mats = MATERIALS;
+        mats[2].2 = 1.0;
+        let mut m = first_scan_with_absolute_failures();
+        m.inserts.retain(|x| x.insert != "water_vial");
+        let mut ev = constancy(&measurement(&mats));
+        // the refused material has no value to compare: constancy fails it too
+        ev.per_insert.push(InsertConstancy {
+            insert: "dense_bone".into(),
+            baseline_hu: Some(1150.0),
+            hu_mean: None,
+            delta_hu: None,
+            tolerance_hu: 50.0,
+            within_tolerance: false,
+            delta_red_percent: None,
+            note: Some("not measured in this run".into()),
+        });
+        ev.pass = Some(false);
+        let s = summary(&m, &ev);
+        assert_eq!(s.verdict, RunVerdict::Fail);
+        let r = render(&data(&s, ReportKind::Fail, Some(baseline())));
+        assert_clean(&r);
+        let first = one_line(r.text.split("\n=").next().unwrap_or_default());
+        // dense_bone is named once, with the reason (not "not measured in this run")
+        assert_eq!(
+            first,
+            "FAIL: dense_bone not measured: no homogeneous core in holes inner_135, outer_315 \
+             (rods too thin for the ROI); copies of liver disagree: 40 vs 72 HU"
+        );
+        let rows = text_table_lines(&r.text);
+        let liver = rows
+            .iter()
+            .find(|l| l.contains("liver"))
+            .copied()
+            .unwrap_or("");
+        // liver is within tolerance of the baseline, but its copies disagree
+        assert!(liver.starts_with("!! liver"), "{liver}");
+        assert!(
+            liver.ends_with("FAIL: copies disagree: 40 vs 72 HU"),
+            "{liver}"
+        );
+        let dense = rows
+            .iter()
+            .find(|l| l.contains("dense_bone"))
+            .copied()
+            .unwrap_or("");
+        assert!(dense.ends_with("FAIL: not measured in this run"), "{dense}");
+
+        // constancy passes, an absolute check fails: FAIL
+        let mut m = measurement(&mats);
+        m.inserts[3].copies_consistent = Some(false);
+        m.inserts[3].copies_spread_hu = Some(30.0);
+        let ev = constancy(&measurement(&mats));
+        assert_eq!(ev.pass, Some(true));
+        let s = summary(&m, &ev);
+        assert_eq!(s.verdict, RunVerdict::Fail);
+        let r = render(&data(&s, s.verdict.into(), Some(baseline())));
+        assert_eq!(
+            r.text.lines().next().unwrap_or_default(),
+            "FAIL: liver copies disagree by 30 HU"
+        );
+        assert!(r.subject.starts_with("[FAIL] "));
     }
 
     #[test]
@@ -1882,12 +2470,10 @@ mod tests {
             .unwrap_or("");
         assert!(liver.starts_with("!! liver"), "{rows:?}");
         assert!(liver.contains("FAIL: not measured"), "{liver}");
-        assert!(r
-            .text
-            .lines()
-            .next()
-            .unwrap_or("")
-            .contains("liver: not measured"));
+        // named by its absolute failure (not measured), once
+        let first = one_line(r.text.split("\n=").next().unwrap_or_default());
+        assert!(first.contains("liver not measured"), "{first}");
+        assert_eq!(first.matches("liver").count(), 1, "{first}");
         // the material without a tolerance is not named with one
         assert!(r.text.contains("centre x – mm, y 1.0 mm, rotation –°"));
     }

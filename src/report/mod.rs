@@ -16,7 +16,10 @@ pub use console::console_summary;
 pub use csv_table::{write_csv, CSV_COLUMNS};
 pub use outputs::{write_outputs, OutputOptions};
 pub use plot::{write_curve_png, write_overlay_png, write_preview_png, write_trend_png};
-pub use summary::{Metadata, OkParts, Outputs, PhantomSummary, Status, Summary};
+pub use summary::{
+    absolute_failures, material_check, verdict, Constancy, MaterialCheck, Metadata, OkParts,
+    Outputs, PhantomSummary, RunVerdict, Status, Summary,
+};
 pub use time::utc_timestamp;
 
 use std::path::{Path, PathBuf};

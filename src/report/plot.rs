@@ -1,6 +1,7 @@
 //! PNG plots with plotters' bitmap backend and the DejaVu font embedded in the binary (no
 //! system fonts): the HU–RED curve and the ROI overlay.
 
+use super::summary::{material_check, MaterialCheck};
 use super::{ReportError, Summary};
 use crate::analysis::{Baseline, HuStack, Pose};
 use crate::phantom::{Outline, PhantomDef};
@@ -219,13 +220,7 @@ pub fn write_curve_png(
         }
         base.sort_by(|a, b| a.2.total_cmp(&b.2));
     }
-    let failing: Vec<&str> = summary
-        .tolerance_evaluation
-        .per_insert
-        .iter()
-        .filter(|c| !c.within_tolerance)
-        .map(|c| c.insert.as_str())
-        .collect();
+    let failing = failing_materials(summary);
     // failing points say by how much
     let deltas: Vec<(String, f64)> = summary
         .tolerance_evaluation
@@ -346,7 +341,8 @@ fn draw_values_table(
     rows.sort_by(|a, b| a.hu_mean.total_cmp(&b.hu_mean));
     for m in rows {
         let c = ev.per_insert.iter().find(|c| c.insert == m.insert);
-        let fail = c.is_some_and(|c| !c.within_tolerance);
+        let fail = c.is_some_and(|c| !c.within_tolerance)
+            || matches!(material_check(m), MaterialCheck::Fail(_));
         let style = body.color(if fail { &FAIL } else { &BLACK });
         let mut cells = vec![
             m.insert.clone(),
@@ -374,6 +370,25 @@ fn draw_values_table(
         y += 28;
     }
     Ok(())
+}
+
+/// Materials drawn as failing: out of constancy tolerance, or failing an absolute check (the
+/// report's and the verdict's [`material_check`]).
+fn failing_materials(summary: &Summary) -> Vec<&str> {
+    let mut out: Vec<&str> = summary
+        .tolerance_evaluation
+        .per_insert
+        .iter()
+        .filter(|c| !c.within_tolerance)
+        .map(|c| c.insert.as_str())
+        .collect();
+    for m in &summary.inserts {
+        if matches!(material_check(m), MaterialCheck::Fail(_)) && !out.contains(&m.insert.as_str())
+        {
+            out.push(m.insert.as_str());
+        }
+    }
+    out
 }
 
 fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
@@ -706,13 +721,7 @@ pub fn write_overlay_png(
             .pose
             .map(|p| to_px(p.centre_x_mm, p.centre_y_mm))
             .unwrap_or(((w / 2) as i32, (h / 2) as i32));
-        let failing: Vec<&str> = summary
-            .tolerance_evaluation
-            .per_insert
-            .iter()
-            .filter(|c| !c.within_tolerance)
-            .map(|c| c.insert.as_str())
-            .collect();
+        let failing = failing_materials(summary);
         let label_style = font(15.0);
         // circles first, then labels placed where they cover no other insert and no label
         struct Mark {
@@ -910,7 +919,7 @@ pub fn write_overlay_png(
         )?;
         if !failing.is_empty() {
             line(
-                "red: out of constancy tolerance".into(),
+                "red: out of tolerance or failing an absolute check".into(),
                 &font(15.0).color(&FAIL),
                 20,
             )?;

@@ -161,9 +161,15 @@ pub(crate) fn fake_cirs(shift_water: f64) -> (Measurement, HuStack, crate::phant
         absolute_pass: true,
         warnings: vec!["a test warning".into()],
         family: None,
-        kvp: None,
+        kvp: Some(120.0),
         unassigned: vec![],
-        checks: Default::default(),
+        // what the engine reports for this measurement (absolute_pass == checks.pass)
+        checks: crate::analysis::AbsoluteChecks {
+            pass: true,
+            curve_monotonic: true,
+            checked: vec!["monotone HU–RED curve".into()],
+            ..Default::default()
+        },
     };
     (m, slab, def)
 }
@@ -505,4 +511,241 @@ fn curve_and_overlay_pngs() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
+}
+
+/// A first scan (no baseline) with a refused material, an optional one not present, a window
+/// given at another kVp and an unassigned hole: JSON, CSV and console carry all of it.
+fn first_scan_with_a_refused_material() -> Summary {
+    use crate::analysis::{MaterialStatus, UnassignedHole};
+    let (mut m, _, _) = fake_cirs(0.0);
+    let dense = m
+        .inserts
+        .iter_mut()
+        .find(|x| x.insert == "dense_bone")
+        .unwrap();
+    dense.status = MaterialStatus::Refused;
+    dense.reason = Some("no homogeneous core in holes inner_135, outer_315".into());
+    dense.hu_mean = f64::NAN;
+    dense.hu_std = f64::NAN;
+    dense.hu_median = f64::NAN;
+    dense.rois.clear();
+    dense.n_rois = 0;
+    dense.check_pass = false;
+    let water = m.inserts.iter_mut().find(|x| x.insert == "water").unwrap();
+    water.hu_window = Some([-7.0, 7.0]);
+    water.window_kvp = Some(120.0);
+    water.within_window = None;
+    water.hu_band = Some([-100.0, 100.0]);
+    water.plausible = Some(true);
+    m.inserts.push(MaterialResult {
+        insert: "vial".into(),
+        hu_mean: f64::NAN,
+        hu_std: f64::NAN,
+        hu_median: f64::NAN,
+        status: MaterialStatus::Missing,
+        optional: true,
+        check_pass: true,
+        ..Default::default()
+    });
+    m.unassigned = vec![UnassignedHole {
+        hole: "outer_45".into(),
+        ring: Some("outer".into()),
+        center_x_mm: 60.0,
+        center_y_mm: -60.0,
+        hu_mean: -998.0,
+        hu_std: 6.0,
+        n_pixels: 300,
+        layout_material: None,
+        note: "not in the phantom definition: empty hole?".into(),
+    }];
+    m.absolute_pass = false;
+    m.checks.pass = false;
+    m.checks.failures = vec!["dense_bone not measured: no homogeneous core".into()];
+    m.checks.info = vec!["water window given at 120 kV: information only at 100 kV".into()];
+    let none = ToleranceEvaluation {
+        has_baseline: false,
+        pass: None,
+        pearson_r: None,
+        baseline_source: None,
+        per_insert: vec![],
+    };
+    summary_of(&m, &none)
+}
+
+#[test]
+fn a_first_scan_with_a_refused_material_fails_everywhere_it_is_shown() {
+    let s = first_scan_with_a_refused_material();
+    assert_eq!(s.verdict, RunVerdict::Fail);
+    assert_eq!(s.decide(), s.verdict);
+    assert_eq!(s.constancy_pass(), None);
+    // JSON: verdict, checks, unassigned, each material's status; strict
+    let text = s.to_json_string();
+    assert!(!text.contains("NaN"), "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["verdict"], "FAIL");
+    assert_eq!(v["absolute_pass"], false);
+    assert_eq!(v["checks"]["pass"], false);
+    assert_eq!(
+        v["checks"]["failures"][0],
+        "dense_bone not measured: no homogeneous core"
+    );
+    assert_eq!(v["unassigned"][0]["hole"], "outer_45");
+    assert_eq!(v["unassigned"][0]["hu_mean"], -998.0);
+    let dense = v["inserts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["insert"] == "dense_bone")
+        .unwrap();
+    assert_eq!(dense["status"], "refused");
+    assert!(dense["hu_mean"].is_null());
+    assert_eq!(
+        dense["reason"],
+        "no homogeneous core in holes inner_135, outer_315"
+    );
+    assert!(v["phantom"].get("family").is_some());
+
+    // CSV: one row per material of the definition, the script's columns unchanged, the new
+    // ones at the end
+    let dir = out_dir();
+    let path = dir.path().join(csv_file_name("cirs062"));
+    write_csv(&s, &path).unwrap();
+    let mut r = csv::Reader::from_path(&path).unwrap();
+    let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(header.len(), CSV_COLUMNS.len());
+    assert_eq!(
+        &header[37..39],
+        ["status", "note"],
+        "earlier columns keep their place"
+    );
+    assert_eq!(
+        &header[39..],
+        [
+            "material_status",
+            "reason",
+            "optional",
+            "plausible",
+            "hu_band_min",
+            "hu_band_max",
+            "window_kvp",
+            "copies_spread_hu",
+            "check",
+            "check_reason",
+            "check_notes"
+        ]
+    );
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+    assert_eq!(rows.len(), 10, "9 materials + the optional vial");
+    let row = |n: &str| rows.iter().find(|r| &r[col("insert")] == n).unwrap();
+    let d = row("dense_bone");
+    assert_eq!(&d[col("hu_mean")], "");
+    assert_eq!(&d[col("status")], "not measured");
+    assert_eq!(&d[col("material_status")], "refused");
+    assert_eq!(
+        &d[col("reason")],
+        "no homogeneous core in holes inner_135, outer_315"
+    );
+    assert_eq!(&d[col("check")], "FAIL");
+    assert_eq!(
+        &d[col("check_reason")],
+        "not measured: no homogeneous core in holes inner_135, outer_315"
+    );
+    let vial = row("vial");
+    assert_eq!(&vial[col("status")], "not present");
+    assert_eq!(&vial[col("check")], "not present");
+    assert_eq!(&vial[col("optional")], "true");
+    let w = row("water");
+    assert_eq!(&w[col("check")], "pass");
+    assert_eq!(
+        &w[col("within_window")],
+        "",
+        "the window does not apply at this kVp"
+    );
+    assert_eq!(&w[col("window_kvp")], "120");
+    assert_eq!(&w[col("plausible")], "true");
+    assert_eq!(&w[col("hu_band_min")], "-100.000");
+    assert_eq!(&w[col("status")], "ok");
+
+    // console: the refused material, the window as information, the hole, the verdict
+    let text = console_summary(&s);
+    let line = text.lines().find(|l| l.starts_with("dense_bone ")).unwrap();
+    assert!(line.contains("not measured"), "{line}");
+    assert!(
+        line.ends_with("FAIL: not measured: no homogeneous core in holes inner_135, outer_315"),
+        "{line}"
+    );
+    let line = text.lines().find(|l| l.starts_with("water ")).unwrap();
+    assert!(line.contains("info -7 … 7 @120 kV"), "{line}");
+    assert!(line.ends_with(" ok"), "{line}");
+    let line = text.lines().find(|l| l.starts_with("vial ")).unwrap();
+    assert!(line.contains("not present"), "{line}");
+    assert!(!line.contains("FAIL"), "{line}");
+    assert!(text.contains("Baseline comparison: none (no baseline given)"));
+    assert!(text.contains("Absolute checks: FAIL (checked: monotone HU–RED curve)\n- dense_bone not measured: no homogeneous core\n"), "{text}");
+    assert!(text.contains("  - water window given at 120 kV: information only at 100 kV"));
+    assert!(text.contains("Holes not in the phantom definition (information, fails nothing):\n  - outer_45 (outer) at x 60.0 mm, y -60.0 mm: -998.0 ± 6.0 HU (300 px): not in the phantom definition: empty hole?"), "{text}");
+    assert!(text.contains("\nVerdict: FAIL\n"), "{text}");
+}
+
+#[test]
+fn a_first_scan_that_passes_is_no_baseline_and_says_so() {
+    let (m, _, _) = fake_cirs(0.0);
+    let none = ToleranceEvaluation {
+        has_baseline: false,
+        pass: None,
+        pearson_r: None,
+        baseline_source: None,
+        per_insert: vec![],
+    };
+    let s = summary_of(&m, &none);
+    assert_eq!(s.verdict, RunVerdict::NoBaseline);
+    let v: serde_json::Value = serde_json::from_str(&s.to_json_string()).unwrap();
+    assert_eq!(v["verdict"], "NO BASELINE");
+    assert_eq!(v["absolute_pass"], true);
+    let text = console_summary(&s);
+    assert!(
+        text.contains("Absolute checks: PASS (checked: monotone HU–RED curve)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Verdict: NO BASELINE (no absolute check failed; constancy needs a baseline"),
+        "{text}"
+    );
+    assert!(!text.contains("Verdict: PASS"));
+    // with a baseline that matches: PASS
+    let b = Baseline {
+        source: "x".into(),
+        entries: m
+            .inserts
+            .iter()
+            .map(|x| BaselineEntry {
+                insert: x.insert.clone(),
+                hu_mean: Some(x.hu_mean),
+                red: x.red,
+            })
+            .collect(),
+    };
+    let (_, _, def) = fake_cirs(0.0);
+    let s = summary_of(&m, &evaluation(&m, &b, &def));
+    assert_eq!(s.verdict, RunVerdict::Pass);
+    assert!(console_summary(&s).contains("\nVerdict: PASS\n"));
+    // an error summary
+    let e = Summary::error(
+        "/x",
+        UNKNOWN_PHANTOM,
+        Detection::Auto,
+        "nothing".into(),
+        None,
+        None,
+        None,
+        vec![],
+        SystemTime::now(),
+    );
+    assert_eq!(e.verdict, RunVerdict::Error);
+    assert_eq!(e.decide(), RunVerdict::Error);
+    let v: serde_json::Value = serde_json::from_str(&e.to_json_string()).unwrap();
+    assert_eq!(v["verdict"], "ERROR");
+    assert!(v["checks"].is_null());
+    assert_eq!(v["unassigned"], serde_json::json!([]));
 }

@@ -1,6 +1,7 @@
 //! What the simulated phantom contains: hole placement (layout, rearrangement, the invented Easy
 //! Cube rods), the z segments (CIRS slab, Catphan modules) and the 2-D scene of each segment.
 
+use super::holes::Fill;
 use super::scene::{Geom, Scene};
 use super::{SimError, SimParams};
 use crate::phantom::{Outline, PhantomDef};
@@ -136,14 +137,29 @@ pub struct TruthFeature {
     pub hu: f64,
 }
 
+/// Family id of every Catphan sensitometry-module definition.
+pub(crate) const CATPHAN_FAMILY: &str = "catphan_ctp404";
+
+/// A Catphan (any variant: 503/504, 600, 604, 700, or a site's): the modules along z.
 pub(crate) fn is_catphan(def: &PhantomDef) -> bool {
-    def.id.starts_with("catphan")
+    def.family.as_deref() == Some(CATPHAN_FAMILY) || def.id.starts_with("catphan")
 }
 
-/// The inserts of the phantom (before rearrangement): the definition's holes with its layout, or,
-/// for a detection phantom without holes (Easy Cube), an invented arrangement: one rod per
-/// non-optional material on a ring, plus a rod of the most body-like material in the centre.
+/// A Catphan whose sensitometry module has the four geometry pins: every variant but the 700
+/// (its CTP682 has none; pylinac's `CTP404CP700` finds no nodes).
+pub(crate) fn catphan_has_pins(def: &PhantomDef) -> bool {
+    is_catphan(def) && !def.id.starts_with("catphan_700")
+}
+
+/// The inserts of the phantom (before rearrangement): the definition's holes with its layout; for
+/// a template without a layout (interchangeable plugs, e.g. Gammex) its holes with invented
+/// plugs ([`plugs`]); for a detection phantom without holes (Easy Cube), an invented arrangement:
+/// one rod per non-optional material on a ring, plus a rod of the most body-like material in the
+/// centre.
 pub(crate) fn inserts(def: &PhantomDef, body_hu: f64) -> Result<Vec<Insert>, SimError> {
+    if !def.holes.is_empty() && def.layout.is_empty() {
+        return plugs(def);
+    }
     if !def.holes.is_empty() {
         let mut out = Vec::new();
         for hole in &def.holes {
@@ -220,6 +236,47 @@ pub(crate) fn inserts(def: &PhantomDef, body_hu: f64) -> Result<Vec<Insert>, Sim
         radius_mm: r,
     });
     Ok(out)
+}
+
+/// Plugs for a template whose layout is empty (the site places them): the non-optional materials
+/// (all of them when every one is optional) sorted by expected HU. With at least as many holes as
+/// materials, hole k (definition order) gets material k mod M (every material, the first ones
+/// twice); with fewer holes, materials spread evenly over the HU range (the lowest and the
+/// highest always in). `--rearrange` shuffles them.
+pub(crate) fn plugs(def: &PhantomDef) -> Result<Vec<Insert>, SimError> {
+    let mut mats: Vec<&crate::phantom::Material> =
+        def.materials.iter().filter(|m| !m.optional).collect();
+    if mats.is_empty() {
+        mats = def.materials.iter().collect();
+    }
+    if mats.is_empty() {
+        return Err(SimError::Phantom {
+            phantom: def.id.clone(),
+            what: "no materials to put in its holes".into(),
+        });
+    }
+    mats.sort_by(|a, b| a.hu_expected.total_cmp(&b.hu_expected));
+    let (n, m) = (def.holes.len(), mats.len());
+    Ok(def
+        .holes
+        .iter()
+        .enumerate()
+        .map(|(k, hole)| {
+            let j = if n >= m || n == 1 {
+                k % m
+            } else {
+                ((k * (m - 1)) as f64 / (n - 1) as f64).round() as usize
+            };
+            Insert {
+                id: hole.id.clone(),
+                ring: hole.ring.clone(),
+                material: mats[j.min(m - 1)].name.clone(),
+                px: hole.x_mm,
+                py: hole.y_mm,
+                radius_mm: hole.radius_mm,
+            }
+        })
+        .collect())
 }
 
 /// Shuffle the materials among the inserts (a permutation: the multiset is kept, e.g. the CIRS
@@ -324,8 +381,8 @@ pub(crate) struct SceneCtx<'a> {
     pub def: &'a PhantomDef,
     pub place: Placement,
     pub body_hu: f64,
-    /// Inserts with their true HU.
-    pub inserts: &'a [(Insert, f64)],
+    /// Inserts with what they hold.
+    pub inserts: &'a [(Insert, Fill)],
     pub air_gap_mm: f64,
     /// (top y, centre x) of the couch in the image frame.
     pub couch: Option<(f64, f64)>,
@@ -373,16 +430,18 @@ pub(crate) fn build_scene(content: Content, ctx: &SceneCtx) -> Scene {
     match content {
         Content::Air | Content::Body => {}
         Content::Inserts => {
-            for (ins, hu) in ctx.inserts {
+            for (ins, fill) in ctx.inserts {
                 if ctx.air_gap_mm > 0.0 {
                     s.push(
                         pl.disc(ins.px, ins.py, ins.radius_mm + ctx.air_gap_mm),
                         AIR_HU,
                     );
                 }
-                s.push(pl.disc(ins.px, ins.py, ins.radius_mm), *hu);
+                for (r, hu) in hole_discs(ins.radius_mm, fill) {
+                    s.push(pl.disc(ins.px, ins.py, r), hu);
+                }
             }
-            if is_catphan(ctx.def) {
+            if catphan_has_pins(ctx.def) {
                 for f in catphan_pins() {
                     s.push(pl.disc(f.x_mm, f.y_mm, f.radius_mm), f.hu);
                 }
@@ -400,6 +459,37 @@ pub(crate) fn build_scene(content: Content, ctx: &SceneCtx) -> Scene {
         }
     }
     s
+}
+
+/// The concentric discs (radius, HU) that draw a hole's content, outside in (each covers the
+/// previous): the hole (vial wall, else sleeve, else the material), the vial's inside, the air
+/// gap around the rod, the rod, the central void.
+pub(crate) fn hole_discs(radius_mm: f64, f: &Fill) -> Vec<(f64, f64)> {
+    // What fills the hole inside the vial (or the whole hole) around the rod and its gap.
+    let around_rod = match (f.rod_radius_mm, f.sleeve_hu) {
+        (Some(_), Some(sleeve)) => sleeve,
+        // the rod and its gap fill the hole: the gap reaches the edge
+        (Some(_), None) => AIR_HU,
+        (None, _) => f.hu,
+    };
+    let mut out = Vec::with_capacity(5);
+    match f.vial {
+        Some((_, wall_hu)) => {
+            out.push((radius_mm, wall_hu));
+            out.push((f.inner_radius_mm, around_rod));
+        }
+        None => out.push((radius_mm, around_rod)),
+    }
+    if let Some(rod) = f.rod_radius_mm {
+        if let (Some(gap), Some(_)) = (f.rod_gap_mm, f.sleeve_hu) {
+            out.push((rod + gap, AIR_HU));
+        }
+        out.push((rod, f.hu));
+    }
+    if let Some(v) = f.void_radius_mm {
+        out.push((v, AIR_HU));
+    }
+    out
 }
 
 /// Catphan CTP404 geometry pins: four 3 mm air holes on a 50 mm square (phantom coordinates).
@@ -510,6 +600,100 @@ mod tests {
                 assert!(d > a.2 + b.2, "discs overlap");
             }
         }
+    }
+
+    #[test]
+    fn catphan_variants_by_family_or_id() {
+        let set = PhantomSet::builtin();
+        let mut d = set
+            .get("catphan_504")
+            .or_else(|_| set.get("catphan_ctp404"))
+            .unwrap()
+            .clone();
+        assert!(is_catphan(&d) && catphan_has_pins(&d));
+        // a site's variant known only by its family
+        d.id = "site_ct".into();
+        d.family = Some(CATPHAN_FAMILY.into());
+        assert!(is_catphan(&d));
+        d.id = "catphan_700".into();
+        d.family = None;
+        assert!(is_catphan(&d) && !catphan_has_pins(&d));
+        let c = set.get("cirs062").unwrap();
+        assert!(!is_catphan(c) && !catphan_has_pins(c));
+    }
+
+    #[test]
+    fn layout_less_templates_get_plugs() {
+        let mut d = PhantomSet::builtin().get("cirs062").unwrap().clone();
+        d.layout.clear();
+        let nonopt: Vec<&str> = d
+            .materials
+            .iter()
+            .filter(|m| !m.optional)
+            .map(|m| m.name.as_str())
+            .collect();
+        // 17 holes, 9 materials: every material, the lowest eight twice, in HU order
+        let p = inserts(&d, 0.0).unwrap();
+        assert_eq!(p.len(), 17);
+        for m in &nonopt {
+            let n = p.iter().filter(|i| i.material == *m).count();
+            assert!((1..=2).contains(&n), "{m}: {n}");
+        }
+        assert_eq!(p[0].material, "lung_inhale");
+        assert_eq!(p[9].material, "lung_inhale");
+        // fewer holes than materials: spread over the HU range, both ends in
+        d.holes.truncate(4);
+        let p = inserts(&d, 0.0).unwrap();
+        let got: Vec<&str> = p.iter().map(|i| i.material.as_str()).collect();
+        assert_eq!(got.len(), 4);
+        assert_eq!(got[0], "lung_inhale");
+        assert_eq!(got[3], "dense_bone");
+        let mut u = got.clone();
+        u.dedup();
+        assert_eq!(u.len(), 4);
+        // every material optional: all of them are candidates
+        for m in &mut d.materials {
+            m.optional = true;
+        }
+        let p = inserts(&d, 0.0).unwrap();
+        assert_eq!(p[3].material, "dense_bone_1750");
+    }
+
+    #[test]
+    fn hole_discs_outside_in() {
+        let fill = |vial, rod, sleeve, gap, void| Fill {
+            material: "m".into(),
+            hu: 500.0,
+            in_definition: true,
+            empty: false,
+            vial,
+            rod_radius_mm: rod,
+            sleeve_hu: sleeve,
+            rod_gap_mm: gap,
+            void_radius_mm: void,
+            inner_radius_mm: 15.0 - vial.map(|v: (f64, f64)| v.0).unwrap_or(0.0),
+            core_radius_mm: 0.0,
+        };
+        assert_eq!(
+            hole_discs(15.0, &fill(None, None, None, None, None)),
+            [(15.0, 500.0)]
+        );
+        assert_eq!(
+            hole_discs(
+                15.0,
+                &fill(None, Some(5.0), Some(0.0), Some(1.0), Some(2.0))
+            ),
+            [(15.0, 0.0), (6.0, AIR_HU), (5.0, 500.0), (2.0, AIR_HU)]
+        );
+        // rod + gap fill the hole: the gap reaches the edge
+        assert_eq!(
+            hole_discs(15.0, &fill(None, Some(13.0), None, Some(2.0), None)),
+            [(15.0, AIR_HU), (13.0, 500.0)]
+        );
+        assert_eq!(
+            hole_discs(15.0, &fill(Some((1.0, -90.0)), None, None, None, Some(1.0))),
+            [(15.0, -90.0), (14.0, 500.0), (1.0, AIR_HU)]
+        );
     }
 
     #[test]

@@ -13,6 +13,12 @@
 //! z_i = (i − (n−1)/2)·spacing (the series is centred on z = 0) and the phantom's insert region
 //! (CIRS slab, Catphan CTP404, Easy Cube body) is centred at z = `z_offset_mm`.
 //!
+//! Holes: the definition's layout (optionally shuffled by `rearrange`), then per-hole contents
+//! ([`SimParams::holes`], [`HoleContent`]: another or a foreign material, a rod in a sleeve, an air
+//! gap, a central void, a vial, an empty hole), drawn as concentric anti-aliased discs; the named
+//! cases of issue 9 ([`SimCase`]) expand into such contents ([`case_holes`]). The truth gives each
+//! hole's homogeneous core and whether its material is one of the definition's.
+//!
 //! Rendering: each distinct z segment (air, slab, Catphan module) is drawn once as an
 //! anti-aliased ideal image (8×8 supersampling at edges) and blurred; each slice is the
 //! thickness-weighted mixture of the segments its (rectangular) slice profile overlaps, plus
@@ -21,12 +27,17 @@
 mod encode;
 mod filter;
 mod geometry;
+mod holes;
 mod scene;
 
 pub use geometry::TruthFeature;
 pub use geometry::{
     AIR_HU, COUCH_FOAM_HU, COUCH_FOAM_MM, COUCH_PLATE_HU, COUCH_PLATE_MM, COUCH_WIDTH_MM,
     CTP528_BAR_HU,
+};
+pub use holes::{
+    case_holes, merge_holes, HoleContent, SimCase, BONE_ROD_RADIUS_MM, EMPTY_MATERIAL,
+    SITE_ROD_1250_HU, VIAL_WALL_HU, VIAL_WALL_MM, WATER_VOID_CONTRAST_HU, WATER_VOID_RADIUS_MM,
 };
 
 use crate::analysis::{HuStack, Pose};
@@ -126,6 +137,10 @@ pub struct SimParams {
     pub hu_offsets: BTreeMap<String, f64>,
     /// Shuffle the materials among the holes with this seed.
     pub rearrange: Option<u64>,
+    /// What particular holes hold (after `rearrange`), keyed by hole id: another or a foreign
+    /// material, a rod in a sleeve, an air gap, a central void, a vial, an empty hole. See
+    /// [`HoleContent`] and [`case_holes`] for the named cases.
+    pub holes: BTreeMap<String, HoleContent>,
     /// The phantom's body only, without any insert.
     pub uniform: bool,
     pub pixel_representation: PixelRepresentation,
@@ -187,6 +202,7 @@ impl Default for SimParams {
             body_hu: None,
             hu_offsets: BTreeMap::new(),
             rearrange: None,
+            holes: BTreeMap::new(),
             uniform: false,
             pixel_representation: PixelRepresentation::Signed,
             rescale_intercept: -1024.0,
@@ -247,18 +263,59 @@ pub struct TruthHole {
     pub phantom_x_mm: f64,
     pub phantom_y_mm: f64,
     pub radius_mm: f64,
-    /// True HU (material `hu_expected` + offset).
+    /// True HU of the material in this hole (`hu_expected` + offset, or the hole's own `hu`;
+    /// −1000 for an empty hole).
     pub hu: f64,
+    /// Radius of the homogeneous region of the material, centred on the hole: the rod's radius,
+    /// else the vial's inside radius, else the hole's radius. A central void (if any) is inside it.
+    pub core_radius_mm: f64,
+    /// A rod narrower than the hole (`core_radius_mm` is then this).
+    #[serde(default)]
+    pub rod_radius_mm: Option<f64>,
+    /// HU of the sleeve around the rod, when there is room for one.
+    #[serde(default)]
+    pub sleeve_hu: Option<f64>,
+    /// Air ring around the rod, mm.
+    #[serde(default)]
+    pub rod_gap_mm: Option<f64>,
+    /// Central air void (−1000 HU) inside the material, mm.
+    #[serde(default)]
+    pub void_radius_mm: Option<f64>,
+    /// Vial wall at the hole's edge: thickness (mm) and HU.
+    #[serde(default)]
+    pub vial_wall_mm: Option<f64>,
+    #[serde(default)]
+    pub vial_wall_hu: Option<f64>,
+    /// The hole holds air (`material` is "empty").
+    #[serde(default)]
+    pub empty: bool,
+    /// The material is one of the definition's. `false` for a foreign material or an empty hole:
+    /// the analysis must leave the hole unassigned and never pool it into a material.
+    #[serde(default = "yes")]
+    pub in_definition: bool,
+    /// What the layout puts in this hole before `rearrange` (Easy Cube and templates without a
+    /// layout, e.g. Gammex: the simulator's invented arrangement); `None` for a hole the layout
+    /// leaves out.
+    #[serde(default)]
+    pub layout_material: Option<String>,
 }
 
+/// A material of the definition present in at least one hole (holes with `in_definition`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TruthMaterial {
     pub name: String,
+    /// True HU: the mean over its holes (they differ only when a hole sets its own `hu`).
     pub hu: f64,
     pub hu_expected: f64,
     pub hu_offset: f64,
     pub red: Option<f64>,
     pub n_holes: usize,
+    /// Ids of its holes.
+    #[serde(default)]
+    pub holes: Vec<String>,
+    /// Largest minus smallest true HU of its holes (0 unless holes set their own `hu`).
+    #[serde(default)]
+    pub copies_spread_hu: f64,
 }
 
 /// A part of the phantom along z.
@@ -339,7 +396,12 @@ pub struct Truth {
     pub outline: Outline,
     pub body_hu: f64,
     pub holes: Vec<TruthHole>,
+    /// Materials of the definition present in the holes.
     pub materials: Vec<TruthMaterial>,
+    /// The holes whose content is not a material of the definition (foreign materials, empty
+    /// holes): also in `holes`; the analysis must report them unassigned.
+    #[serde(default)]
+    pub foreign: Vec<TruthHole>,
     /// Other visible structures (e.g. Catphan geometry pins), image frame.
     pub features: Vec<TruthFeature>,
     pub noise_sigma_hu: f64,
@@ -381,6 +443,12 @@ impl Truth {
     }
     pub fn material(&self, name: &str) -> Option<&TruthMaterial> {
         self.materials.iter().find(|m| m.name == name)
+    }
+    /// The holes of one material of the definition.
+    pub fn holes_of<'a>(&'a self, material: &'a str) -> impl Iterator<Item = &'a TruthHole> + 'a {
+        self.holes
+            .iter()
+            .filter(move |h| h.in_definition && h.material == material)
     }
 }
 
@@ -579,6 +647,35 @@ fn validate(p: &SimParams, def: &PhantomDef) -> Result<(), SimError> {
     Ok(())
 }
 
+/// The layout's inserts after `rearrange`, the material each hole held before it (hole id →
+/// material), and whether the rearrangement moved any material.
+type LayoutInserts = (Vec<geometry::Insert>, BTreeMap<String, String>, bool);
+
+/// The [`LayoutInserts`] of `def` with `p` (none for a uniform phantom).
+pub(crate) fn layout_inserts(
+    p: &SimParams,
+    def: &PhantomDef,
+    body_hu: f64,
+) -> Result<LayoutInserts, SimError> {
+    if p.uniform {
+        return Ok((Vec::new(), BTreeMap::new(), false));
+    }
+    let mut inserts = geometry::inserts(def, body_hu)?;
+    let original: BTreeMap<String, String> = inserts
+        .iter()
+        .map(|i| (i.id.clone(), i.material.clone()))
+        .collect();
+    let rearranged = match p.rearrange {
+        Some(seed) if !inserts.is_empty() => {
+            let before: Vec<String> = inserts.iter().map(|i| i.material.clone()).collect();
+            geometry::rearrange(&mut inserts, seed);
+            inserts.iter().map(|i| &i.material).ne(before.iter())
+        }
+        _ => false,
+    };
+    Ok((inserts, original, rearranged))
+}
+
 /// Everything decided before any pixel is drawn, plus the segment images.
 struct Plan {
     rows: usize,
@@ -616,37 +713,76 @@ fn plan(p: &SimParams, def: &PhantomDef) -> Result<Plan, SimError> {
     let place = geometry::Placement::new(pose.centre_x_mm, pose.centre_y_mm, pose.rotation_deg);
     let body_hu = p.body_hu.unwrap_or(def.body_hu);
 
-    // Inserts and their true HU.
-    let mut inserts = if p.uniform {
-        Vec::new()
+    // Inserts and what they hold.
+    let (mut inserts, original, rearranged) = layout_inserts(p, def, body_hu)?;
+    if p.uniform && !p.holes.is_empty() {
+        return Err(param_err(
+            "holes",
+            "a uniform phantom has no inserts: drop the hole contents (or uniform)",
+        ));
+    }
+    let known: Vec<&str> = if def.holes.is_empty() {
+        inserts.iter().map(|i| i.id.as_str()).collect()
     } else {
-        geometry::inserts(def, body_hu)?
+        def.holes.iter().map(|h| h.id.as_str()).collect()
     };
-    let rearranged = match (p.rearrange, inserts.is_empty()) {
-        (Some(seed), false) => {
-            let before: Vec<String> = inserts.iter().map(|i| i.material.clone()).collect();
-            geometry::rearrange(&mut inserts, seed);
-            inserts.iter().map(|i| &i.material).ne(before.iter())
+    for id in p.holes.keys() {
+        if !known.contains(&id.as_str()) {
+            return Err(param_err(
+                "holes",
+                format!(
+                    "'{id}' is not a hole of {} (its holes: {})",
+                    def.id,
+                    known.join(", ")
+                ),
+            ));
         }
-        _ => false,
+    }
+    // Holes the layout leaves out but a content fills, in the definition's order.
+    for h in &def.holes {
+        if p.holes.contains_key(&h.id) && !inserts.iter().any(|i| i.id == h.id) {
+            inserts.push(geometry::Insert {
+                id: h.id.clone(),
+                ring: h.ring.clone(),
+                material: String::new(),
+                px: h.x_mm,
+                py: h.y_mm,
+                radius_mm: h.radius_mm,
+            });
+        }
+    }
+    if !def.holes.is_empty() {
+        inserts.sort_by_key(|i| {
+            def.holes
+                .iter()
+                .position(|h| h.id == i.id)
+                .unwrap_or(usize::MAX)
+        });
+    }
+    let base_hu = |name: &str| {
+        def.material(name)
+            .map(|m| m.hu_expected + p.hu_offsets.get(name).copied().unwrap_or(0.0))
     };
-    let mut with_hu = Vec::new();
-    for ins in inserts {
-        let m = def
-            .material(&ins.material)
-            .ok_or_else(|| SimError::Phantom {
+    let mut filled: Vec<(geometry::Insert, holes::Fill)> = Vec::with_capacity(inserts.len());
+    for mut ins in inserts {
+        let content = p.holes.get(&ins.id);
+        let names_material = content.is_some_and(|c| c.material.is_some() || c.empty == Some(true));
+        if !names_material && !ins.material.is_empty() && def.material(&ins.material).is_none() {
+            return Err(SimError::Phantom {
                 phantom: def.id.clone(),
                 what: format!(
                     "layout names material '{}', which is not defined",
                     ins.material
                 ),
-            })?;
-        let hu = m.hu_expected + p.hu_offsets.get(&m.name).copied().unwrap_or(0.0);
-        with_hu.push((ins, hu));
+            });
+        }
+        let fill = holes::resolve(&ins, content, def, body_hu, base_hu)?;
+        ins.material = fill.material.clone();
+        filled.push((ins, fill));
     }
-    let holes: Vec<TruthHole> = with_hu
+    let holes: Vec<TruthHole> = filled
         .iter()
-        .map(|(ins, hu)| {
+        .map(|(ins, f)| {
             let (x, y) = place.image_point(ins.px, ins.py);
             TruthHole {
                 hole: ins.id.clone(),
@@ -657,28 +793,50 @@ fn plan(p: &SimParams, def: &PhantomDef) -> Result<Plan, SimError> {
                 phantom_x_mm: ins.px,
                 phantom_y_mm: ins.py,
                 radius_mm: ins.radius_mm,
-                hu: *hu,
+                hu: f.hu,
+                core_radius_mm: f.core_radius_mm,
+                rod_radius_mm: f.rod_radius_mm,
+                sleeve_hu: f.sleeve_hu,
+                rod_gap_mm: f.rod_gap_mm,
+                void_radius_mm: f.void_radius_mm,
+                vial_wall_mm: f.vial.map(|v| v.0),
+                vial_wall_hu: f.vial.map(|v| v.1),
+                empty: f.empty,
+                in_definition: f.in_definition,
+                layout_material: original.get(&ins.id).cloned(),
             }
         })
         .collect();
     let mut materials: Vec<TruthMaterial> = Vec::new();
     for m in &def.materials {
-        let n = holes.iter().filter(|h| h.material == m.name).count();
-        if n == 0 {
+        let of: Vec<&TruthHole> = holes
+            .iter()
+            .filter(|h| h.in_definition && h.material == m.name)
+            .collect();
+        if of.is_empty() {
             continue;
         }
         let off = p.hu_offsets.get(&m.name).copied().unwrap_or(0.0);
+        let hus = of.iter().map(|h| h.hu);
+        let (lo, hi) = hus
+            .clone()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(v), b.max(v))
+            });
         materials.push(TruthMaterial {
             name: m.name.clone(),
-            hu: m.hu_expected + off,
+            hu: hus.sum::<f64>() / of.len() as f64,
             hu_expected: m.hu_expected,
             hu_offset: off,
             red: m.red,
-            n_holes: n,
+            n_holes: of.len(),
+            holes: of.iter().map(|h| h.hole.clone()).collect(),
+            copies_spread_hu: hi - lo,
         });
     }
+    let foreign: Vec<TruthHole> = holes.iter().filter(|h| !h.in_definition).cloned().collect();
     let mut features = Vec::new();
-    if geometry::is_catphan(def) && !p.uniform {
+    if geometry::catphan_has_pins(def) && !p.uniform {
         for f in geometry::catphan_pins() {
             let (x, y) = place.image_point(f.x_mm, f.y_mm);
             features.push(TruthFeature {
@@ -843,6 +1001,7 @@ fn plan(p: &SimParams, def: &PhantomDef) -> Result<Plan, SimError> {
         body_hu,
         holes,
         materials,
+        foreign,
         features,
         noise_sigma_hu: p.noise_sigma_hu,
         noise_corr_mm: p.noise_corr_mm,
@@ -899,7 +1058,7 @@ fn plan(p: &SimParams, def: &PhantomDef) -> Result<Plan, SimError> {
         def,
         place,
         body_hu,
-        inserts: &with_hu,
+        inserts: &filled,
         air_gap_mm: p.air_gap_mm,
         couch: couch_geom,
     };

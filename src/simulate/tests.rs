@@ -150,7 +150,7 @@ fn same_seed_same_series_other_seed_differs() {
 
 #[test]
 fn uids_and_geometry_attributes_are_consistent() {
-    let d = def("catphan_ctp404");
+    let d = def("catphan_504");
     let s = render(
         &SimParams {
             series_uid: Some("1.2.826.0.1.3680043.10.1234.42".into()),
@@ -234,7 +234,7 @@ fn truth_matches_rendered_image() {
     let cases = [
         ("cirs062", 1.0, 400, 25.0, 30.0, -40.0, None),
         ("cirs062", 1.0, 400, -33.0, 0.0, 10.0, Some(5)),
-        ("catphan_ctp404", 0.6, 400, 137.0, -20.0, 25.0, None),
+        ("catphan_504", 0.6, 400, 137.0, -20.0, 25.0, None),
         ("easycube", 0.8, 320, -30.0, 5.0, 20.0, None),
     ];
     for (id, px, matrix, rot, sx, sy, rearrange) in cases {
@@ -290,7 +290,7 @@ fn truth_matches_rendered_image() {
 
 #[test]
 fn noise_free_pixels_are_exact_and_edges_antialiased() {
-    let d = def("catphan_ctp404");
+    let d = def("catphan_504");
     let p = SimParams {
         pixel_mm: 0.5,
         matrix: 512,
@@ -449,7 +449,7 @@ fn t_intercept(t: &Truth, i: usize) -> f64 {
 
 #[test]
 fn reconstruction_circle_uses_padding_value() {
-    let d = def("catphan_ctp404");
+    let d = def("catphan_504");
     for (repr, intercept, want_pad, want_pad_hu) in [
         (PixelRepresentation::Signed, -1024.0, -2000, -3024.0),
         (PixelRepresentation::Unsigned, -1024.0, 0, -1024.0),
@@ -538,7 +538,7 @@ fn mr_and_other_modalities() {
 
 #[test]
 fn rearranged_layout_is_a_permutation() {
-    for id in ["cirs062", "catphan_ctp404", "easycube"] {
+    for id in ["cirs062", "catphan_504", "easycube"] {
         let d = def(id);
         let base = render(&small(), &d).unwrap().truth;
         let re = render(
@@ -629,7 +629,7 @@ fn slab_edges_get_partial_volume() {
 
 #[test]
 fn catphan_modules_along_z() {
-    let d = def("catphan_ctp404");
+    let d = def("catphan_504");
     let p = SimParams {
         pixel_mm: 0.5,
         matrix: 512,
@@ -690,7 +690,7 @@ fn catphan_modules_along_z() {
 
 #[test]
 fn uniform_body_and_noise_level() {
-    let d = def("catphan_ctp404");
+    let d = def("catphan_504");
     for corr in [0.0, 1.0] {
         let p = SimParams {
             uniform: true,
@@ -930,5 +930,803 @@ fn raw_data_sets_are_the_part10_data_sets_without_the_header() {
         }
         // the in-memory objects keep their file meta group
         assert_eq!(series.objects[0].meta().transfer_syntax(), syntax.uid());
+    }
+}
+
+// ---- per-hole contents (issue 9) ----
+
+/// Noise- and blur-free series at 0.4 mm pixels: pixel values are exact away from edges.
+fn exact(matrix: usize) -> SimParams {
+    SimParams {
+        pixel_mm: 0.4,
+        matrix,
+        n_slices: 3,
+        noise_sigma_hu: 0.0,
+        blur_mm: 0.0,
+        catphan_modules: false,
+        ..SimParams::default()
+    }
+}
+
+/// The central slice of the insert region as HU.
+fn central_hu(stack: &HuStack, t: &Truth) -> Vec<f64> {
+    stack
+        .hu
+        .index_axis(ndarray::Axis(0), central_insert_slice(t))
+        .iter()
+        .map(|&v| v as f64)
+        .collect()
+}
+
+/// Values of the pixels lying wholly (the whole pixel square) between radii `r0` and `r1` of the
+/// hole's centre.
+fn ring_values(hu: &[f64], t: &Truth, h: &TruthHole, r0: f64, r1: f64) -> Vec<f64> {
+    let hd = t.pixel_mm * std::f64::consts::FRAC_1_SQRT_2 + 1e-6;
+    let mut out = Vec::new();
+    for row in 0..t.rows {
+        for col in 0..t.cols {
+            let d = (col as f64 * t.pixel_mm - h.x_mm).hypot(row as f64 * t.pixel_mm - h.y_mm);
+            if d - hd >= r0 && d + hd <= r1 {
+                out.push(hu[row * t.cols + col]);
+            }
+        }
+    }
+    out
+}
+
+/// Every pixel wholly between `r0` and `r1` reads `want` (stored and decoded), and there are some.
+fn assert_ring(hu: &[f64], t: &Truth, h: &TruthHole, r0: f64, r1: f64, want: f64) {
+    let v = ring_values(hu, t, h, r0, r1);
+    assert!(
+        v.len() >= 4,
+        "{}: only {} pixels in {r0}..{r1}",
+        h.hole,
+        v.len()
+    );
+    for x in &v {
+        assert_eq!(*x, q(want) as f64, "{} at {r0}..{r1} mm", h.hole);
+    }
+}
+
+fn with_holes(p: SimParams, holes: &[(&str, HoleContent)]) -> SimParams {
+    SimParams {
+        holes: holes
+            .iter()
+            .map(|(k, c)| (k.to_string(), c.clone()))
+            .collect(),
+        ..p
+    }
+}
+
+#[test]
+fn bone_rods_case_draws_rods_in_a_water_sleeve() {
+    let d = def("cirs062");
+    let mut p = SimParams {
+        rotation_deg: 17.0,
+        shift_x_mm: -6.0,
+        ..exact(900)
+    };
+    p.holes = case_holes(SimCase::CirsBoneRods, &d, &p).unwrap();
+    assert_eq!(
+        p.holes.keys().collect::<Vec<_>>(),
+        ["inner_090", "outer_270"],
+        "the two dense_bone holes"
+    );
+    let (stack, t) = render_stack(&p, &d).unwrap();
+    let hu = central_hu(&stack, &t);
+    let bone = d.material("dense_bone").unwrap().hu_expected;
+    for id in ["inner_090", "outer_270"] {
+        let h = t.hole(id).unwrap();
+        assert_eq!(h.material, "dense_bone");
+        assert_eq!(h.hu, bone);
+        assert_eq!(h.radius_mm, 15.0);
+        assert_eq!(h.core_radius_mm, BONE_ROD_RADIUS_MM);
+        assert_eq!(h.rod_radius_mm, Some(5.0));
+        assert_eq!(h.sleeve_hu, Some(t.body_hu));
+        assert!(h.in_definition && !h.empty && h.void_radius_mm.is_none());
+        assert_ring(&hu, &t, h, 0.0, 5.0, bone);
+        assert_ring(&hu, &t, h, 5.0, 15.0, t.body_hu);
+        // the rod's area is right (anti-aliased edge): sum of (v − sleeve)/(rod − sleeve)
+        let (m, n) = disc_mean(&hu, &t, h.x_mm, h.y_mm, 10.0);
+        let area = (m - t.body_hu) / (bone - t.body_hu) * n as f64 * 0.16;
+        assert!((area - std::f64::consts::PI * 25.0).abs() < 1.0, "{area}");
+    }
+    // the others are untouched
+    let h = t.hole("centre").unwrap();
+    assert_eq!(
+        (h.core_radius_mm, h.rod_radius_mm, h.sleeve_hu),
+        (15.0, None, None)
+    );
+    let m = t.material("dense_bone").unwrap();
+    assert_eq!((m.n_holes, m.hu, m.copies_spread_hu), (2, bone, 0.0));
+    assert!(t.foreign.is_empty());
+}
+
+#[test]
+fn rod_with_gap_sleeve_and_own_hu() {
+    let d = def("cirs062");
+    let p = with_holes(
+        exact(900),
+        &[
+            (
+                "inner_000",
+                HoleContent {
+                    rod_radius_mm: Some(5.0),
+                    rod_gap_mm: Some(2.0),
+                    sleeve_hu: Some(100.0),
+                    hu: Some(-480.0),
+                    ..Default::default()
+                },
+            ),
+            // gap only: the rod fills the hole up to a 1.5 mm air ring
+            (
+                "inner_045",
+                HoleContent {
+                    rod_gap_mm: Some(1.5),
+                    ..Default::default()
+                },
+            ),
+        ],
+    );
+    let (stack, t) = render_stack(&p, &d).unwrap();
+    let hu = central_hu(&stack, &t);
+    let h = t.hole("inner_000").unwrap();
+    assert_eq!(h.material, "lung_exhale");
+    assert_eq!((h.hu, h.core_radius_mm), (-480.0, 5.0));
+    assert_eq!((h.sleeve_hu, h.rod_gap_mm), (Some(100.0), Some(2.0)));
+    assert_ring(&hu, &t, h, 0.0, 5.0, -480.0);
+    assert_ring(&hu, &t, h, 5.0, 7.0, -1000.0);
+    assert_ring(&hu, &t, h, 7.0, 15.0, 100.0);
+    // two lung_exhale copies now differ
+    let lung = d.material("lung_exhale").unwrap().hu_expected;
+    let m = t.material("lung_exhale").unwrap();
+    assert_eq!(m.copies_spread_hu, (lung + 480.0).abs());
+    assert_eq!(m.hu, (lung - 480.0) / 2.0);
+    let h = t.hole("inner_045").unwrap();
+    assert_eq!(
+        (h.core_radius_mm, h.rod_radius_mm, h.sleeve_hu),
+        (13.5, Some(13.5), None)
+    );
+    assert_ring(
+        &hu,
+        &t,
+        h,
+        0.0,
+        13.5,
+        d.material("adipose").unwrap().hu_expected,
+    );
+    assert_ring(&hu, &t, h, 13.5, 15.0, -1000.0);
+}
+
+#[test]
+fn water_void_case_draws_a_central_void() {
+    let d = def("cirs062");
+    let mut p = SimParams {
+        rotation_deg: -33.0,
+        ..exact(900)
+    };
+    p.holes = case_holes(SimCase::CirsWaterVoid, &d, &p).unwrap();
+    let (stack, t) = render_stack(&p, &d).unwrap();
+    let hu = central_hu(&stack, &t);
+    let h = t.hole("centre").unwrap();
+    assert_eq!(h.material, "water");
+    assert_eq!(h.hu, WATER_VOID_CONTRAST_HU);
+    assert_eq!(h.void_radius_mm, Some(WATER_VOID_RADIUS_MM));
+    assert_eq!(h.core_radius_mm, 15.0);
+    assert_ring(&hu, &t, h, 0.0, 1.5, -1000.0);
+    assert_ring(&hu, &t, h, 1.5, 15.0, 12.0);
+    assert_ring(&hu, &t, h, 15.0, 18.0, 0.0);
+    assert_eq!(t.material("water").unwrap().hu, 12.0);
+    // the case follows the water offset
+    let mut p2 = SimParams {
+        hu_offsets: [("water".to_string(), 5.0)].into(),
+        ..exact(900)
+    };
+    p2.holes = case_holes(SimCase::CirsWaterVoid, &d, &p2).unwrap();
+    assert_eq!(p2.holes["centre"].hu, Some(17.0));
+}
+
+#[test]
+fn site_layout_case_empty_hole_and_1250_rod() {
+    let d = def("cirs062");
+    let mut p = exact(900);
+    p.holes = case_holes(SimCase::CirsSiteLayout, &d, &p).unwrap();
+    let (stack, t) = render_stack(&p, &d).unwrap();
+    let hu = central_hu(&stack, &t);
+    let e = t.hole("outer_000").unwrap();
+    assert_eq!(e.material, EMPTY_MATERIAL);
+    assert!(e.empty && !e.in_definition);
+    assert_eq!(e.hu, -1000.0);
+    assert_eq!(e.layout_material.as_deref(), Some("lung_inhale"));
+    assert_ring(&hu, &t, e, 0.0, 15.0, -1000.0);
+    let r = t.hole("outer_270").unwrap();
+    assert_eq!(r.material, "dense_bone_1250");
+    assert_eq!(r.hu, SITE_ROD_1250_HU);
+    assert_eq!(r.layout_material.as_deref(), Some("dense_bone"));
+    // cirs062 defines dense_bone_1250 (optional): the rod is a material of the definition
+    assert!(r.in_definition);
+    assert_ring(&hu, &t, r, 0.0, 15.0, 1450.0);
+    assert_eq!(t.foreign.len(), 1);
+    assert_eq!(t.foreign[0].hole, "outer_000");
+    assert_eq!(t.material("lung_inhale").unwrap().holes, ["inner_180"]);
+    assert_eq!(t.material("dense_bone").unwrap().holes, ["inner_090"]);
+    assert_eq!(t.material("dense_bone_1250").unwrap().n_holes, 1);
+    assert!(t.material(EMPTY_MATERIAL).is_none());
+}
+
+#[test]
+fn foreign_material_is_never_a_truth_material() {
+    let d = def("cirs062");
+    let p = with_holes(
+        small(),
+        &[(
+            "inner_045",
+            HoleContent {
+                material: Some("site_foam".into()),
+                hu: Some(-950.0),
+                ..Default::default()
+            },
+        )],
+    );
+    let t = render(&p, &d).unwrap().truth;
+    let h = t.hole("inner_045").unwrap();
+    assert_eq!(
+        (h.material.as_str(), h.hu, h.in_definition),
+        ("site_foam", -950.0, false)
+    );
+    assert_eq!(t.foreign.len(), 1);
+    assert!(t.material("site_foam").is_none());
+    assert_eq!(t.material("adipose").unwrap().holes, ["outer_225"]);
+    assert_eq!(t.holes_of("adipose").count(), 1);
+}
+
+/// The Catphan 503/504 (id catphan_504 once the variants exist, catphan_ctp404 before).
+fn catphan504() -> PhantomDef {
+    let set = PhantomSet::builtin();
+    set.get("catphan_504")
+        .or_else(|_| set.get("catphan_ctp404"))
+        .unwrap()
+        .clone()
+}
+
+/// A Catphan variant with a water hole (as the Catphan 600): family id, water at the top.
+fn catphan_with_water() -> PhantomDef {
+    let mut d = catphan504();
+    d.id = "site_catphan".into();
+    d.family = Some("catphan_ctp404".into());
+    let mut water = d.material("polystyrene").unwrap().clone();
+    water.name = "water".into();
+    water.hu_expected = 0.0;
+    water.optional = true;
+    d.materials.push(water);
+    d.layout.insert("ring_270".into(), "water".into());
+    d
+}
+
+#[test]
+fn catphan_water_hole_gets_a_vial_by_default() {
+    let d = catphan_with_water();
+    assert!(geometry::is_catphan(&d));
+    let p = SimParams {
+        rotation_deg: 23.0,
+        ..exact(560)
+    };
+    let (stack, t) = render_stack(&p, &d).unwrap();
+    let hu = central_hu(&stack, &t);
+    let h = t.hole("ring_270").unwrap();
+    assert_eq!(h.material, "water");
+    assert_eq!(
+        (h.vial_wall_mm, h.vial_wall_hu),
+        (Some(VIAL_WALL_MM), Some(VIAL_WALL_HU))
+    );
+    assert_eq!(h.core_radius_mm, 5.0);
+    assert!(h.in_definition);
+    assert_ring(&hu, &t, h, 0.0, 5.0, 0.0);
+    assert_ring(&hu, &t, h, 5.0, 6.0, VIAL_WALL_HU);
+    // the Catphan modules along z and the pins come with the family
+    assert!(!t.features.is_empty());
+    // the vial case says the same explicitly; the empty vial holds air
+    let mut pc = exact(560);
+    pc.holes = case_holes(SimCase::Catphan600Vial, &d, &pc).unwrap();
+    let tc = render(
+        &SimParams {
+            matrix: 128,
+            pixel_mm: 2.0,
+            ..pc
+        },
+        &d,
+    )
+    .unwrap()
+    .truth;
+    assert_eq!(tc.hole("ring_270").unwrap().vial_wall_mm, Some(1.0));
+    let mut pe = exact(560);
+    pe.holes = case_holes(SimCase::Catphan600VialEmpty, &d, &pe).unwrap();
+    let (stack, te) = render_stack(&pe, &d).unwrap();
+    let hu = central_hu(&stack, &te);
+    let h = te.hole("ring_270").unwrap();
+    assert!(h.empty && !h.in_definition);
+    assert_eq!(h.layout_material.as_deref(), Some("water"));
+    assert_ring(&hu, &te, h, 0.0, 5.0, -1000.0);
+    assert_ring(&hu, &te, h, 5.0, 6.0, VIAL_WALL_HU);
+    assert!(te.material("water").is_none());
+    // vial_wall_mm = 0 removes the vial
+    let p0 = with_holes(
+        exact(560),
+        &[(
+            "ring_270",
+            HoleContent {
+                vial_wall_mm: Some(0.0),
+                ..Default::default()
+            },
+        )],
+    );
+    let (stack, t0) = render_stack(&p0, &d).unwrap();
+    let hu = central_hu(&stack, &t0);
+    let h = t0.hole("ring_270").unwrap();
+    assert_eq!((h.vial_wall_mm, h.core_radius_mm), (None, 6.0));
+    assert_ring(&hu, &t0, h, 0.0, 6.0, 0.0);
+    // the 504 (no water) has no vial, and the vial cases say why they cannot apply
+    let t504 = render(&small(), &catphan504()).unwrap().truth;
+    assert!(t504.holes.iter().all(|h| h.vial_wall_mm.is_none()));
+    let e = case_holes(SimCase::Catphan600Vial, &catphan504(), &small())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("water") && e.contains("catphan600-vial"), "{e}");
+}
+
+#[test]
+fn definition_vial_and_holes_outside_the_layout() {
+    // a definition's vial_wall_mm (data-driven), on a non-Catphan
+    let mut d = def("cirs062");
+    d.holes[0].vial_wall_mm = Some(2.0);
+    d.layout.remove("inner_045");
+    let p = with_holes(
+        exact(900),
+        &[(
+            "inner_045",
+            HoleContent {
+                material: Some("adipose".into()),
+                void_radius_mm: Some(3.0),
+                ..Default::default()
+            },
+        )],
+    );
+    let (stack, t) = render_stack(&p, &d).unwrap();
+    let hu = central_hu(&stack, &t);
+    let c = t.hole("centre").unwrap();
+    assert_eq!((c.vial_wall_mm, c.core_radius_mm), (Some(2.0), 13.0));
+    assert_ring(&hu, &t, c, 0.0, 13.0, 0.0);
+    assert_ring(&hu, &t, c, 13.0, 15.0, VIAL_WALL_HU);
+    // a hole the layout leaves out, filled by its content, in the definition's order
+    let h = t.hole("inner_045").unwrap();
+    assert_eq!(h.layout_material, None);
+    let adipose = d.material("adipose").unwrap().hu_expected;
+    assert_eq!((h.material.as_str(), h.hu), ("adipose", adipose));
+    assert_ring(&hu, &t, h, 0.0, 3.0, -1000.0);
+    assert_ring(&hu, &t, h, 3.0, 15.0, adipose);
+    let ids: Vec<&str> = t.holes.iter().map(|h| h.hole.as_str()).collect();
+    let def_ids: Vec<&str> = d.holes.iter().map(|h| h.id.as_str()).collect();
+    assert_eq!(ids, def_ids);
+    // without a content that hole stays body
+    let t2 = render(&small(), &d).unwrap().truth;
+    assert!(t2.hole("inner_045").is_none());
+}
+
+#[test]
+fn hole_contents_are_validated_naming_the_hole() {
+    let d = def("cirs062");
+    let err = |hole: &str, c: HoleContent| -> String {
+        let e = render(&with_holes(small(), &[(hole, c)]), &d).unwrap_err();
+        assert!(matches!(e, SimError::Param { name: "holes", .. }), "{e}");
+        e.to_string()
+    };
+    let e = err(
+        "inner_999",
+        HoleContent {
+            empty: Some(true),
+            ..Default::default()
+        },
+    );
+    assert!(
+        e.contains("inner_999") && e.contains("centre") && e.contains("outer_225"),
+        "{e}"
+    );
+    let cases: Vec<(HoleContent, &str)> = vec![
+        (
+            HoleContent {
+                rod_radius_mm: Some(15.0),
+                ..Default::default()
+            },
+            "rod_radius_mm",
+        ),
+        (
+            HoleContent {
+                rod_radius_mm: Some(-1.0),
+                ..Default::default()
+            },
+            "rod_radius_mm",
+        ),
+        (
+            HoleContent {
+                rod_radius_mm: Some(14.0),
+                rod_gap_mm: Some(2.0),
+                ..Default::default()
+            },
+            "rod gap",
+        ),
+        (
+            HoleContent {
+                rod_radius_mm: Some(5.0),
+                void_radius_mm: Some(5.0),
+                ..Default::default()
+            },
+            "the rod",
+        ),
+        (
+            HoleContent {
+                void_radius_mm: Some(15.0),
+                ..Default::default()
+            },
+            "void_radius_mm",
+        ),
+        (
+            HoleContent {
+                sleeve_hu: Some(0.0),
+                ..Default::default()
+            },
+            "sleeve_hu",
+        ),
+        (
+            HoleContent {
+                rod_gap_mm: Some(2.0),
+                sleeve_hu: Some(0.0),
+                ..Default::default()
+            },
+            "no room for a sleeve",
+        ),
+        (
+            HoleContent {
+                material: Some("unobtainium".into()),
+                ..Default::default()
+            },
+            "hu=",
+        ),
+        (
+            HoleContent {
+                material: Some("bad name".into()),
+                hu: Some(0.0),
+                ..Default::default()
+            },
+            "printable",
+        ),
+        (
+            HoleContent {
+                empty: Some(true),
+                hu: Some(0.0),
+                ..Default::default()
+            },
+            "empty hole holds air only",
+        ),
+        (
+            HoleContent {
+                vial_wall_mm: Some(15.0),
+                ..Default::default()
+            },
+            "vial_wall_mm",
+        ),
+        (
+            HoleContent {
+                vial_wall_hu: Some(0.0),
+                ..Default::default()
+            },
+            "needs a vial",
+        ),
+        (
+            HoleContent {
+                hu: Some(9000.0),
+                ..Default::default()
+            },
+            "outside",
+        ),
+        (
+            HoleContent {
+                sleeve_hu: Some(f64::NAN),
+                rod_radius_mm: Some(3.0),
+                ..Default::default()
+            },
+            "sleeve_hu",
+        ),
+    ];
+    for (c, want) in cases {
+        let e = err("inner_000", c.clone());
+        assert!(e.contains("hole 'inner_000' of cirs062"), "{e}");
+        assert!(e.contains(want), "{c:?}: {e}");
+    }
+    // a hole the layout leaves out needs a material
+    let mut d2 = d.clone();
+    d2.layout.remove("inner_045");
+    let e = render(
+        &with_holes(
+            small(),
+            &[(
+                "inner_045",
+                HoleContent {
+                    void_radius_mm: Some(1.0),
+                    ..Default::default()
+                },
+            )],
+        ),
+        &d2,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("inner_045") && e.contains("material="), "{e}");
+    // uniform phantoms have no holes to fill
+    let e = render(
+        &SimParams {
+            uniform: true,
+            ..with_holes(
+                small(),
+                &[(
+                    "centre",
+                    HoleContent {
+                        empty: Some(true),
+                        ..Default::default()
+                    },
+                )],
+            )
+        },
+        &d,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("uniform"), "{e}");
+    // Easy Cube: the invented rods are the holes
+    let e = render(
+        &with_holes(
+            small(),
+            &[(
+                "centre",
+                HoleContent {
+                    empty: Some(true),
+                    ..Default::default()
+                },
+            )],
+        ),
+        &def("easycube"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("rod_1") && e.contains("rod_6"), "{e}");
+    let t = render(
+        &with_holes(
+            small(),
+            &[(
+                "rod_2",
+                HoleContent {
+                    void_radius_mm: Some(3.0),
+                    ..Default::default()
+                },
+            )],
+        ),
+        &def("easycube"),
+    )
+    .unwrap()
+    .truth;
+    assert_eq!(t.hole("rod_2").unwrap().void_radius_mm, Some(3.0));
+}
+
+#[test]
+fn cases_follow_the_rearranged_layout_and_fail_clearly() {
+    let d = def("cirs062");
+    let p = SimParams {
+        rearrange: Some(5),
+        ..small()
+    };
+    let holes = case_holes(SimCase::CirsBoneRods, &d, &p).unwrap();
+    let t = render(&SimParams { holes, ..p.clone() }, &d).unwrap().truth;
+    assert!(t.rearranged);
+    let rods: Vec<&TruthHole> = t
+        .holes
+        .iter()
+        .filter(|h| h.rod_radius_mm.is_some())
+        .collect();
+    assert_eq!(rods.len(), 2);
+    assert!(rods.iter().all(|h| h.material == "dense_bone"));
+    // easycube has no dense_bone
+    let e = case_holes(SimCase::CirsBoneRods, &def("easycube"), &small())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cirs-bone-rods") && e.contains("dense_bone") && e.contains("easycube"),
+        "{e}"
+    );
+    // cases combine (the older CIRS 062 has rods and the void)
+    let mut all = BTreeMap::new();
+    for c in [SimCase::CirsBoneRods, SimCase::CirsWaterVoid] {
+        merge_holes(&mut all, case_holes(c, &d, &small()).unwrap());
+    }
+    assert_eq!(all.len(), 3);
+}
+
+#[test]
+fn hole_contents_are_deterministic_and_round_trip() {
+    let d = def("cirs062");
+    let mut p = SimParams {
+        rotation_deg: 9.0,
+        ..small()
+    };
+    for c in [
+        SimCase::CirsBoneRods,
+        SimCase::CirsWaterVoid,
+        SimCase::CirsSiteLayout,
+    ] {
+        let more = case_holes(c, &d, &p).unwrap();
+        merge_holes(&mut p.holes, more);
+    }
+    let a = render(&p, &d).unwrap();
+    let b = render(&p, &d).unwrap();
+    assert_eq!(a.truth, b.truth);
+    for (x, y) in a.objects.iter().zip(&b.objects) {
+        assert_eq!(decode(x).1, decode(y).1);
+    }
+    // the contents change the series UID (they are parameters)
+    assert_ne!(
+        a.truth.series_uid,
+        render(&small(), &d).unwrap().truth.series_uid
+    );
+    let json = serde_json::to_string(&a.truth).unwrap();
+    let back: Truth = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.params, p);
+    assert_eq!(back.foreign.len(), 1);
+    let h = back.hole("inner_090").unwrap();
+    assert_eq!((h.core_radius_mm, h.sleeve_hu), (5.0, Some(0.0)));
+    // parameters written before hole contents existed still read
+    let mut v: serde_json::Value = serde_json::to_value(small()).unwrap();
+    v.as_object_mut().unwrap().remove("holes");
+    let old: SimParams = serde_json::from_value(v).unwrap();
+    assert!(old.holes.is_empty());
+    // unknown keys in a hole content are refused
+    assert!(serde_json::from_str::<HoleContent>(r#"{"void_mm": 1}"#).is_err());
+}
+
+#[test]
+fn hole_spec_parsing() {
+    let (id, c) = HoleContent::parse_spec("centre:void_radius_mm=1.5, hu=12").unwrap();
+    assert_eq!(id, "centre");
+    assert_eq!((c.void_radius_mm, c.hu), (Some(1.5), Some(12.0)));
+    let (_, c) = HoleContent::parse_spec("outer_000:empty").unwrap();
+    assert_eq!(c.empty, Some(true));
+    let (_, c) = HoleContent::parse_spec("x:material=site_bone,hu=1450,empty=no").unwrap();
+    assert_eq!(
+        (c.material.as_deref(), c.empty),
+        (Some("site_bone"), Some(false))
+    );
+    for (bad, want) in [
+        ("centre", "HOLE:key=value"),
+        (":hu=1", "no hole id"),
+        ("centre:hu=abc", "not a number"),
+        ("centre:hu=inf", "not a number"),
+        ("centre:colour=red", "unknown key 'colour'"),
+        ("centre:", "nothing to set"),
+        ("centre:empty=maybe", "true or false"),
+        ("centre:material=", "needs a name"),
+    ] {
+        let e = HoleContent::parse_spec(bad).unwrap_err();
+        assert!(e.contains(want), "{bad}: {e}");
+    }
+    // merge: later keys win, others stay
+    let mut a = HoleContent {
+        rod_radius_mm: Some(5.0),
+        empty: Some(true),
+        ..Default::default()
+    };
+    a.merge(&HoleContent {
+        empty: Some(false),
+        hu: Some(3.0),
+        ..Default::default()
+    });
+    assert_eq!(
+        (a.rod_radius_mm, a.empty, a.hu),
+        (Some(5.0), Some(false), Some(3.0))
+    );
+}
+
+#[test]
+fn easycube_low_contrast_at_20_hu_and_5_mm_renders() {
+    let d = def("easycube");
+    let p = SimParams {
+        noise_sigma_hu: 20.0,
+        slice_thickness_mm: 5.0,
+        n_slices: 12,
+        pixel_mm: 0.8,
+        matrix: 320,
+        ..SimParams::default()
+    };
+    let (stack, t) = render_stack(&p, &d).unwrap();
+    assert_eq!(t.slice_thickness_mm, 5.0);
+    assert_eq!(t.noise_sigma_hu, 20.0);
+    let hu = central_hu(&stack, &t);
+    for h in &t.holes {
+        let (m, n) = disc_mean(&hu, &t, h.x_mm, h.y_mm, 0.6 * h.radius_mm);
+        assert!(
+            (m - h.hu).abs() < 4.0 * 20.0 / (n as f64).sqrt() + 0.5,
+            "{} ({}): {m:.1} vs {}",
+            h.hole,
+            h.material,
+            h.hu
+        );
+    }
+    // the body's noise is 20 HU
+    let (cx, cy) = (t.pose.centre_x_mm, t.pose.centre_y_mm);
+    let v: Vec<f64> = (0..t.rows * t.cols)
+        .filter(|&i| {
+            let x = (i % t.cols) as f64 * t.pixel_mm - cx;
+            let y = (i / t.cols) as f64 * t.pixel_mm - cy;
+            x.abs() < 85.0
+                && y.abs() < 85.0
+                && t.holes
+                    .iter()
+                    .all(|h| (x + cx - h.x_mm).hypot(y + cy - h.y_mm) > h.radius_mm + 3.0)
+        })
+        .map(|i| hu[i])
+        .collect();
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
+    assert!((sd - 20.0).abs() < 1.0 && mean.abs() < 1.0, "{mean} ± {sd}");
+}
+
+/// Every built-in definition simulates without code of its own (the Catphan variants, the CIRS
+/// head section, the layout-less Gammex templates, ...): every hole drawn with its truth HU in its
+/// core, a Catphan's water hole in its vial, and a shuffled layout when asked.
+#[test]
+fn every_builtin_definition_simulates() {
+    for d in PhantomSet::builtin().phantoms {
+        simulates(&d);
+    }
+}
+
+/// See [`every_builtin_definition_simulates`].
+fn simulates(d: &PhantomDef) {
+    {
+        let d = d.clone();
+        let p = SimParams {
+            rotation_deg: 30.0,
+            pixel_mm: 0.8,
+            ..exact(512)
+        };
+        let (stack, t) = render_stack(&p, &d).unwrap();
+        let hu = central_hu(&stack, &t);
+        let id = d.id.as_str();
+        let want_holes = if d.holes.is_empty() {
+            t.holes.len()
+        } else if d.layout.is_empty() {
+            d.holes.len()
+        } else {
+            d.layout.len()
+        };
+        assert!(!t.holes.is_empty(), "{id}");
+        assert_eq!(t.holes.len(), want_holes, "{id}");
+        for h in &t.holes {
+            assert!(h.in_definition, "{id} {}", h.hole);
+            let inner = h.void_radius_mm.unwrap_or(0.0);
+            assert_ring(&hu, &t, h, inner, h.core_radius_mm, h.hu);
+            let water_vial = geometry::is_catphan(&d) && h.material == "water";
+            assert_eq!(h.vial_wall_mm.is_some(), water_vial, "{id} {}", h.hole);
+        }
+        let n: usize = t.materials.iter().map(|m| m.n_holes).sum();
+        assert_eq!(n, t.holes.len(), "{id}");
+        let re = render(
+            &SimParams {
+                rearrange: Some(2),
+                ..small()
+            },
+            &d,
+        )
+        .unwrap()
+        .truth;
+        let distinct: std::collections::BTreeSet<&str> =
+            re.holes.iter().map(|h| h.material.as_str()).collect();
+        assert_eq!(re.rearranged, distinct.len() > 1, "{id}");
     }
 }

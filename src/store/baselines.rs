@@ -116,7 +116,9 @@ pub(crate) use insert_baseline_tx;
 pub struct BaselineFilter {
     /// Scanner id (DeviceSerialNumber / StationName) or label.
     pub scanner: Option<String>,
-    pub phantom_id: Option<String>,
+    /// Only baselines stored under one of these phantom ids (empty = every phantom); `hu-red
+    /// baseline show --phantom catphan_ctp404` lists the family id and every variant.
+    pub phantom_ids: Vec<String>,
     /// Include superseded baselines (the history).
     pub history: bool,
 }
@@ -181,12 +183,36 @@ impl Store {
         scanner_id: &str,
         phantom_id: &str,
     ) -> Result<Vec<BaselineRow>, StoreError> {
-        self.query_baselines(
-            &format!("reading the baselines of scanner {scanner_id} / phantom {phantom_id}"),
-            "scanner_id = $1 AND phantom_id = $2 AND superseded_at IS NULL",
-            &[Arg::Text(scanner_id), Arg::Text(phantom_id)],
-        )
-        .await
+        self.active_baselines_any(scanner_id, &[phantom_id]).await
+    }
+
+    /// The active baselines of a scanner stored under any of `phantom_ids` (every protocol),
+    /// newest first: a run's phantom id and its family id (`catphan_604`, `catphan_ctp404`),
+    /// so that baselines stored before hu-red told the Catphan variants apart still serve.
+    /// Which one a run uses is [`crate::identity::choose_preferring`]'s choice.
+    pub async fn active_baselines_any(
+        &self,
+        scanner_id: &str,
+        phantom_ids: &[&str],
+    ) -> Result<Vec<BaselineRow>, StoreError> {
+        let what = format!(
+            "reading the baselines of scanner {scanner_id} / phantom {}",
+            phantom_ids.join(" or ")
+        );
+        if phantom_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (0..phantom_ids.len())
+            .map(|i| format!("${}", i + 2))
+            .collect();
+        let filter = format!(
+            "scanner_id = $1 AND phantom_id IN ({}) AND superseded_at IS NULL",
+            placeholders.join(", ")
+        );
+        let args: Vec<Arg<'_>> = std::iter::once(Arg::Text(scanner_id))
+            .chain(phantom_ids.iter().map(|p| Arg::Text(p)))
+            .collect();
+        self.query_baselines(&what, &filter, &args).await
     }
 
     /// Baselines for `hu-red baseline show / history`, newest first. The scanner filter
@@ -212,10 +238,7 @@ impl Store {
                     || b.scanner_label
                         .as_deref()
                         .is_some_and(|l| l.eq_ignore_ascii_case(s))
-            }) && filter
-                .phantom_id
-                .as_deref()
-                .is_none_or(|p| b.phantom_id == p)
+            }) && (filter.phantom_ids.is_empty() || filter.phantom_ids.contains(&b.phantom_id))
         });
         Ok(all)
     }

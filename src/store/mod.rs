@@ -527,6 +527,12 @@ mod tests {
         for s in Verdict::ALL {
             assert_eq!(Verdict::parse(s.as_str()), Some(*s));
         }
+        // NONE is stored, NO BASELINE is what users read
+        assert_eq!(Verdict::None.as_str(), "NONE");
+        assert_eq!(Verdict::None.label(), "NO BASELINE");
+        for v in [Verdict::Pass, Verdict::Fail, Verdict::Error] {
+            assert_eq!(v.label(), v.as_str());
+        }
         for s in OutboxState::ALL {
             assert_eq!(OutboxState::parse(s.as_str()), Some(*s));
         }

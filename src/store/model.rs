@@ -106,13 +106,14 @@ text_enum! {
 text_enum! {
     /// The verdict a run reports.
     Verdict {
-        /// Constancy (and absolute windows) passed.
+        /// Constancy against a baseline and every absolute check passed.
         Pass = "PASS",
-        /// A check failed.
+        /// Constancy or an absolute check failed.
         Fail = "FAIL",
         /// The run did not produce a verdict because of an error.
         Error = "ERROR",
-        /// Measured, but nothing to judge against (no baseline).
+        /// Measured, no absolute check failed, but no baseline to judge constancy against
+        /// (shown as `NO BASELINE`, see [`Verdict::label`]).
         None = "NONE",
     }
 }
@@ -138,6 +139,17 @@ text_enum! {
         Report = "report",
         /// An explicit `hu-red report --run ID --resend`.
         Resend = "resend",
+    }
+}
+
+impl Verdict {
+    /// What users read (`hu-red runs`, reports, the log): the stored text, except `NONE`, which
+    /// reads `NO BASELINE` (measured, no absolute check failed, nothing to compare with yet).
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::None => "NO BASELINE",
+            other => other.as_str(),
+        }
     }
 }
 

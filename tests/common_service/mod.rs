@@ -527,11 +527,11 @@ pub fn simulate(dir: &Path, phantom: &str, params: SimParams) -> Series {
     }
 }
 
-/// Catphan CTP404: 20 slices of 256² at 0.9 mm (230 mm FOV), 2 mm thick.
+/// Catphan 504 (CTP404): 20 slices of 256² at 0.9 mm (230 mm FOV), 2 mm thick.
 pub fn catphan(dir: &Path, seed: u64) -> Series {
     simulate(
         dir,
-        "catphan_ctp404",
+        "catphan_504",
         SimParams {
             matrix: 256,
             pixel_mm: 0.9,
