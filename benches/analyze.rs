@@ -1,5 +1,6 @@
 //! `cargo bench --bench analyze`: the whole offline pipeline (`hu_red::pipeline::analyze`: load,
-//! overview, plan, slab, measure) on simulated 512² series of 64 and 300 slices, one per phantom.
+//! overview, plan, slab, measure) on simulated 512² series of 64 slices for every built-in phantom
+//! and 300 slices for one of each family (Catphan, CIRS, Gammex, Easy Cube).
 //! The series are written once to a temporary folder (outside the timing); the timing includes
 //! reading and decoding the files, as `hu-red analyze` does. Wall time and peak RSS of the
 //! binary itself: `benches/rss.sh`.
@@ -34,6 +35,20 @@ pub fn bench_params(n_slices: usize) -> SimParams {
     }
 }
 
+/// Every built-in phantom (the definitions in config/phantoms).
+const ALL_PHANTOMS: &[&str] = &[
+    "catphan_504",
+    "catphan_600",
+    "catphan_604",
+    "catphan_700",
+    "cirs062",
+    "cirs062_head",
+    "gammex_467",
+    "gammex_1467_body",
+    "gammex_1467_head",
+    "easycube",
+];
+
 fn make_series(root: &Path, phantom: &str, n_slices: usize) -> PathBuf {
     let dir = root.join(format!("{phantom}_{n_slices}"));
     let set = PhantomSet::builtin();
@@ -42,7 +57,7 @@ fn make_series(root: &Path, phantom: &str, n_slices: usize) -> PathBuf {
     dir
 }
 
-fn analyze_dir(dir: &Path) {
+fn analyze_dir(dir: &Path, phantom: &str) {
     let req = AnalyzeRequest {
         source: SeriesSource::Path(dir.to_path_buf()),
         series_uid: None,
@@ -52,6 +67,7 @@ fn analyze_dir(dir: &Path) {
         baseline_protocol: None,
     };
     let out = pipeline::analyze(req).unwrap_or_else(|e| panic!("analyze {}: {e}", dir.display()));
+    assert_eq!(out.measurement.phantom_id, phantom, "{}", dir.display());
     assert!(!out.measurement.inserts.is_empty());
 }
 
@@ -62,14 +78,19 @@ fn bench_analyze(c: &mut Criterion) {
     group.warm_up_time(Duration::from_secs(1));
     for n_slices in [64usize, 300] {
         group.measurement_time(Duration::from_secs(if n_slices > 100 { 30 } else { 8 }));
-        for phantom in ["catphan_504", "cirs062", "easycube"] {
+        let phantoms: &[&str] = if n_slices > 100 {
+            &["catphan_504", "cirs062", "gammex_467", "easycube"]
+        } else {
+            ALL_PHANTOMS
+        };
+        for &phantom in phantoms {
             let dir = make_series(root.path(), phantom, n_slices);
             // Sanity outside the timing: the analysis succeeds on this series.
-            analyze_dir(&dir);
+            analyze_dir(&dir, phantom);
             group.bench_with_input(
                 BenchmarkId::new(phantom, format!("{n_slices}x512x512")),
                 &dir,
-                |b, dir| b.iter(|| analyze_dir(dir)),
+                |b, dir| b.iter(|| analyze_dir(dir, phantom)),
             );
             std::fs::remove_dir_all(&dir).ok();
         }

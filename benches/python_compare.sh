@@ -55,7 +55,7 @@ echo "python: $("$venv/bin/python" --version 2>&1); $("$venv/bin/python" -c 'imp
 echo
 printf '| phantom | slices | hu-red wall, median of %d (s) | Python stand-in wall, median of %d (s) | ratio |\n' "$runs" "$runs"
 printf '|---|---|---|---|---|\n'
-for phantom in catphan_ctp404 cirs062 easycube; do
+for phantom in catphan_504 cirs062 easycube; do
     dir="$work/$phantom"
     "$bin" simulate --phantom "$phantom" --out "$dir" --n-slices 64 --matrix 512 \
         --pixel-mm 0.8 --slice-thickness-mm 2.5 --couch --recon-circle \
@@ -63,7 +63,9 @@ for phantom in catphan_ctp404 cirs062 easycube; do
         >/dev/null
     rm -f "$dir/truth.json"
     hured=("$bin" analyze --dicom "$dir" --outdir "$work/out_rs")
-    py=("$venv/bin/python" "$script" --dicom "$dir" --outdir "$work/out_py" --phantom "$phantom")
+    # The script knows the Catphan 503/504 module by its old name.
+    py_phantom=${phantom/catphan_504/catphan_ctp404}
+    py=("$venv/bin/python" "$script" --dicom "$dir" --outdir "$work/out_py" --phantom "$py_phantom")
     # Warm-up (page cache, Python's bytecode cache); hu-red must succeed.
     "${hured[@]}" >/dev/null 2>&1 || {
         code=$?
@@ -75,7 +77,7 @@ for phantom in catphan_ctp404 cirs062 easycube; do
         fi
     }
     "${py[@]}" >/dev/null 2>&1
-    if [[ ! -f "$work/out_py/hu_red_${phantom}.csv" ]]; then
+    if [[ ! -f "$work/out_py/hu_red_${py_phantom}.csv" ]]; then
         echo "benches/python_compare.sh: the Python stand-in wrote no CSV for $phantom" >&2
         "${py[@]}" >&2 || true
         exit 1

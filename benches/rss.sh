@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Wall time and peak RSS of `hu-red analyze` (the release binary) on simulated 512² series of 64
-# and 300 slices, one per phantom, with GNU time (/usr/bin/time -v).
+# slices for every built-in phantom and 300 slices for one of each family, with GNU time
+# (/usr/bin/time -v).
 #
 #   benches/rss.sh [RUNS]        # RUNS timed runs per series after one warm-up (default 3)
 #   HURED_BIN=path/to/hu-red benches/rss.sh   # time that binary instead of building one
@@ -40,7 +41,13 @@ printf '| phantom | slices | files (MB) | wall, median of %d (s) | CPU user+sys,
 printf '|---|---|---|---|---|---|---|\n'
 for n in 64 300; do
     if ((n >= 200)); then thick=1.0; target="≤ 2 s, ≤ 150 MB"; else thick=2.5; target="≤ 0.5 s, ≤ 150 MB"; fi
-    for phantom in catphan_ctp404 cirs062 easycube; do
+    if ((n >= 200)); then
+        phantoms=(catphan_504 cirs062 gammex_467 easycube)
+    else
+        phantoms=(catphan_504 catphan_600 catphan_604 catphan_700 cirs062 cirs062_head gammex_467
+            gammex_1467_body gammex_1467_head easycube)
+    fi
+    for phantom in "${phantoms[@]}"; do
         dir="$work/${phantom}_$n"
         "$bin" simulate --phantom "$phantom" --out "$dir" --n-slices "$n" --matrix 512 \
             --pixel-mm 0.8 --slice-thickness-mm "$thick" --couch --recon-circle \
