@@ -246,7 +246,7 @@ async fn run_series(ctx: &WorkerContext, uid: &str) -> Result<(), crate::store::
         context.trend = store
             .trend(
                 &identity.id,
-                &phantom_id,
+                &ids,
                 i64::MAX,
                 ctx.config.qa.trend_runs.saturating_sub(1),
             )

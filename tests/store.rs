@@ -1516,7 +1516,10 @@ async fn trend_of_a_scanner_and_phantom(kind: Kind) {
         }
         ids.push(store.insert_run(&run).await.unwrap());
     }
-    let t = store.trend("SN-T", "cirs062", i64::MAX, 12).await.unwrap();
+    let t = store
+        .trend("SN-T", &["cirs062"], i64::MAX, 12)
+        .await
+        .unwrap();
     assert_eq!(
         t.iter().map(|x| x.run_id).collect::<Vec<_>>(),
         vec![ids[0], ids[1], ids[3]]
@@ -1525,13 +1528,45 @@ async fn trend_of_a_scanner_and_phantom(kind: Kind) {
     assert_eq!(t[2].materials.len(), 2);
     assert_eq!(t[2].materials[0].1, Some(3.0));
     // the most recent `limit`, up to a run
-    let t = store.trend("SN-T", "cirs062", ids[1], 1).await.unwrap();
+    let t = store.trend("SN-T", &["cirs062"], ids[1], 1).await.unwrap();
     assert_eq!(t.iter().map(|x| x.run_id).collect::<Vec<_>>(), vec![ids[1]]);
     assert!(store
-        .trend("SN-T", "easycube", i64::MAX, 12)
+        .trend("SN-T", &["easycube"], i64::MAX, 12)
         .await
         .unwrap()
         .is_empty());
+    // a variant's trend takes in the runs stored under its family id (before the variants
+    // were told apart), not another variant's
+    let mut fam_ids = Vec::new();
+    for (k, phantom) in ["catphan_ctp404", "catphan_504", "catphan_604"]
+        .iter()
+        .enumerate()
+    {
+        let s = series_uid(160 + k as u32);
+        store.record_instance(&inst(&s, 1)).await.unwrap();
+        to_analysing(&store, &s).await;
+        let mut run = sample_run(&s, store.series_fingerprint(&s).await.unwrap());
+        run.outbox = None;
+        run.identity.scanner_id = Some("SN-T".into());
+        run.phantom_id = Some((*phantom).into());
+        fam_ids.push(store.insert_run(&run).await.unwrap());
+    }
+    let t = store
+        .trend("SN-T", &["catphan_504", "catphan_ctp404"], i64::MAX, 12)
+        .await
+        .unwrap();
+    assert_eq!(
+        t.iter().map(|x| x.run_id).collect::<Vec<_>>(),
+        vec![fam_ids[0], fam_ids[1]]
+    );
+    let t = store
+        .trend("SN-T", &["catphan_604", "catphan_ctp404"], i64::MAX, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        t.iter().map(|x| x.run_id).collect::<Vec<_>>(),
+        vec![fam_ids[2]]
+    );
     // the run row carries its identity
     let r = store.get_run(ids[3]).await.unwrap().unwrap().run;
     assert_eq!(r.identity.scanner_id.as_deref(), Some("SN-T"));

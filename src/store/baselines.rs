@@ -287,30 +287,46 @@ impl Store {
     }
 
     /// ΔHU per material of the successful runs of a scanner and phantom up to run `up_to`
-    /// (inclusive), the `limit` most recent, oldest first.
+    /// (inclusive), the `limit` most recent, oldest first. `phantom_ids` are the ids the runs
+    /// may be stored under: the phantom's own id and, for a variant, its family id (runs stored
+    /// before the variants were told apart, e.g. `catphan_ctp404` for a Catphan 504).
     pub async fn trend(
         &self,
         scanner_id: &str,
-        phantom_id: &str,
+        phantom_ids: &[&str],
         up_to: i64,
         limit: u32,
     ) -> Result<Vec<TrendRow>, StoreError> {
-        let what = format!("reading the trend of scanner {scanner_id} / phantom {phantom_id}");
+        let what = format!(
+            "reading the trend of scanner {scanner_id} / phantom {}",
+            phantom_ids.join(" or ")
+        );
+        if phantom_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = phantom_ids.len();
+        let ids_in: Vec<String> = (0..n).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT r.id, r.finished_at, r.study_date, m.insert_name, m.delta_hu, \
+             m.tolerance_hu FROM runs r JOIN material_results m ON m.run_id = r.id \
+             WHERE r.id IN (SELECT id FROM runs WHERE scanner_id = $1 AND phantom_id IN ({}) \
+             AND status = 'ok' AND id <= ${} ORDER BY id DESC LIMIT ${}) \
+             ORDER BY r.id, m.seq",
+            ids_in.join(", "),
+            n + 2,
+            n + 3
+        );
         with_pool!(self, pool => {
-            let rows = sqlx::query(
-                "SELECT r.id, r.finished_at, r.study_date, m.insert_name, m.delta_hu, \
-                 m.tolerance_hu FROM runs r JOIN material_results m ON m.run_id = r.id \
-                 WHERE r.id IN (SELECT id FROM runs WHERE scanner_id = $1 AND phantom_id = $2 \
-                 AND status = 'ok' AND id <= $3 ORDER BY id DESC LIMIT $4) \
-                 ORDER BY r.id, m.seq",
-            )
-            .bind(scanner_id)
-            .bind(phantom_id)
-            .bind(up_to)
-            .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await
-            .map_err(self.err(what.clone()))?;
+            let mut q = sqlx::query(&sql).bind(scanner_id);
+            for id in phantom_ids {
+                q = q.bind(*id);
+            }
+            let rows = q
+                .bind(up_to)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await
+                .map_err(self.err(what.clone()))?;
             let mut out: Vec<TrendRow> = Vec::new();
             for r in &rows {
                 let id = r.int("id").map_err(self.err(what.clone()))?;
