@@ -306,7 +306,7 @@ impl Store {
         }
         let n = phantom_ids.len();
         let ids_in: Vec<String> = (0..n).map(|i| format!("${}", i + 2)).collect();
-        let sql = format!(
+        let sql = sqlx::AssertSqlSafe(format!(
             "SELECT r.id, r.finished_at, r.study_date, m.insert_name, m.delta_hu, \
              m.tolerance_hu FROM runs r JOIN material_results m ON m.run_id = r.id \
              WHERE r.id IN (SELECT id FROM runs WHERE scanner_id = $1 AND phantom_id IN ({}) \
@@ -315,9 +315,9 @@ impl Store {
             ids_in.join(", "),
             n + 2,
             n + 3
-        );
+        ));
         with_pool!(self, pool => {
-            let mut q = sqlx::query(&sql).bind(scanner_id);
+            let mut q = sqlx::query(sql).bind(scanner_id);
             for id in phantom_ids {
                 q = q.bind(*id);
             }
