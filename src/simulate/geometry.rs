@@ -1,7 +1,6 @@
 //! What the simulated phantom contains: hole placement (layout, rearrangement, the invented Easy
 //! Cube rods), the z segments (CIRS slab, Catphan modules) and the 2-D scene of each segment.
 
-use super::holes::Fill;
 use super::scene::{Geom, Scene};
 use super::{SimError, SimParams};
 use crate::phantom::{Outline, PhantomDef};
@@ -459,6 +458,29 @@ pub(crate) fn build_scene(content: Content, ctx: &SceneCtx) -> Scene {
         }
     }
     s
+}
+
+/// A hole's content resolved against its geometry: everything the scene draws and the truth says.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Fill {
+    /// Material name (of the definition, foreign, or `empty` for an empty hole).
+    pub material: String,
+    /// True HU of the material (−1000 for an empty hole).
+    pub hu: f64,
+    pub in_definition: bool,
+    pub empty: bool,
+    /// (wall thickness, wall HU).
+    pub vial: Option<(f64, f64)>,
+    pub rod_radius_mm: Option<f64>,
+    /// HU of the sleeve, when the rod (and its gap) leave room for one.
+    pub sleeve_hu: Option<f64>,
+    pub rod_gap_mm: Option<f64>,
+    pub void_radius_mm: Option<f64>,
+    /// Inside radius of the vial (the hole's radius without a vial).
+    pub inner_radius_mm: f64,
+    /// Radius of the homogeneous region of the material: the rod, else the vial's inside, else the
+    /// hole.
+    pub core_radius_mm: f64,
 }
 
 /// The concentric discs (radius, HU) that draw a hole's content, outside in (each covers the

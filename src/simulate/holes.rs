@@ -8,7 +8,7 @@
 //! radius is checked against the one that contains it, so every region exists and is a ring or a
 //! disc.
 
-use super::geometry::{self, Insert, AIR_HU};
+use super::geometry::{self, Fill, Insert, AIR_HU};
 use super::{SimError, SimParams};
 use crate::phantom::PhantomDef;
 use serde::{Deserialize, Serialize};
@@ -143,29 +143,6 @@ impl HoleContent {
         }
         Ok((hole.to_string(), c))
     }
-}
-
-/// A hole's content resolved against its geometry: everything the scene draws and the truth says.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Fill {
-    /// Material name (of the definition, foreign, or [`EMPTY_MATERIAL`]).
-    pub material: String,
-    /// True HU of the material (−1000 for an empty hole).
-    pub hu: f64,
-    pub in_definition: bool,
-    pub empty: bool,
-    /// (wall thickness, wall HU).
-    pub vial: Option<(f64, f64)>,
-    pub rod_radius_mm: Option<f64>,
-    /// HU of the sleeve, when the rod (and its gap) leave room for one.
-    pub sleeve_hu: Option<f64>,
-    pub rod_gap_mm: Option<f64>,
-    pub void_radius_mm: Option<f64>,
-    /// Inside radius of the vial (the hole's radius without a vial).
-    pub inner_radius_mm: f64,
-    /// Radius of the homogeneous region of the material: the rod, else the vial's inside, else the
-    /// hole.
-    pub core_radius_mm: f64,
 }
 
 /// The vial a hole has by default: the definition's `vial_wall_mm` (0 = none), else a

@@ -763,7 +763,7 @@ fn plan(p: &SimParams, def: &PhantomDef) -> Result<Plan, SimError> {
         def.material(name)
             .map(|m| m.hu_expected + p.hu_offsets.get(name).copied().unwrap_or(0.0))
     };
-    let mut filled: Vec<(geometry::Insert, holes::Fill)> = Vec::with_capacity(inserts.len());
+    let mut filled: Vec<(geometry::Insert, geometry::Fill)> = Vec::with_capacity(inserts.len());
     for mut ins in inserts {
         let content = p.holes.get(&ins.id);
         let names_material = content.is_some_and(|c| c.material.is_some() || c.empty == Some(true));
