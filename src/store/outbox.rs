@@ -2,9 +2,16 @@
 //! after the mail server accepted them, retried with backoff, dead-lettered after the last
 //! attempt.
 
-use super::runs::outbox_cols;
 use super::{with_pool, RowGet, Store, StoreError};
 use super::{NewOutboxMessage, OutboxKind, OutboxRow, OutboxState};
+
+/// The outbox table's columns, in the order `Store::outbox_row` reads them.
+macro_rules! outbox_cols {
+    () => {
+        "id, run_id, kind, recipients, subject, text_body, html_body, message_id, state, \
+         attempts, created_at, next_attempt_at, last_error, sent_at"
+    };
+}
 
 /// Insert an outbox row inside the open transaction `$tx` (expanded inside `with_pool!`).
 macro_rules! insert_outbox_tx {

@@ -19,14 +19,6 @@ macro_rules! run_cols {
     };
 }
 
-macro_rules! outbox_cols {
-    () => {
-        "id, run_id, kind, recipients, subject, text_body, html_body, message_id, state, \
-         attempts, created_at, next_attempt_at, last_error, sent_at"
-    };
-}
-pub(crate) use outbox_cols;
-
 /// Placeholder in [`NewRun::outputs_dir`] replaced by the new run id.
 pub const RUN_ID_PLACEHOLDER: &str = "{run_id}";
 
