@@ -13,7 +13,7 @@ use hu_red::store::*;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-mod common_db;
+use crate::common_db;
 use common_db::{create_schema, drop_schema, postgres_kind, schema_url, Kind};
 
 /// One test database: a temporary SQLite file, or a fresh Postgres schema.
@@ -92,7 +92,7 @@ macro_rules! both {
                 }
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn postgres() {
-                    if let Some(kind) = super::postgres_kind("tests/store.rs") {
+                    if let Some(kind) = super::postgres_kind("tests/it/store.rs") {
                         super::$name(kind).await;
                     }
                 }

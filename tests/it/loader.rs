@@ -1,7 +1,7 @@
 //! The DICOM loader end to end on files written by the test: grouping and series choice, sorting,
 //! duplicates, gaps, rescale, padding, mixed geometry, damaged files and the error cases.
 
-mod common_dicom;
+use crate::common_dicom;
 
 use std::fs;
 use std::path::Path;

@@ -17,9 +17,8 @@ use std::time::Duration;
 use hu_red::store::{OutboxKind, OutboxRow, OutboxState};
 use mail_parser::MimeHeaders;
 
-mod common_db;
-#[macro_use]
-mod common_service;
+use crate::common_db;
+use crate::common_service;
 use common_db::{postgres_kind, Kind};
 use common_service::*;
 

@@ -8,8 +8,8 @@
 //! installs it). The pydicom-data wheel is fetched from PyPI with pip on first use, checked
 //! against a pinned sha256 and cached (`$HURED_TESTDATA`, else `$HOME/.cache/hu-red-testdata`).
 
-mod common;
-mod common_dicom;
+use crate::common;
+use crate::common_dicom;
 
 use std::fs;
 use std::path::{Path, PathBuf};

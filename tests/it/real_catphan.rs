@@ -1,10 +1,10 @@
 //! The real Catphan 504 cone-beam CT shipped in pylinac 1.0.3's sdist (fetched from PyPI in test
-//! setup, sha256-checked, cached; see tests/common). Varian OBI 2012: 64 CT slices 512²,
+//! setup, sha256-checked, cached; see tests/it/common). Varian OBI 2012: 64 CT slices 512²,
 //! 0.48828125 mm pixels, 2.5 mm slices, Implicit VR LE, unsigned storage with intercept −1000, no
 //! PixelPaddingValue, a 0.3° tilted ImageOrientationPatient, plus one RT Structure Set in the same
 //! folder. Reference values below were read with pydicom 3 + numpy from the same files.
 
-mod common;
+use crate::common;
 
 use std::fs;
 

@@ -28,8 +28,7 @@ const IMPLICIT: &str = "1.2.840.10008.1.2";
 const DEFLATE: &str = "1.2.840.10008.1.2.1.99";
 const AE: &str = "HURED_QA";
 
-mod common_db;
-mod common_service;
+use crate::common_service;
 use common_service::{run, tool, Out};
 
 // ---------------------------------------------------------------- DCMTK

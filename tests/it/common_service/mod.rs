@@ -1,7 +1,7 @@
-//! The `hu-red serve` harness shared by tests/service.rs and tests/mail.rs: a test's world
+//! The `hu-red serve` harness shared by tests/it/service.rs and tests/it/mail.rs: a test's world
 //! (temp folder, database: SQLite or a Postgres schema), the real binary as a child process,
 //! DCMTK as the peer, simulated series.
-#![allow(dead_code)] // each test crate uses part of it
+#![allow(dead_code)] // each test module uses part of it
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -222,7 +222,7 @@ macro_rules! both {
                 }
                 #[test]
                 fn postgres() {
-                    if let Some(kind) = super::postgres_kind("tests/service.rs") {
+                    if let Some(kind) = super::postgres_kind("tests/it/service.rs") {
                         super::$name(kind);
                     }
                 }

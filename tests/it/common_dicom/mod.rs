@@ -1,5 +1,5 @@
 //! Builders for small DICOM test objects (CT slices, localizers, MR images, non-image objects),
-//! written with dicom-object. Used by tests/loader.rs and tests/decoders.rs (`mod common_dicom;`).
+//! written with dicom-object. Used by tests/it/loader.rs and tests/it/decoders.rs (`use crate::common_dicom;`).
 
 #![allow(dead_code)]
 

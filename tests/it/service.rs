@@ -2,7 +2,7 @@
 //! SIGKILL), DCMTK (echoscu, storescu, dcmcjpeg, dcmcjpls, dcmcrle) as the peer, series made by
 //! `hu_red::simulate`, and the database read back through `hu_red::store::Store` (and
 //! `hu-red runs --json`). Acceptance of issue 3 (the protocol cases — AE policy, per-context
-//! rejection, garbage PDUs, unwritable storage, association cap — are in tests/scp_dcmtk.rs).
+//! rejection, garbage PDUs, unwritable storage, association cap — are in tests/it/scp_dcmtk.rs).
 //!
 //! Every test runs twice: on SQLite (a file in the test's data_dir) and on PostgreSQL when
 //! `HURED_TEST_POSTGRES_URL` is set (each test in its own schema, via
@@ -28,9 +28,8 @@ use std::time::{Duration, Instant};
 
 use hu_red::store::{now_ms, RunDetail, RunRow, RunStatus, SeriesState, Verdict};
 
-mod common_db;
-#[macro_use]
-mod common_service;
+use crate::common_db;
+use crate::common_service;
 use common_db::{postgres_kind, Kind};
 use common_service::*;
 

@@ -1,7 +1,7 @@
-//! Test databases shared by the suites that run on SQLite and on PostgreSQL (tests/store.rs,
-//! tests/service.rs): the Postgres base URL from `HURED_TEST_POSTGRES_URL` (required in CI), and a
+//! Test databases shared by the suites that run on SQLite and on PostgreSQL (tests/it/store.rs,
+//! tests/it/service.rs): the Postgres base URL from `HURED_TEST_POSTGRES_URL` (required in CI), and a
 //! fresh schema per test, selected with `options[search_path]` in the URL.
-#![allow(dead_code)] // each test crate uses part of it
+#![allow(dead_code)] // each test module uses part of it
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

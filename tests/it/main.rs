@@ -1,0 +1,22 @@
+//! The end-to-end tests in one binary (one link instead of ten): a module per area, the shared
+//! harnesses first (`common`: real test data fetched from a package registry; `common_db`: the
+//! SQLite and PostgreSQL test databases; `common_dicom`: DICOM objects and DCMTK encoders;
+//! `common_service`: `hu-red serve` as a child process with DCMTK as its peer).
+
+mod common;
+mod common_db;
+mod common_dicom;
+#[macro_use]
+mod common_service;
+
+mod architecture;
+mod cli_analyze;
+mod decoders;
+mod deploy;
+mod engine_grid;
+mod loader;
+mod mail;
+mod real_catphan;
+mod scp_dcmtk;
+mod service;
+mod store;
