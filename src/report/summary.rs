@@ -328,15 +328,6 @@ impl Summary {
         }) + "\n"
     }
 
-    pub fn to_json_value(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or_else(|e| {
-            serde_json::json!({
-                "status": "error",
-                "error": format!("cannot serialise the summary: {e}"),
-            })
-        })
-    }
-
     /// Constancy against the baseline: `Some(false)` when a baseline was compared and
     /// failed (or could not be evaluated), `None` without a baseline.
     pub fn constancy_pass(&self) -> Option<bool> {
