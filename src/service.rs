@@ -118,6 +118,9 @@ pub async fn start(config: Config) -> Result<RunningService, ServiceError> {
     .await?;
     series::recover(&store, &data_dir, config.scp.max_associations).await?;
     worker::recover_results(&store, &data_dir).await?;
+    // The scanners table mirrors the configuration at every start (reports and queries read
+    // it; runs keep their scanner's name, so an entry removed loses no history).
+    store.sync_scanners(&config.scanners).await?;
     let installation = store.installation_id().await?;
 
     let listener = TcpListener::bind(&config.scp.bind)

@@ -284,6 +284,23 @@ fn baseline_then_constancy_by_email(kind: Kind) {
     let s1 = cirs_series(&h, "s1", 11, &[], 120.0);
     send(&server, &s1.files, &[]);
     let r1 = run_of(&h, &server, &s1);
+    // the configured scanners are in the database from the start
+    let scanners = h.rt.block_on(h.store().list_scanners()).unwrap();
+    assert_eq!(
+        scanners
+            .iter()
+            .map(|s| (
+                s.name.as_str(),
+                s.calling_ae.as_deref(),
+                s.recipients.clone()
+            ))
+            .collect::<Vec<_>>(),
+        [(
+            "CT-SIM-1",
+            Some("CTSIM1"),
+            vec!["ct-sim-1@hospital.test".to_string()]
+        )]
+    );
     let got = wait_mail(&mail_dir, 1, &server);
     let m = parse(&got[0].raw);
     assert_eq!(m.subject, format!("[NO BASELINE]{SUBJECT_TAIL}"));
