@@ -1,7 +1,7 @@
 //! `hu-red baseline`: set a baseline from a run, import one from a CSV (the Python script's or
 //! hu-red's), show the active baselines, list their history.
 
-use crate::cli::serve::load_config;
+use crate::cli::load_config;
 use crate::cli::{open_existing_store, runtime};
 use crate::identity::{Protocol, ProtocolField};
 use crate::phantom::PhantomSet;

@@ -11,6 +11,15 @@ pub mod simulate;
 use crate::config::Config;
 use crate::store::Store;
 use anyhow::{bail, Context};
+use std::path::PathBuf;
+
+/// Load and validate the configuration named by `--config` (or the defaults) with the env
+/// overrides applied: every command that reads the service's configuration.
+pub fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    let config = Config::load(path.map(|p| p.as_path()))?;
+    config.validate()?;
+    Ok(config)
+}
 
 /// A one-shot command's async runtime.
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -1,7 +1,7 @@
 //! `hu-red report --run ID [--resend] [--out DIR]`: show a run's report email, write it as an
 //! .eml (and its HTML) file, or send it again.
 
-use crate::cli::serve::load_config;
+use crate::cli::load_config;
 use crate::cli::{open_existing_store, runtime};
 use crate::notify::{self, Mailer, RetryPolicy};
 use crate::store::{NewOutboxMessage, OutboxKind, OutboxState};

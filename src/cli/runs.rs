@@ -1,6 +1,6 @@
 //! `hu-red runs`: recent series and runs with their state and verdict.
 
-use crate::cli::serve::load_config;
+use crate::cli::load_config;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug, Clone)]

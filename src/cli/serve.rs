@@ -1,6 +1,6 @@
 //! `hu-red serve` and `hu-red check-config`.
 
-use crate::config::Config;
+use crate::cli::load_config;
 use crate::service;
 use anyhow::Context;
 use std::path::PathBuf;
@@ -11,14 +11,6 @@ pub struct ServeArgs {
     /// Without it: the embedded defaults (config/default.toml).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-}
-
-/// Load and validate the configuration named by `--config` (or the defaults) with the env
-/// overrides applied.
-pub fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
-    let config = Config::load(path.map(|p| p.as_path()))?;
-    config.validate()?;
-    Ok(config)
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
