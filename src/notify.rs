@@ -11,7 +11,9 @@
 //! database's installation id), which mail systems use to recognise duplicates.
 
 use crate::config::{Config, MailConfig, MailTransport, SmtpTls};
-use crate::store::{now_ms, OutboxRow, RunRow, Store, StoreError};
+use crate::store::{
+    now_ms, NewOutboxMessage, OutboxKind, OutboxRow, OutboxState, RunRow, Store, StoreError,
+};
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
@@ -483,6 +485,101 @@ pub async fn run_sender(
         }
     }
     info!("report sender stopped");
+}
+
+/// What became of a report sent again ([`resend`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resent {
+    /// Delivered now, to these recipients, by this transport.
+    Sent {
+        recipients: Vec<String>,
+        transport: String,
+    },
+    /// Queued but not delivered yet (the mail server refused or was unreachable): `hu-red
+    /// serve` retries it.
+    Queued { why: String },
+    /// Queued; a running service claimed it first and delivers it.
+    QueuedForService,
+}
+
+/// Send a run's report again: a new outbox message (kind `Resend`, its own Message-ID, the
+/// recipients configured now, else the report's own), delivered at once when it is still ours
+/// to send. `report` is the run's stored report, `earlier` every outbox row of the run.
+pub async fn resend(
+    store: &Store,
+    config: &Config,
+    run: &RunRow,
+    report: &OutboxRow,
+    earlier: &[OutboxRow],
+) -> Result<Resent, NotifyError> {
+    // only sending needs the transport (and the SMTP password)
+    let mailer = Mailer::from_config(&config.mail, &config.storage.data_dir)?;
+    let scanner = config.scanner_for(
+        run.identity.calling_ae.as_deref(),
+        run.identity.station_name.as_deref(),
+    );
+    let mut to = recipients(config, scanner);
+    if to.is_empty() {
+        to = report.recipients.clone();
+    }
+    let resends = earlier
+        .iter()
+        .filter(|r| r.kind == OutboxKind::Resend)
+        .count();
+    let installation = store.installation_id().await?;
+    let message_id = message_id(
+        run.id,
+        Some(u32::try_from(resends + 1).unwrap_or(u32::MAX)),
+        &installation,
+        &mailer.domain,
+    );
+    let id = store
+        .queue_message(
+            run.id,
+            &NewOutboxMessage {
+                kind: OutboxKind::Resend,
+                recipients: to,
+                subject: report.subject.clone(),
+                text_body: report.text_body.clone(),
+                html_body: report.html_body.clone(),
+                message_id,
+            },
+        )
+        .await?;
+    // Deliver now if it is still ours to send (a running service may have claimed it first).
+    if !store
+        .set_outbox_state(id, OutboxState::Pending, OutboxState::Sending)
+        .await?
+    {
+        return Ok(Resent::QueuedForService);
+    }
+    let Some(row) = store.get_outbox(id).await? else {
+        return Err(NotifyError::Build {
+            message_id: format!("outbox row {id} of run {}", run.id),
+            what: "vanished from the outbox while it was being sent".into(),
+        });
+    };
+    let sent = attempt(
+        store,
+        &mailer,
+        &config.storage.data_dir,
+        RetryPolicy::from_config(&config.mail),
+        &row,
+    )
+    .await?;
+    let row = store.get_outbox(id).await?.unwrap_or(row);
+    Ok(if sent {
+        Resent::Sent {
+            recipients: row.recipients,
+            transport: mailer.describe(),
+        }
+    } else {
+        Resent::Queued {
+            why: row
+                .last_error
+                .unwrap_or_else(|| "not delivered".to_string()),
+        }
+    })
 }
 
 #[cfg(test)]

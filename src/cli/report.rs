@@ -3,8 +3,8 @@
 
 use crate::cli::load_config;
 use crate::cli::{open_existing_store, runtime};
-use crate::notify::{self, Mailer, RetryPolicy};
-use crate::store::{NewOutboxMessage, OutboxKind, OutboxState};
+use crate::notify::{self, Resent};
+use crate::store::OutboxKind;
 use anyhow::{anyhow, Context};
 use std::path::PathBuf;
 
@@ -82,72 +82,22 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
                 print!("{}", report.text_body);
             }
             if args.resend {
-                // only sending needs the transport (and the SMTP password)
-                let mailer = Mailer::from_config(&config.mail, &config.storage.data_dir)?;
-                let scanner = config.scanner_for(
-                    detail.run.identity.calling_ae.as_deref(),
-                    detail.run.identity.station_name.as_deref(),
-                );
-                let mut recipients = notify::recipients(&config, scanner);
-                if recipients.is_empty() {
-                    recipients = report.recipients.clone();
-                }
-                let resends = rows.iter().filter(|r| r.kind == OutboxKind::Resend).count();
-                let installation = store.installation_id().await?;
-                let message_id = notify::message_id(
-                    args.run,
-                    Some(u32::try_from(resends + 1).unwrap_or(u32::MAX)),
-                    &installation,
-                    &mailer.domain,
-                );
-                let id = store
-                    .queue_message(
+                match notify::resend(&store, &config, &detail.run, report, &rows).await? {
+                    Resent::Sent {
+                        recipients,
+                        transport,
+                    } => println!(
+                        "report of run {} sent again to {} ({transport})",
                         args.run,
-                        &NewOutboxMessage {
-                            kind: OutboxKind::Resend,
-                            recipients,
-                            subject: report.subject.clone(),
-                            text_body: report.text_body.clone(),
-                            html_body: report.html_body.clone(),
-                            message_id,
-                        },
-                    )
-                    .await?;
-                // Deliver now if it is still ours to send (a running service may have
-                // claimed it first).
-                if store
-                    .set_outbox_state(id, OutboxState::Pending, OutboxState::Sending)
-                    .await?
-                {
-                    let row = store
-                        .get_outbox(id)
-                        .await?
-                        .ok_or_else(|| anyhow!("outbox message {id} vanished"))?;
-                    let sent = notify::attempt(
-                        &store,
-                        &mailer,
-                        &config.storage.data_dir,
-                        RetryPolicy::from_config(&config.mail),
-                        &row,
-                    )
-                    .await?;
-                    let row = store.get_outbox(id).await?.unwrap_or(row);
-                    if sent {
-                        println!(
-                            "report of run {} sent again to {} ({})",
-                            args.run,
-                            row.recipients.join(", "),
-                            mailer.describe()
-                        );
-                    } else {
-                        println!(
-                            "report of run {} queued, not sent yet: {}; `hu-red serve` retries it",
-                            args.run,
-                            row.last_error.as_deref().unwrap_or("not delivered")
-                        );
+                        recipients.join(", ")
+                    ),
+                    Resent::Queued { why } => println!(
+                        "report of run {} queued, not sent yet: {why}; `hu-red serve` retries it",
+                        args.run
+                    ),
+                    Resent::QueuedForService => {
+                        println!("report of run {} queued for `hu-red serve`", args.run)
                     }
-                } else {
-                    println!("report of run {} queued for `hu-red serve`", args.run);
                 }
             }
             anyhow::Ok(())
