@@ -8,14 +8,14 @@ pub mod console;
 mod csv_table;
 pub mod email;
 mod outputs;
-mod plot;
+mod plots;
 mod summary;
 mod time;
 
 pub use console::console_summary;
 pub use csv_table::{write_csv, CSV_COLUMNS};
 pub use outputs::{write_outputs, OutputOptions};
-pub use plot::{write_curve_png, write_overlay_png, write_preview_png, write_trend_png};
+pub use plots::{write_curve_png, write_overlay_png, write_preview_png, write_trend_png};
 pub use summary::{
     absolute_failures, material_check, verdict, Constancy, MaterialCheck, Metadata, OkParts,
     Outputs, PhantomSummary, RunVerdict, Status, Summary,
