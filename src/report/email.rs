@@ -1450,7 +1450,13 @@ mod tests {
         ToleranceEvaluation, UnassignedHole,
     };
     use crate::report::{Metadata, OkParts};
-    use std::time::SystemTime;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    /// When every fixture run started: 2026-11-25T10:22:33Z (never "now", so a rendered
+    /// report depends on its inputs only).
+    fn started_at() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_795_602_153)
+    }
 
     /// (name, RED, HU now, expected HU, absolute window)
     type Mat = (&'static str, f64, f64, f64, Option<[f64; 2]>);
@@ -1594,7 +1600,7 @@ mod tests {
             evaluation: ev,
             warnings: vec!["the bone_800 insert was not found".into()],
             timings: None,
-            started_at: SystemTime::now(),
+            started_at: started_at(),
         })
     }
 
@@ -1634,7 +1640,7 @@ mod tests {
             Some(&plan),
             None,
             vec![],
-            SystemTime::now(),
+            started_at(),
         )
     }
 
@@ -2565,4 +2571,6 @@ mod tests {
         assert_eq!(wrap("", 4), [""]);
         assert_eq!(one_line(" a\r\n\tb  c "), "a b c");
     }
+
+    mod golden;
 }
