@@ -1,0 +1,304 @@
+//! Reports against a baseline: PASS, FAIL naming what drifted or failed an absolute check,
+//! failures first, the notices (provisional, other protocol, amended), values that are not
+//! numbers.
+
+use super::*;
+
+#[test]
+fn fail_names_only_the_drifted_material_and_lists_it_first() {
+    let m = measurement(&MATERIALS);
+    let ev = constancy(&m);
+    let s = summary(&m, &ev);
+    let r = render(&data(&s, ReportKind::Fail, Some(baseline())));
+    assert_clean(&r);
+    let first = r.text.lines().next().unwrap_or_default();
+    // constancy first, then the absolute check the same material fails at this kVp
+    assert_eq!(
+        first,
+        "FAIL: water +35.2 HU (tolerance ±4 HU); water 35.2 HU outside the window -10 … 10 HU"
+    );
+    for (name, ..) in MATERIALS.iter().filter(|m| m.0 != "water") {
+        assert!(!first.contains(name), "{first}");
+    }
+    // text: the failure is the first row, marked; the others follow in the summary's order
+    let rows = text_table_lines(&r.text);
+    assert!(rows[0].contains("Baseline HU") && rows[0].contains("ΔRED %"));
+    assert!(rows[1].starts_with("!! water"), "{rows:?}");
+    let rest: Vec<&str> = rows[2..]
+        .iter()
+        .filter(|l| !l.starts_with("!! ="))
+        .map(|l| l.split_whitespace().next().unwrap_or_default())
+        .collect();
+    assert_eq!(rest, ["lung_inhale", "adipose", "liver", "bone_200"]);
+    assert_eq!(
+        rows.iter()
+            .filter(|l| l.starts_with("!! ") && !l.starts_with("!! ="))
+            .count(),
+        1
+    );
+    // the numbers: HU 1 decimal, ΔHU signed, RED 3 decimals, ΔRED % 2 decimals
+    let water: Vec<&str> = rows[1].split_whitespace().collect();
+    assert_eq!(
+        water,
+        ["!!", "water", "1.000", "35.2", "9.5", "0.0", "+35.2", "±4", "+3.52", "FAIL"]
+    );
+    let lung: Vec<&str> = rows[2].split_whitespace().collect();
+    assert_eq!(lung[4..8], ["-800.0", "-3.0", "±4", "-0.30"]);
+    assert!(r.text.contains("Pearson r (HU now vs baseline HU): 0.99"));
+    // HTML: the first body row is water, highlighted; no other row is
+    let tbody = &r.html[r.html.find("<tbody>").unwrap_or(0)..];
+    let first_row = tbody.split("</tr>").next().unwrap_or_default();
+    assert!(
+        first_row.contains(FAIL_ROW_CSS) && first_row.contains(">water<"),
+        "{first_row}"
+    );
+    assert_eq!(r.html.matches(FAIL_ROW_CSS).count(), 1);
+    assert!(r.html.contains("background:#c62828"), "red FAIL banner");
+    assert!(r.html.contains(
+        ">FAIL: water +35.2 HU (tolerance ±4 HU); water 35.2 HU outside the window -10 … 10 \
+         HU</div>"
+    ));
+}
+
+#[test]
+fn several_failures_keep_their_order_ahead_of_the_rest() {
+    let mut mats = MATERIALS;
+    mats[0].2 = -830.0; // lung -30
+    let m = measurement(&mats);
+    let ev = constancy(&m);
+    let s = summary(&m, &ev);
+    let r = render(&data(&s, ReportKind::Fail, Some(baseline())));
+    let rows = text_table_lines(&r.text);
+    let names: Vec<&str> = rows[1..6]
+        .iter()
+        .map(|l| {
+            l.trim_start_matches("!! ")
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+        })
+        .collect();
+    assert_eq!(
+        names,
+        ["lung_inhale", "water", "adipose", "liver", "bone_200"]
+    );
+    assert_eq!(
+        one_line(r.text.split("\n=").next().unwrap_or_default()),
+        "FAIL: lung_inhale -30.0 HU (tolerance ±4 HU); water +35.2 HU (tolerance ±4 HU); \
+         water 35.2 HU outside the window -10 … 10 HU"
+    );
+    assert_eq!(r.html.matches(FAIL_ROW_CSS).count(), 2);
+}
+
+#[test]
+fn pass_report_has_the_metadata_pose_slices_attachments_and_footer() {
+    let mut mats = MATERIALS;
+    mats[2].2 = 1.0;
+    let m = measurement(&mats);
+    let ev = constancy(&m);
+    let s = summary(&m, &ev);
+    let r = render(&data(&s, ReportKind::Pass, Some(baseline())));
+    assert_clean(&r);
+    assert_eq!(
+        r.text.lines().next().unwrap_or_default(),
+        "PASS: all 5 materials within tolerance of the baseline"
+    );
+    assert!(r.html.contains("background:#2e7d32"), "green PASS banner");
+    assert!(!r.html.contains(FAIL_ROW_CSS));
+    for want in [
+        "CT-SIM-1",
+        "SIEMENS",
+        "SOMATOM go.Open Pro",
+        "CTSIM1",
+        "SN4711",
+        "CTSIM1_AE",
+        "120 kV, B30f, 2 mm",
+        "QA HU-RED 120kV",
+        "1.2.826.0.1.3680043.2.1125.1",
+        "2026-11-25 10:22:33",
+        "centre x 12.0 mm, y -8.0 mm, rotation +7.5°",
+        "centre index 41, 3 slices, 5 mm slab, z -2.0 … 2.0 mm",
+        "cirs062 (CIRS 062M), detected automatically, confidence 0.93",
+        "the bone_800 insert was not found",
+        "hu_red_cirs062.csv",
+        "hu_red_cirs062_trend.png",
+        "hu-red send --to HOST:PORT --aet AE DIR",
+        "hu-red report --run 42 --resend",
+        "hu-red baseline set --run 42",
+        concat!("Generated by hu-red ", env!("CARGO_PKG_VERSION")),
+    ] {
+        assert!(r.text.contains(want), "text lacks {want:?}\n{}", r.text);
+        assert!(
+            r.html.contains(&esc(want)),
+            "html lacks {want:?}\n{}",
+            r.html
+        );
+    }
+    assert!(r.text.contains("Run:") && r.text.contains(" 42"));
+    assert!(!r.text.contains("PROVISIONAL") && !r.text.contains("No baseline"));
+    // a monospace client: lines short, table columns aligned
+    for l in r.text.lines() {
+        assert!(l.chars().count() <= 100, "{l}");
+    }
+    let rows = text_table_lines(&r.text);
+    let at = rows[0].find("Verdict").unwrap_or(0);
+    assert!(at > 0);
+    let at_chars = rows[0][..at].chars().count();
+    for row in &rows[1..] {
+        let cell: String = row.chars().skip(at_chars).take(4).collect();
+        assert_eq!(cell, "PASS", "{row}");
+    }
+}
+
+#[test]
+fn with_a_baseline_an_absolute_failure_fails_even_when_constancy_passes() {
+    let mut mats = MATERIALS;
+    mats[2].2 = 1.0;
+    let mut m = first_scan_with_absolute_failures();
+    m.inserts.retain(|x| x.insert != "water_vial");
+    let mut ev = constancy(&measurement(&mats));
+    // the refused material has no value to compare: constancy fails it too
+    ev.per_insert.push(InsertConstancy {
+        insert: "dense_bone".into(),
+        baseline_hu: Some(1150.0),
+        hu_mean: None,
+        delta_hu: None,
+        tolerance_hu: 50.0,
+        within_tolerance: false,
+        delta_red_percent: None,
+        note: Some("not measured in this run".into()),
+    });
+    ev.pass = Some(false);
+    let s = summary(&m, &ev);
+    assert_eq!(s.verdict, RunVerdict::Fail);
+    let r = render(&data(&s, ReportKind::Fail, Some(baseline())));
+    assert_clean(&r);
+    let first = one_line(r.text.split("\n=").next().unwrap_or_default());
+    // dense_bone is named once, with the reason (not "not measured in this run")
+    assert_eq!(
+        first,
+        "FAIL: dense_bone not measured: no homogeneous core in holes inner_135, outer_315 \
+         (rods too thin for the ROI); copies of liver disagree: 40 vs 72 HU"
+    );
+    let rows = text_table_lines(&r.text);
+    let liver = rows
+        .iter()
+        .find(|l| l.contains("liver"))
+        .copied()
+        .unwrap_or("");
+    // liver is within tolerance of the baseline, but its copies disagree
+    assert!(liver.starts_with("!! liver"), "{liver}");
+    assert!(
+        liver.ends_with("FAIL: copies disagree: 40 vs 72 HU"),
+        "{liver}"
+    );
+    let dense = rows
+        .iter()
+        .find(|l| l.contains("dense_bone"))
+        .copied()
+        .unwrap_or("");
+    assert!(dense.ends_with("FAIL: not measured in this run"), "{dense}");
+
+    // constancy passes, an absolute check fails: FAIL
+    let mut m = measurement(&mats);
+    m.inserts[3].copies_consistent = Some(false);
+    m.inserts[3].copies_spread_hu = Some(30.0);
+    let ev = constancy(&measurement(&mats));
+    assert_eq!(ev.pass, Some(true));
+    let s = summary(&m, &ev);
+    assert_eq!(s.verdict, RunVerdict::Fail);
+    let r = render(&data(&s, s.verdict.into(), Some(baseline())));
+    assert_eq!(
+        r.text.lines().next().unwrap_or_default(),
+        "FAIL: liver copies disagree by 30 HU"
+    );
+    assert!(r.subject.starts_with("[FAIL] "));
+}
+
+#[test]
+fn provisional_protocol_differs_and_amended_are_prominent() {
+    let m = measurement(&MATERIALS);
+    let ev = constancy(&m);
+    let s = summary(&m, &ev);
+    let mut b = baseline();
+    b.provisional = true;
+    b.protocol_differs = Some("kVp 100 (baseline 120)".into());
+    let mut d = data(&s, ReportKind::Fail, Some(b));
+    d.amended = true;
+    let r = render(&d);
+    assert_clean(&r);
+    let prov = "Baseline is PROVISIONAL (set automatically from run 12); confirm it with \
+                hu-red baseline set --run 12";
+    assert!(
+        one_line(&r.text).contains(&format!("!! {prov}")),
+        "{}",
+        r.text
+    );
+    assert!(r.html.contains(&esc(prov)));
+    assert!(one_line(&r.text).contains(
+        "evaluated against the closest baseline (baseline 7, 120 kV, B30f, 2 mm). \
+         What differs: kVp 100 (baseline 120)"
+    ));
+    assert!(r.html.contains("What differs: kVp 100 (baseline 120)"));
+    assert!(one_line(&r.text).contains(
+        "instances of this series arrived after an earlier analysis; this run replaces it"
+    ));
+    // the notices come before the table
+    let notice = r.text.find("PROVISIONAL").unwrap_or(usize::MAX);
+    let table = r.text.find("Materials\n").unwrap_or(0);
+    assert!(notice < table);
+    // the warning notices are styled, in the HTML too
+    assert!(r.html.contains("border-left:6px solid #e0a000"));
+
+    // a confirmed baseline from a file: no provisional line, no protocol line
+    let mut b = baseline();
+    b.source = "import /srv/base.csv".into();
+    let r = render(&data(&s, ReportKind::Fail, Some(b)));
+    assert!(!r.text.contains("PROVISIONAL") && !r.text.contains("closest baseline"));
+    assert!(r
+        .text
+        .contains("7 (from import /srv/base.csv, set 2026-01-03), confirmed"));
+}
+
+#[test]
+fn nan_values_are_shown_as_dashes() {
+    let m = {
+        let mut m = measurement(&MATERIALS);
+        m.inserts[1].hu_std = f64::NAN;
+        m.inserts[3].hu_mean = f64::NAN;
+        m.inserts[4].red = Some(f64::INFINITY);
+        m
+    };
+    let mut ev = constancy(&m);
+    ev.pearson_r = Some(f64::NAN);
+    ev.per_insert[3].delta_hu = None;
+    ev.per_insert[3].hu_mean = None;
+    ev.per_insert[3].within_tolerance = false;
+    ev.per_insert[3].note = Some("not measured".into());
+    ev.per_insert[0].delta_red_percent = Some(f64::NAN);
+    ev.per_insert[2].tolerance_hu = f64::NAN;
+    let mut s = summary(&m, &ev);
+    s.pose = Some(Pose {
+        centre_x_mm: f64::NAN,
+        centre_y_mm: 1.0,
+        rotation_deg: f64::INFINITY,
+    });
+    let r = render(&data(&s, ReportKind::Fail, Some(baseline())));
+    assert_clean(&r);
+    assert!(!r.text.contains("inf") && !r.html.contains("inf"));
+    assert!(r.text.contains("Pearson r (HU now vs baseline HU): –"));
+    let rows = text_table_lines(&r.text);
+    let liver = rows
+        .iter()
+        .find(|l| l.contains("liver"))
+        .copied()
+        .unwrap_or("");
+    assert!(liver.starts_with("!! liver"), "{rows:?}");
+    assert!(liver.contains("FAIL: not measured"), "{liver}");
+    // named by its absolute failure (not measured), once
+    let first = one_line(r.text.split("\n=").next().unwrap_or_default());
+    assert!(first.contains("liver not measured"), "{first}");
+    assert_eq!(first.matches("liver").count(), 1, "{first}");
+    // the material without a tolerance is not named with one
+    assert!(r.text.contains("centre x – mm, y 1.0 mm, rotation –°"));
+}

@@ -1,0 +1,114 @@
+//! How values are written in the reports: numbers with a fixed number of decimals, signed
+//! differences, tolerances as a configuration writes them, the missing-value mark, DICOM dates
+//! and times, plurals, and free text made safe for one line. Pure string helpers, no I/O.
+
+/// What a missing or non-finite number is shown as (never `NaN`).
+pub(crate) const MISSING: &str = "–";
+
+/// A value on one line: control characters (CR, LF, tab, …) and runs of white space become
+/// one space; trimmed.
+pub(crate) fn one_line(s: &str) -> String {
+    let s: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `""` for one, `"s"` otherwise.
+pub(crate) fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// `v` with `decimals` decimals, `–` when missing or not finite.
+pub(crate) fn fixed(v: Option<f64>, decimals: usize) -> String {
+    match v.filter(|v| v.is_finite()) {
+        Some(v) => {
+            let unit = 10f64.powi(decimals as i32);
+            // no "-0.0"
+            let v = if (v * unit).round() == 0.0 { 0.0 } else { v };
+            format!("{v:.decimals$}")
+        }
+        None => MISSING.to_string(),
+    }
+}
+
+/// `v` signed (`+3.2`, `-1.0`, `+0.0`), `–` when missing or not finite.
+pub(crate) fn signed(v: Option<f64>, decimals: usize) -> String {
+    match v.filter(|v| v.is_finite()) {
+        Some(v) => {
+            let unit = 10f64.powi(decimals as i32);
+            let v = if (v * unit).round() == 0.0 { 0.0 } else { v };
+            format!("{v:+.decimals$}")
+        }
+        None => MISSING.to_string(),
+    }
+}
+
+/// A tolerance or thickness as written in a config: `4`, `42.5`.
+pub(crate) fn tol(v: f64) -> String {
+    if !v.is_finite() {
+        MISSING.to_string()
+    } else if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// An HU window or band as a configuration writes it: `-10 … 10`.
+pub(crate) fn window(w: [f64; 2]) -> String {
+    format!("{} … {}", tol(w[0]), tol(w[1]))
+}
+
+/// `20261125` → `2026-11-25` (anything else as given).
+pub(crate) fn dicom_date(s: &str) -> String {
+    let s = one_line(s);
+    if s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit()) {
+        format!("{}-{}-{}", &s[0..4], &s[4..6], &s[6..8])
+    } else {
+        s
+    }
+}
+
+/// `102233.123` → `10:22:33` (anything else as given).
+pub(crate) fn dicom_time(s: &str) -> String {
+    let s = one_line(s);
+    let digits = s.split('.').next().unwrap_or("");
+    if digits.len() >= 4 && digits.len() <= 6 && digits.bytes().all(|b| b.is_ascii_digit()) {
+        let mut out = format!("{}:{}", &digits[0..2], &digits[2..4]);
+        if digits.len() == 6 {
+            out.push(':');
+            out.push_str(&digits[4..6]);
+        }
+        out
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_helpers() {
+        assert_eq!(signed(Some(-0.04), 1), "+0.0");
+        assert_eq!(signed(Some(-1.0), 1), "-1.0");
+        assert_eq!(signed(Some(3.25), 2), "+3.25");
+        assert_eq!(signed(None, 1), "–");
+        assert_eq!(fixed(Some(f64::NAN), 1), "–");
+        assert_eq!(fixed(Some(0.19), 3), "0.190");
+        assert_eq!(tol(4.0), "4");
+        assert_eq!(tol(42.5), "42.5");
+        assert_eq!(dicom_date("20261125"), "2026-11-25");
+        assert_eq!(dicom_date("2026.11.25"), "2026.11.25");
+        assert_eq!(dicom_time("0930"), "09:30");
+        assert_eq!(dicom_time("102233.500"), "10:22:33");
+        assert_eq!(one_line(" a\r\n\tb  c "), "a b c");
+    }
+}
