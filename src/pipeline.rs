@@ -22,17 +22,8 @@ use std::time::Instant;
 /// Pixel size of the overview the planner works on, mm.
 pub const OVERVIEW_PIXEL_MM: f64 = 2.0;
 
-/// Wall time of each stage, milliseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct Timings {
-    pub load: f64,
-    pub overview: f64,
-    pub plan: f64,
-    pub slab: f64,
-    pub measure: f64,
-    pub constancy: f64,
-    pub total: f64,
-}
+/// Wall time of each stage (the report's `timings_ms`, which owns the type).
+pub use crate::report::Timings;
 
 /// Where the series comes from.
 pub enum SeriesSource {

@@ -19,7 +19,7 @@ pub use outputs::{write_outputs, OutputOptions};
 pub use plots::{write_curve_png, write_overlay_png, write_preview_png, write_trend_png};
 pub use summary::{
     absolute_failures, material_check, verdict, Constancy, MaterialCheck, Metadata, OkParts,
-    Outputs, PhantomSummary, RunVerdict, Status, Summary,
+    Outputs, PhantomSummary, RunVerdict, Status, Summary, Timings,
 };
 pub use time::utc_timestamp;
 

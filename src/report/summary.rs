@@ -6,10 +6,22 @@ use crate::analysis::{
     AbsoluteChecks, AssignmentMethod, Candidate, Curve, Detection, MaterialResult, MaterialStatus,
     Measurement, Plan, Pose, SlicesUsed, ToleranceEvaluation, UnassignedHole,
 };
-use crate::pipeline::Timings;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
+
+/// Wall time of each stage of one analysis, milliseconds (`timings_ms` in the summary JSON;
+/// `pipeline::analyze` fills it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Timings {
+    pub load: f64,
+    pub overview: f64,
+    pub plan: f64,
+    pub slab: f64,
+    pub measure: f64,
+    pub constancy: f64,
+    pub total: f64,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
