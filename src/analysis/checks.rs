@@ -145,6 +145,118 @@ pub fn materials(
     out
 }
 
+/// The checks of one material at `kv` (the scan's kVp, for messages): what fails it and what is
+/// information only; the manufacturer windows it was judged by (or only informed by) are added to
+/// `windows_applied` (`windows_info`).
+fn material_checks(
+    m: &MaterialResult,
+    kv: &str,
+    windows_applied: &mut Vec<String>,
+    windows_info: &mut Vec<String>,
+) -> (Vec<String>, Vec<String>) {
+    let mut fails: Vec<String> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    match m.status {
+        MaterialStatus::Refused => fails.push(format!(
+            "{} not measured: {}",
+            m.insert,
+            m.reason.as_deref().unwrap_or("refused")
+        )),
+        MaterialStatus::Missing if m.optional => notes.push(format!(
+            "{} not present (optional: {})",
+            m.insert,
+            m.reason.as_deref().unwrap_or("not found")
+        )),
+        MaterialStatus::Missing => fails.push(format!(
+            "{} not measured: {}",
+            m.insert,
+            m.reason.as_deref().unwrap_or("not found")
+        )),
+        MaterialStatus::Measured => {
+            if let (Some(false), Some([lo, hi])) = (m.plausible, m.hu_band) {
+                fails.push(format!(
+                    "{} reads {:.0} HU, outside its plausibility band {:.0} … {:.0} HU at {kv} (a different insert, a wrong layout or a badly miscalibrated scanner)",
+                    m.insert, m.hu_mean, lo, hi
+                ));
+            }
+            match (m.within_window, m.hu_window) {
+                (Some(ok), Some([lo, hi])) => {
+                    windows_applied.push(m.insert.clone());
+                    if !ok {
+                        fails.push(format!(
+                            "{} reads {:.0} HU, outside the manufacturer's window {:.0} … {:.0} HU ({kv})",
+                            m.insert, m.hu_mean, lo, hi
+                        ));
+                    }
+                }
+                (None, Some([lo, hi])) => {
+                    let at = m.window_kvp.unwrap_or(120.0);
+                    windows_info.push(m.insert.clone());
+                    notes.push(format!(
+                        "window {:.0} … {:.0} HU is given at {at:.0} kV; this scan is at {kv}: information only ({:.0} HU is {} it)",
+                        lo,
+                        hi,
+                        m.hu_mean,
+                        if m.hu_mean >= lo && m.hu_mean <= hi { "inside" } else { "outside" }
+                    ));
+                }
+                _ => {}
+            }
+            if m.copies_consistent == Some(false) {
+                let list = m
+                    .rois
+                    .iter()
+                    .map(|r| format!("{} {:.0} HU", r.hole, r.hu_mean))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                fails.push(format!(
+                    "the copies of {} disagree by {:.0} HU ({list}): a different insert in one of its holes?",
+                    m.insert,
+                    m.copies_spread_hu.unwrap_or(f64::NAN)
+                ));
+            }
+        }
+    }
+    (fails, notes)
+}
+
+/// What the absolute checks looked at, for the report.
+fn checked(
+    def: &PhantomDef,
+    materials: &[MaterialResult],
+    kv: &str,
+    windows_applied: &[String],
+    windows_info: &[String],
+) -> Vec<String> {
+    let measured = materials
+        .iter()
+        .filter(|m| m.status == MaterialStatus::Measured)
+        .count();
+    let mut checked = vec![
+        "the HU–RED curve is monotone".to_string(),
+        format!(
+            "{measured} material(s) of {} measured, each within its plausibility band at {kv}",
+            def.id
+        ),
+    ];
+    if !windows_applied.is_empty() {
+        checked.push(format!(
+            "manufacturer windows at {kv}: {}",
+            windows_applied.join(", ")
+        ));
+    }
+    if !windows_info.is_empty() {
+        checked.push(format!(
+            "manufacturer windows given at another kVp (information only): {}",
+            windows_info.join(", ")
+        ));
+    }
+    if materials.iter().any(|m| m.copies_consistent.is_some()) {
+        checked.push("copies of each duplicated material agree".into());
+    }
+    checked
+}
+
 /// Judge every material (fills `check_pass` and `check_notes`) and the curve.
 pub fn judge(
     def: &PhantomDef,
@@ -162,69 +274,7 @@ pub fn judge(
     let mut windows_applied = Vec::new();
     let mut windows_info = Vec::new();
     for m in materials.iter_mut() {
-        let mut fails: Vec<String> = Vec::new();
-        let mut notes: Vec<String> = Vec::new();
-        match m.status {
-            MaterialStatus::Refused => fails.push(format!(
-                "{} not measured: {}",
-                m.insert,
-                m.reason.as_deref().unwrap_or("refused")
-            )),
-            MaterialStatus::Missing if m.optional => notes.push(format!(
-                "{} not present (optional: {})",
-                m.insert,
-                m.reason.as_deref().unwrap_or("not found")
-            )),
-            MaterialStatus::Missing => fails.push(format!(
-                "{} not measured: {}",
-                m.insert,
-                m.reason.as_deref().unwrap_or("not found")
-            )),
-            MaterialStatus::Measured => {
-                if let (Some(false), Some([lo, hi])) = (m.plausible, m.hu_band) {
-                    fails.push(format!(
-                        "{} reads {:.0} HU, outside its plausibility band {:.0} … {:.0} HU at {kv} (a different insert, a wrong layout or a badly miscalibrated scanner)",
-                        m.insert, m.hu_mean, lo, hi
-                    ));
-                }
-                match (m.within_window, m.hu_window) {
-                    (Some(ok), Some([lo, hi])) => {
-                        windows_applied.push(m.insert.clone());
-                        if !ok {
-                            fails.push(format!(
-                                "{} reads {:.0} HU, outside the manufacturer's window {:.0} … {:.0} HU ({kv})",
-                                m.insert, m.hu_mean, lo, hi
-                            ));
-                        }
-                    }
-                    (None, Some([lo, hi])) => {
-                        let at = m.window_kvp.unwrap_or(120.0);
-                        windows_info.push(m.insert.clone());
-                        notes.push(format!(
-                            "window {:.0} … {:.0} HU is given at {at:.0} kV; this scan is at {kv}: information only ({:.0} HU is {} it)",
-                            lo,
-                            hi,
-                            m.hu_mean,
-                            if m.hu_mean >= lo && m.hu_mean <= hi { "inside" } else { "outside" }
-                        ));
-                    }
-                    _ => {}
-                }
-                if m.copies_consistent == Some(false) {
-                    let list = m
-                        .rois
-                        .iter()
-                        .map(|r| format!("{} {:.0} HU", r.hole, r.hu_mean))
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    fails.push(format!(
-                        "the copies of {} disagree by {:.0} HU ({list}): a different insert in one of its holes?",
-                        m.insert,
-                        m.copies_spread_hu.unwrap_or(f64::NAN)
-                    ));
-                }
-            }
-        }
+        let (mut fails, notes) = material_checks(m, &kv, &mut windows_applied, &mut windows_info);
         m.check_pass = fails.is_empty();
         failures.extend(fails.iter().cloned());
         info.extend(notes.iter().cloned());
@@ -258,32 +308,7 @@ pub fn judge(
             u.hole, u.center_x_mm, u.center_y_mm, u.hu_mean, u.hu_std, u.note
         ));
     }
-    let measured = materials
-        .iter()
-        .filter(|m| m.status == MaterialStatus::Measured)
-        .count();
-    let mut checked = vec![
-        "the HU–RED curve is monotone".to_string(),
-        format!(
-            "{measured} material(s) of {} measured, each within its plausibility band at {kv}",
-            def.id
-        ),
-    ];
-    if !windows_applied.is_empty() {
-        checked.push(format!(
-            "manufacturer windows at {kv}: {}",
-            windows_applied.join(", ")
-        ));
-    }
-    if !windows_info.is_empty() {
-        checked.push(format!(
-            "manufacturer windows given at another kVp (information only): {}",
-            windows_info.join(", ")
-        ));
-    }
-    if materials.iter().any(|m| m.copies_consistent.is_some()) {
-        checked.push("copies of each duplicated material agree".into());
-    }
+    let checked = checked(def, materials, &kv, &windows_applied, &windows_info);
     AbsoluteChecks {
         pass: failures.is_empty(),
         curve_monotonic,

@@ -94,58 +94,7 @@ pub fn measure(
     };
 
     // An ROI fitted to what each hole holds, measured over the slab.
-    let mut holes: Vec<Measured> = Vec::with_capacity(locs.len());
-    for loc in locs {
-        let spec = HoleSpec {
-            x: loc.x,
-            y: loc.y,
-            radius: loc.insert_r - loc.wall,
-            fraction: def.roi_radius_fraction,
-            expected_hu: loc
-                .layout_material
-                .as_deref()
-                .and_then(|m| def.material(m))
-                .map(|m| m.hu_expected),
-        };
-        // A rod placed by its pattern shows no contrast: its ROI is the disc at the site (the
-        // position is known from geometry; a core fitted to the noise would only move it).
-        let fitted = if loc.found_by == Some(FoundBy::Pattern) {
-            pattern_disc(&geo, &spec)
-        } else {
-            core::fit(img.view(), &geo, &spec)
-        };
-        let roi = fitted.map(|c| {
-            let st = roi_stats(slab, &geo, &c);
-            (c, st)
-        });
-        if let Ok((_, st)) = &roi {
-            if st.missing > 0 || st.n == 0 {
-                return Err(AnalysisError::NotUsable {
-                    id: def.id.clone(),
-                    why: format!(
-                        "the insert at hole {}{} lies (partly) outside the reconstructed field of view; re-scan with the phantom centred or a larger FOV",
-                        loc.hole,
-                        loc.layout_material
-                            .as_ref()
-                            .map(|m| format!(" ({m})"))
-                            .unwrap_or_default()
-                    ),
-                });
-            }
-        }
-        holes.push(Measured { loc, roi });
-    }
-    if holes.iter().all(|h| h.roi.is_err()) {
-        let why = holes
-            .iter()
-            .filter_map(|h| h.roi.as_ref().err().map(|e| format!("{}: {e}", h.loc.hole)))
-            .collect::<Vec<_>>()
-            .join("; ");
-        return Err(AnalysisError::NotUsable {
-            id: def.id.clone(),
-            why: format!("no insert could be measured ({why})"),
-        });
-    }
+    let holes = measure_holes(locs, def, &img, &geo, slab)?;
 
     // Materials.
     let hus: Vec<Option<HoleHu>> = holes
@@ -160,55 +109,8 @@ pub fn measure(
         .collect();
     let assigned = assign::assign(def, &hus, kvp);
     warnings.extend(assigned.warnings.iter().cloned());
-    let mut rois = Vec::new();
-    let mut unassigned = Vec::new();
-    let mut refused = Vec::new();
-    for (k, h) in holes.iter().enumerate() {
-        match &h.roi {
-            Err(reason) => refused.push(RefusedHole {
-                hole: h.loc.hole.clone(),
-                layout_material: h.loc.layout_material.clone(),
-                reason: reason.clone(),
-            }),
-            Ok((c, st)) => match assigned.material[k] {
-                Some(j) => rois.push(roi_measurement(
-                    &h.loc,
-                    c,
-                    st,
-                    &def.materials[j].name,
-                    &geo,
-                    slab,
-                )),
-                None => unassigned.push(UnassignedHole {
-                    hole: h.loc.hole.clone(),
-                    ring: h.loc.ring.clone(),
-                    center_x_mm: c.x,
-                    center_y_mm: c.y,
-                    hu_mean: st.mean,
-                    hu_std: st.std,
-                    n_pixels: st.n,
-                    layout_material: h.loc.layout_material.clone(),
-                    note: assigned.why[k].clone().unwrap_or_default(),
-                }),
-            },
-        }
-    }
-    for u in &unassigned {
-        warnings.push(format!(
-            "hole {} ({:.1}, {:.1}) mm{} {}: reported apart, not pooled into any material",
-            u.hole,
-            u.center_x_mm,
-            u.center_y_mm,
-            u.layout_material
-                .as_ref()
-                .map(|m| format!(", where the layout has {m},"))
-                .unwrap_or_default(),
-            u.note
-        ));
-    }
-    for r in &refused {
-        warnings.push(format!("hole {}: {}", r.hole, r.reason));
-    }
+    let (rois, unassigned, refused) = sort_holes(&holes, &assigned, def, &geo, slab);
+    hole_warnings(&unassigned, &refused, &mut warnings);
     let mut inserts = checks::materials(def, &rois, &refused, kvp);
     for m in &inserts {
         if m.red.is_none() && m.hu_mean.is_finite() {
@@ -249,6 +151,140 @@ pub fn measure(
         unassigned,
         checks,
     })
+}
+
+/// An ROI fitted to what each hole holds (a plain disc at the site for a rod placed by its
+/// pattern), measured over the slab; an error when an ROI reaches outside the field of view or
+/// no hole could be measured.
+fn measure_holes(
+    locs: Vec<Loc>,
+    def: &PhantomDef,
+    img: &Array2<f32>,
+    geo: &Geo,
+    slab: &HuStack,
+) -> Result<Vec<Measured>, AnalysisError> {
+    let mut holes: Vec<Measured> = Vec::with_capacity(locs.len());
+    for loc in locs {
+        let spec = HoleSpec {
+            x: loc.x,
+            y: loc.y,
+            radius: loc.insert_r - loc.wall,
+            fraction: def.roi_radius_fraction,
+            expected_hu: loc
+                .layout_material
+                .as_deref()
+                .and_then(|m| def.material(m))
+                .map(|m| m.hu_expected),
+        };
+        // A rod placed by its pattern shows no contrast: its ROI is the disc at the site (the
+        // position is known from geometry; a core fitted to the noise would only move it).
+        let fitted = if loc.found_by == Some(FoundBy::Pattern) {
+            pattern_disc(geo, &spec)
+        } else {
+            core::fit(img.view(), geo, &spec)
+        };
+        let roi = fitted.map(|c| {
+            let st = roi_stats(slab, geo, &c);
+            (c, st)
+        });
+        if let Ok((_, st)) = &roi {
+            if st.missing > 0 || st.n == 0 {
+                return Err(AnalysisError::NotUsable {
+                    id: def.id.clone(),
+                    why: format!(
+                        "the insert at hole {}{} lies (partly) outside the reconstructed field of view; re-scan with the phantom centred or a larger FOV",
+                        loc.hole,
+                        loc.layout_material
+                            .as_ref()
+                            .map(|m| format!(" ({m})"))
+                            .unwrap_or_default()
+                    ),
+                });
+            }
+        }
+        holes.push(Measured { loc, roi });
+    }
+    if holes.iter().all(|h| h.roi.is_err()) {
+        let why = holes
+            .iter()
+            .filter_map(|h| h.roi.as_ref().err().map(|e| format!("{}: {e}", h.loc.hole)))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(AnalysisError::NotUsable {
+            id: def.id.clone(),
+            why: format!("no insert could be measured ({why})"),
+        });
+    }
+    Ok(holes)
+}
+
+/// Each measured hole by what it holds: an ROI of the material assigned to it, an unassigned
+/// hole (reported apart), or a refused one (no ROI).
+fn sort_holes(
+    holes: &[Measured],
+    assigned: &assign::Assignment,
+    def: &PhantomDef,
+    geo: &Geo,
+    slab: &HuStack,
+) -> (Vec<RoiMeasurement>, Vec<UnassignedHole>, Vec<RefusedHole>) {
+    let mut rois = Vec::new();
+    let mut unassigned = Vec::new();
+    let mut refused = Vec::new();
+    for (k, h) in holes.iter().enumerate() {
+        match &h.roi {
+            Err(reason) => refused.push(RefusedHole {
+                hole: h.loc.hole.clone(),
+                layout_material: h.loc.layout_material.clone(),
+                reason: reason.clone(),
+            }),
+            Ok((c, st)) => match assigned.material[k] {
+                Some(j) => rois.push(roi_measurement(
+                    &h.loc,
+                    c,
+                    st,
+                    &def.materials[j].name,
+                    geo,
+                    slab,
+                )),
+                None => unassigned.push(UnassignedHole {
+                    hole: h.loc.hole.clone(),
+                    ring: h.loc.ring.clone(),
+                    center_x_mm: c.x,
+                    center_y_mm: c.y,
+                    hu_mean: st.mean,
+                    hu_std: st.std,
+                    n_pixels: st.n,
+                    layout_material: h.loc.layout_material.clone(),
+                    note: assigned.why[k].clone().unwrap_or_default(),
+                }),
+            },
+        }
+    }
+    (rois, unassigned, refused)
+}
+
+/// A warning per unassigned hole (reported apart) and per refused one (with its reason).
+fn hole_warnings(
+    unassigned: &[UnassignedHole],
+    refused: &[RefusedHole],
+    warnings: &mut Vec<String>,
+) {
+    for u in unassigned {
+        warnings.push(format!(
+            "hole {} ({:.1}, {:.1}) mm{} {}: reported apart, not pooled into any material",
+            u.hole,
+            u.center_x_mm,
+            u.center_y_mm,
+            u.layout_material
+                .as_ref()
+                .map(|m| format!(", where the layout has {m},"))
+                .unwrap_or_default(),
+            u.note
+        ));
+    }
+    for r in refused {
+        warnings.push(format!("hole {}: {}", r.hole, r.reason));
+    }
 }
 
 fn roi_measurement(

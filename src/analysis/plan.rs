@@ -61,12 +61,37 @@ pub fn plan(
         )));
     }
     let geo = Geo::of(ov);
+    let (slices, areas) = bodies(ov, &geo)?;
+    let candidates = candidates(phantoms, opts)?;
+    let evals = evaluate_candidates(ov, &geo, &slices, &areas, &candidates, opts.kvp);
+    let order = ranking(&evals);
+    let chosen = choose(&evals, &order, candidates.len(), opts)?;
+    let mut warnings = chosen.warnings;
+    let (lo, hi) = chosen.run;
+    let slab = slab(ov, lo, hi, opts.slab_mm, &mut warnings);
+    Ok(Plan {
+        phantom_id: chosen.def.id.clone(),
+        detection: chosen.detection,
+        confidence: round3(chosen.confidence),
+        candidates: chosen.report,
+        pose: chosen.best.pose,
+        centre_index: ov.series_index[slab.centre],
+        slab_indices: slab.indices.iter().map(|i| ov.series_index[*i]).collect(),
+        insert_z_range_mm: (slab.z_lo, slab.z_hi),
+        warnings,
+    })
+}
+
+/// The body of every overview slice (objects smaller than [`MIN_BODY_MM2`] are none) and its
+/// area; an error when no slice holds an object of phantom size.
+fn bodies(ov: &HuStack, geo: &Geo) -> Result<(Vec<SliceBody>, Vec<f64>), AnalysisError> {
+    let n = ov.n_slices();
     let slices: Vec<SliceBody> = (0..n)
         .into_par_iter()
         .map(|k| {
             let s = ov.hu.index_axis(Axis(0), k);
             SliceBody {
-                body: segment(s, &geo).filter(|b| b.area_mm2 >= MIN_BODY_MM2),
+                body: segment(s, geo).filter(|b| b.area_mm2 >= MIN_BODY_MM2),
                 valid: s.mapv(|v| v.is_finite()),
             }
         })
@@ -81,9 +106,16 @@ pub fn plan(
             "no object of phantom size in any slice (only air or noise?)".into(),
         ));
     }
+    Ok((slices, areas))
+}
 
-    // A forced id names one definition, or a family whose variant is told from the image.
-    let candidates: Vec<&PhantomDef> = match &opts.phantom {
+/// The definitions to choose from: all, or the one a forced id names, or the variants of the
+/// family it names (the variant is told from the image).
+fn candidates<'a>(
+    phantoms: &'a [PhantomDef],
+    opts: &AnalysisOptions,
+) -> Result<Vec<&'a PhantomDef>, AnalysisError> {
+    Ok(match &opts.phantom {
         Some(id) => {
             let exact: Vec<&PhantomDef> = phantoms.iter().filter(|p| &p.id == id).collect();
             let chosen = if exact.is_empty() {
@@ -102,13 +134,23 @@ pub fn plan(
             chosen
         }
         None => phantoms.iter().collect(),
-    };
-    // Outlines first (cheap), then the inserts in order of outline fit: a candidate whose
-    // outline score (an upper bound of its whole score) is below what would even make the
-    // choice uncertain is not evaluated further.
+    })
+}
+
+/// Every candidate's evaluation. Outlines first (cheap), then the inserts in order of outline
+/// fit: a candidate whose outline score (an upper bound of its whole score) is below what would
+/// even make the choice uncertain is not evaluated further.
+fn evaluate_candidates<'a>(
+    ov: &HuStack,
+    geo: &Geo,
+    slices: &[SliceBody],
+    areas: &[f64],
+    candidates: &[&'a PhantomDef],
+    kvp: Option<f64>,
+) -> Vec<(&'a PhantomDef, Eval)> {
     let mut staged: Vec<(&PhantomDef, Result<OutlineFit, Eval>)> = candidates
         .iter()
-        .map(|d| (*d, fit_candidate_outline(&geo, &slices, &areas, d)))
+        .map(|d| (*d, fit_candidate_outline(geo, slices, areas, d)))
         .collect();
     staged.sort_by(|a, b| {
         let s = |x: &Result<OutlineFit, Eval>| x.as_ref().map_or(-1.0, |f| f.s_outline);
@@ -125,16 +167,20 @@ pub fn plan(
                     f.iou, best_score
                 ),
             ),
-            Ok(f) => evaluate(ov, &geo, &slices, d, f, opts.kvp),
+            Ok(f) => evaluate(ov, geo, slices, d, f, kvp),
         };
         best_score = best_score.max(e.score);
         evals.push((d, e));
     }
+    evals
+}
 
+/// Indices into `evals`, best score first. Variants of one family that fit equally well (a
+/// Catphan 504 template also fits the eight holes of a 604): the one whose holes explain more of
+/// the image comes first.
+fn ranking(evals: &[(&PhantomDef, Eval)]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..evals.len()).collect();
     order.sort_by(|a, b| evals[*b].1.score.total_cmp(&evals[*a].1.score));
-    // Variants of one family that fit equally well (a Catphan 504 template also fits the eight
-    // holes of a 604): the one whose holes explain more of the image wins.
     if let Some(&top) = order.first() {
         let fam = evals[top].0.family.clone();
         let tied = |i: usize| {
@@ -150,6 +196,29 @@ pub fn plan(
             order.insert(0, winner);
         }
     }
+    order
+}
+
+/// The phantom identified, with what the plan reports about the choice.
+struct Chosen<'a> {
+    def: &'a PhantomDef,
+    best: &'a Eval,
+    /// The winner's run of overview slices showing the inserts.
+    run: (usize, usize),
+    detection: Detection,
+    confidence: f64,
+    report: Vec<Candidate>,
+    warnings: Vec<String>,
+}
+
+/// The first of `order`, when it is a match and no rival ties with it (a tie refuses, unless a
+/// forced id names one definition); its confidence and the warnings about the choice.
+fn choose<'a>(
+    evals: &'a [(&'a PhantomDef, Eval)],
+    order: &[usize],
+    n_candidates: usize,
+    opts: &AnalysisOptions,
+) -> Result<Chosen<'a>, AnalysisError> {
     let cand_report: Vec<Candidate> = order
         .iter()
         .map(|i| Candidate {
@@ -173,7 +242,7 @@ pub fn plan(
         .map(|c| format!("{}: {}", c.id, c.reason))
         .collect::<Vec<_>>()
         .join("; ");
-    let Some((lo, hi)) = best.run.filter(|_| best.score >= SCORE_MIN) else {
+    let Some(run) = best.run.filter(|_| best.score >= SCORE_MIN) else {
         return Err(match detection {
             Detection::Auto => AnalysisError::NoPhantom(format!(
                 "the object in the images matches none of the phantoms ({reasons}); a uniform cylinder, a patient or an unknown phantom cannot be analysed"
@@ -201,7 +270,7 @@ pub fn plan(
                     def.id
                 )))
             }
-            Detection::Forced if candidates.len() > 1 => {
+            Detection::Forced if n_candidates > 1 => {
                 return Err(AnalysisError::NotUsable {
                     id: opts.phantom.clone().unwrap_or_default(),
                     why: format!(
@@ -233,9 +302,31 @@ pub fn plan(
                 .into(),
         );
     }
+    Ok(Chosen {
+        def,
+        best,
+        run,
+        detection,
+        confidence,
+        report: cand_report,
+        warnings,
+    })
+}
 
-    // The insert region in z: from the first to the last slice of the run, widened by half a
-    // slice spacing (the slice centres are sampled).
+/// The insert region in z and the slab of slices measured in it (overview indices).
+struct Slab {
+    z_lo: f64,
+    z_hi: f64,
+    indices: Vec<usize>,
+    /// The slab slice nearest the region's centre.
+    centre: usize,
+}
+
+/// The insert region in z: from the first to the last slice of the run `lo..=hi`, widened by
+/// half a slice spacing (the slice centres are sampled); the slab: the slices fully inside it
+/// within `slab_mm` of its centre (the nearest slice when none is, with a warning).
+fn slab(ov: &HuStack, lo: usize, hi: usize, slab_mm: f64, warnings: &mut Vec<String>) -> Slab {
+    let n = ov.n_slices();
     let z = &ov.z_mm;
     let half = |i: usize| -> f64 {
         let prev = if i > 0 { z[i] - z[i - 1] } else { f64::NAN };
@@ -261,7 +352,7 @@ pub fn plan(
         ));
     }
     let t = ov.thickness_mm.max(0.0);
-    let slab_half = 0.5 * opts.slab_mm.max(0.0) + 1e-6;
+    let slab_half = 0.5 * slab_mm.max(0.0) + 1e-6;
     let mut slab: Vec<usize> = (0..n)
         .filter(|&i| {
             (z[i] - z_c).abs() <= slab_half.max(0.5 * t)
@@ -284,17 +375,12 @@ pub fn plan(
         .copied()
         .min_by(|a, b| (z[*a] - z_c).abs().total_cmp(&(z[*b] - z_c).abs()))
         .unwrap_or(slab[0]);
-    Ok(Plan {
-        phantom_id: def.id.clone(),
-        detection,
-        confidence: round3(confidence),
-        candidates: cand_report,
-        pose: best.pose,
-        centre_index: ov.series_index[centre],
-        slab_indices: slab.iter().map(|i| ov.series_index[*i]).collect(),
-        insert_z_range_mm: (z_lo, z_hi),
-        warnings,
-    })
+    Slab {
+        z_lo,
+        z_hi,
+        indices: slab,
+        centre,
+    }
 }
 
 fn round3(v: f64) -> f64 {
@@ -395,6 +481,100 @@ fn fit_candidate_outline(
     })
 }
 
+/// Insert evidence of overview slice `k` (the fraction of the expected holes visible), at that
+/// slice's own body centre, and the pose found there.
+fn slice_evidence(
+    ov: &HuStack,
+    geo: &Geo,
+    slices: &[SliceBody],
+    def: &PhantomDef,
+    centre: (f64, f64),
+    rot_outline: f64,
+    k: usize,
+) -> Option<(usize, f64, Pose)> {
+    let b = slices[k].body.as_ref()?;
+    let img = ov.hu.index_axis(Axis(0), k);
+    // The centroid of a cut body is biased: shift the fitted centre by this slice's
+    // centroid offset from the fitted slice's instead of trusting it.
+    let c = if b.touches_edge {
+        centre
+    } else {
+        (geo.x_of(b.centroid.1), geo.y_of(b.centroid.0))
+    };
+    match def.localisation {
+        Localisation::Template => {
+            let angles: Vec<f64> = match def.outline {
+                Outline::Ellipse { .. } => (-12..=12)
+                    .flat_map(|d| {
+                        let a = rot_outline + d as f64;
+                        [a, a + 180.0]
+                    })
+                    .collect(),
+                // 5° steps: every hole (≥ ±5.8° wide at the Catphan ring) is hit within
+                // 2.5°, and the refinement below finishes the angle.
+                _ => (0..72).map(|i| i as f64 * 5.0).collect(),
+            };
+            let (_, rot) = best_rotation(img, geo, def, c, angles.into_iter());
+            let start = Pose {
+                centre_x_mm: c.0,
+                centre_y_mm: c.1,
+                rotation_deg: rot,
+            };
+            let (_, pose) = refine_pose(img, geo, def, start, &[(2.0, 1.0)]);
+            let ev = evidence(&hole_contrasts(img, geo, def, &pose), def);
+            Some((k, ev, pose))
+        }
+        Localisation::Detection => {
+            // The same rods the measurement finds: blind by contrast, completed from
+            // their pattern (the low-contrast rods of a noisy scan).
+            let found = rods::find(img, b, geo, c, rot_outline);
+            let want = def.expected_materials().len().max(1);
+            let n = found.rods.len();
+            let ev = (n as f64 / (want.saturating_sub(1)).max(1) as f64).min(1.0);
+            let ev = if found.blind >= rods::MIN_BLIND {
+                ev
+            } else {
+                0.0
+            };
+            Some((
+                k,
+                ev,
+                Pose {
+                    centre_x_mm: c.0,
+                    centre_y_mm: c.1,
+                    rotation_deg: wrap_deg(rot_outline),
+                },
+            ))
+        }
+    }
+}
+
+/// The best run of consecutive evaluated overview slices showing the inserts (a gap of one
+/// sampled slice bridged): the longest, weighted by its mean evidence; (first, last, mean
+/// evidence).
+fn longest_run(per_slice: &[(usize, f64, Pose)], stride: usize) -> Option<(usize, usize, f64)> {
+    let mut best_run: Option<(usize, usize, f64)> = None;
+    let good: Vec<&(usize, f64, Pose)> = per_slice
+        .iter()
+        .filter(|(_, e, _)| *e >= EVIDENCE_MIN)
+        .collect();
+    let mut i = 0;
+    while i < good.len() {
+        let mut j = i;
+        while j + 1 < good.len() && good[j + 1].0 <= good[j].0 + 2 * stride {
+            j += 1;
+        }
+        let (lo, hi) = (good[i].0, good[j].0);
+        let mean_ev = good[i..=j].iter().map(|g| g.1).sum::<f64>() / (j - i + 1) as f64;
+        let span = (hi - lo + 1) as f64;
+        if best_run.is_none_or(|(l, h, e)| span * mean_ev > (h - l + 1) as f64 * e) {
+            best_run = Some((lo, hi, mean_ev));
+        }
+        i = j + 1;
+    }
+    best_run
+}
+
 /// Stage 2 of a candidate's score: the inserts, slice by slice, and what the holes hold.
 fn evaluate(
     ov: &HuStack,
@@ -416,65 +596,7 @@ fn evaluate(
     let fail = no_match;
 
     // Insert evidence of one slice, at that slice's own body centre.
-    let eval_slice = |k: usize| -> Option<(usize, f64, Pose)> {
-        {
-            let b = slices[k].body.as_ref()?;
-            let img = ov.hu.index_axis(Axis(0), k);
-            // The centroid of a cut body is biased: shift the fitted centre by this slice's
-            // centroid offset from the fitted slice's instead of trusting it.
-            let c = if b.touches_edge {
-                centre
-            } else {
-                (geo.x_of(b.centroid.1), geo.y_of(b.centroid.0))
-            };
-            match def.localisation {
-                Localisation::Template => {
-                    let angles: Vec<f64> = match def.outline {
-                        Outline::Ellipse { .. } => (-12..=12)
-                            .flat_map(|d| {
-                                let a = rot_outline + d as f64;
-                                [a, a + 180.0]
-                            })
-                            .collect(),
-                        // 5° steps: every hole (≥ ±5.8° wide at the Catphan ring) is hit within
-                        // 2.5°, and the refinement below finishes the angle.
-                        _ => (0..72).map(|i| i as f64 * 5.0).collect(),
-                    };
-                    let (_, rot) = best_rotation(img, geo, def, c, angles.into_iter());
-                    let start = Pose {
-                        centre_x_mm: c.0,
-                        centre_y_mm: c.1,
-                        rotation_deg: rot,
-                    };
-                    let (_, pose) = refine_pose(img, geo, def, start, &[(2.0, 1.0)]);
-                    let ev = evidence(&hole_contrasts(img, geo, def, &pose), def);
-                    Some((k, ev, pose))
-                }
-                Localisation::Detection => {
-                    // The same rods the measurement finds: blind by contrast, completed from
-                    // their pattern (the low-contrast rods of a noisy scan).
-                    let found = rods::find(img, b, geo, c, rot_outline);
-                    let want = def.expected_materials().len().max(1);
-                    let n = found.rods.len();
-                    let ev = (n as f64 / (want.saturating_sub(1)).max(1) as f64).min(1.0);
-                    let ev = if found.blind >= rods::MIN_BLIND {
-                        ev
-                    } else {
-                        0.0
-                    };
-                    Some((
-                        k,
-                        ev,
-                        Pose {
-                            centre_x_mm: c.0,
-                            centre_y_mm: c.1,
-                            rotation_deg: wrap_deg(rot_outline),
-                        },
-                    ))
-                }
-            }
-        }
-    };
+    let eval_slice = |k: usize| slice_evidence(ov, geo, slices, def, centre, rot_outline, k);
     // Evaluate slices about every 5 mm first (an insert region is 25 mm or more), then every
     // slice at the edges of the best run, so that its ends are exact.
     let spacing = median_spacing(&ov.z_mm).unwrap_or(ov.thickness_mm.max(1.0));
@@ -483,25 +605,7 @@ fn evaluate(
     let mut per_slice: Vec<(usize, f64, Pose)> =
         sampled.par_iter().filter_map(|&k| eval_slice(k)).collect();
     // Longest run of consecutive overview slices showing the inserts (one-slice gaps bridged).
-    let mut best_run: Option<(usize, usize, f64)> = None;
-    let good: Vec<&(usize, f64, Pose)> = per_slice
-        .iter()
-        .filter(|(_, e, _)| *e >= EVIDENCE_MIN)
-        .collect();
-    let mut i = 0;
-    while i < good.len() {
-        let mut j = i;
-        while j + 1 < good.len() && good[j + 1].0 <= good[j].0 + 2 * stride {
-            j += 1;
-        }
-        let (lo, hi) = (good[i].0, good[j].0);
-        let mean_ev = good[i..=j].iter().map(|g| g.1).sum::<f64>() / (j - i + 1) as f64;
-        let span = (hi - lo + 1) as f64;
-        if best_run.is_none_or(|(l, h, e)| span * mean_ev > (h - l + 1) as f64 * e) {
-            best_run = Some((lo, hi, mean_ev));
-        }
-        i = j + 1;
-    }
+    let best_run = longest_run(&per_slice, stride);
     let max_ev = per_slice.iter().map(|p| p.1).fold(0.0, f64::max);
     let Some((mut lo, mut hi, run_ev)) = best_run else {
         return fail(format!(
