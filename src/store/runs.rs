@@ -19,41 +19,15 @@ macro_rules! run_cols {
     };
 }
 
-/// Placeholder in [`NewRun::outputs_dir`] replaced by the new run id.
-pub const RUN_ID_PLACEHOLDER: &str = "{run_id}";
-
-impl Store {
-    /// Store a finished run in one transaction: the run row, its material_results and
-    /// roi_measurements rows (in the given order), the series update (state done/failed from
-    /// the run status — only if the series is still `analysing`: a series re-opened by an
-    /// arrival during the analysis stays `receiving` and will be analysed again —, last_run_id
-    /// and the analysed fingerprint), when given the outbox row, and when given a provisional
-    /// baseline made from the run. Returns the run id.
-    pub async fn insert_run(&self, run: &NewRun) -> Result<i64, StoreError> {
-        self.insert_run_with(run, |_| run.outbox.clone()).await
-    }
-
-    /// [`Store::insert_run`] with the outbox message made from the new run id (the report
-    /// names its run; `render` runs inside the transaction, so it must be quick and pure).
-    /// `run.outbox` is ignored.
-    pub async fn insert_run_with<F>(&self, run: &NewRun, render: F) -> Result<i64, StoreError>
-    where
-        F: FnOnce(i64) -> Option<NewOutboxMessage> + Send,
-    {
-        let what = || format!("storing a run of series {}", run.series_instance_uid);
-        let warnings = serde_json::to_string(&run.warnings)
-            .map_err(|e| self.data_err(what(), format!("warnings: {e}")))?;
-        let now = now_ms();
-        let series_state = run.status.series_state();
-        let _writing = self.write_guard().await;
-        with_pool!(self, pool => {
-            let mut tx = if self.is_postgres() {
-                pool.begin().await
-            } else {
-                pool.begin_with("BEGIN IMMEDIATE").await
-            }
-            .map_err(self.err(what()))?;
-
+/// Insert the run row inside the open transaction `$tx` (expanded inside `with_pool!`); gives
+/// the new run id.
+macro_rules! insert_run_row_tx {
+    ($store:expr, $tx:expr, $run:expr, $warnings:expr, $what:expr) => {{
+        let store: &Store = $store;
+        let run: &NewRun = $run;
+        let what = $what;
+        let warnings: &String = $warnings;
+        async {
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO runs (series_instance_uid, started_at, finished_at, status, verdict, \
                  phantom_id, phantom_name, detection, confidence, pose_centre_x_mm, \
@@ -89,7 +63,7 @@ impl Store {
             .bind(opt_flag(run.constancy_pass))
             .bind(opt_finite(run.pearson_r))
             .bind(&run.baseline_source)
-            .bind(&warnings)
+            .bind(warnings)
             .bind(&run.error)
             .bind(&run.summary_json)
             .bind(&run.outputs_dir)
@@ -111,19 +85,23 @@ impl Store {
             .bind(run.baseline_id)
             .bind(opt_flag(run.baseline_provisional))
             .bind(&run.baseline_note)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut *$tx)
             .await
-            .map_err(self.err(what()))?;
+            .map_err(store.err(what()))?;
+            Ok::<i64, StoreError>(id)
+        }
+        .await
+    }};
+}
 
-            if let Some(dir) = run.outputs_dir.as_deref().filter(|d| d.contains(RUN_ID_PLACEHOLDER)) {
-                sqlx::query("UPDATE runs SET outputs_dir = $2 WHERE id = $1")
-                    .bind(id)
-                    .bind(dir.replace(RUN_ID_PLACEHOLDER, &id.to_string()))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(self.err(what()))?;
-            }
-
+/// Insert the run's material_results rows, in order, inside the open transaction `$tx`.
+macro_rules! insert_materials_tx {
+    ($store:expr, $tx:expr, $id:expr, $run:expr, $what:expr) => {{
+        let store: &Store = $store;
+        let run: &NewRun = $run;
+        let what = $what;
+        let id: i64 = $id;
+        async {
             for (seq, m) in run.materials.iter().enumerate() {
                 sqlx::query(
                     "INSERT INTO material_results (run_id, seq, insert_name, red, hu_mean, \
@@ -151,11 +129,28 @@ impl Store {
                 .bind(opt_flag(m.within_tolerance))
                 .bind(opt_finite(m.delta_red_percent))
                 .bind(&m.note)
-                .execute(&mut *tx)
+                .execute(&mut *$tx)
                 .await
-                .map_err(self.err(format!("{}: material {}", what(), m.insert)))?;
+                .map_err(store.err(format!(
+                    "{}: material {}",
+                    what(),
+                    m.insert
+                )))?;
             }
+            Ok::<(), StoreError>(())
+        }
+        .await
+    }};
+}
 
+/// Insert the run's roi_measurements rows, in order, inside the open transaction `$tx`.
+macro_rules! insert_rois_tx {
+    ($store:expr, $tx:expr, $id:expr, $run:expr, $what:expr) => {{
+        let store: &Store = $store;
+        let run: &NewRun = $run;
+        let what = $what;
+        let id: i64 = $id;
+        async {
             for (seq, r) in run.rois.iter().enumerate() {
                 sqlx::query(
                     "INSERT INTO roi_measurements (run_id, seq, hole, ring, insert_name, \
@@ -183,11 +178,27 @@ impl Store {
                 .bind(r.n_slices)
                 .bind(finite(r.refine_shift_mm))
                 .bind(finite(r.contrast_hu))
-                .execute(&mut *tx)
+                .execute(&mut *$tx)
                 .await
-                .map_err(self.err(format!("{}: ROI {}", what(), r.hole)))?;
+                .map_err(store.err(format!("{}: ROI {}", what(), r.hole)))?;
             }
+            Ok::<(), StoreError>(())
+        }
+        .await
+    }};
+}
 
+/// The series update of a stored run inside the open transaction `$tx`: state done/failed
+/// (only if still `analysing`), last_run_id and the analysed fingerprint.
+macro_rules! update_series_tx {
+    ($store:expr, $tx:expr, $id:expr, $run:expr, $series_state:expr, $now:expr, $what:expr) => {{
+        let store: &Store = $store;
+        let run: &NewRun = $run;
+        let what = $what;
+        let id: i64 = $id;
+        let series_state = $series_state;
+        let now: i64 = $now;
+        async {
             let updated = sqlx::query(
                 "UPDATE series SET \
                  state = CASE WHEN state = 'analysing' THEN $2 ELSE state END, \
@@ -201,13 +212,70 @@ impl Store {
             .bind(id)
             .bind(run.fingerprint.n_instances)
             .bind(&run.fingerprint.digest)
-            .execute(&mut *tx)
+            .execute(&mut *$tx)
             .await
-            .map_err(self.err(what()))?
+            .map_err(store.err(what()))?
             .rows_affected();
             if updated != 1 {
-                return Err(self.data_err(what(), "the series does not exist"));
+                return Err(store.data_err(what(), "the series does not exist"));
             }
+            Ok::<(), StoreError>(())
+        }
+        .await
+    }};
+}
+
+/// Placeholder in [`NewRun::outputs_dir`] replaced by the new run id.
+pub const RUN_ID_PLACEHOLDER: &str = "{run_id}";
+
+impl Store {
+    /// Store a finished run in one transaction: the run row, its material_results and
+    /// roi_measurements rows (in the given order), the series update (state done/failed from
+    /// the run status — only if the series is still `analysing`: a series re-opened by an
+    /// arrival during the analysis stays `receiving` and will be analysed again —, last_run_id
+    /// and the analysed fingerprint), when given the outbox row, and when given a provisional
+    /// baseline made from the run. Returns the run id.
+    pub async fn insert_run(&self, run: &NewRun) -> Result<i64, StoreError> {
+        self.insert_run_with(run, |_| run.outbox.clone()).await
+    }
+
+    /// [`Store::insert_run`] with the outbox message made from the new run id (the report
+    /// names its run; `render` runs inside the transaction, so it must be quick and pure).
+    /// `run.outbox` is ignored.
+    pub async fn insert_run_with<F>(&self, run: &NewRun, render: F) -> Result<i64, StoreError>
+    where
+        F: FnOnce(i64) -> Option<NewOutboxMessage> + Send,
+    {
+        let what = || format!("storing a run of series {}", run.series_instance_uid);
+        let warnings = serde_json::to_string(&run.warnings)
+            .map_err(|e| self.data_err(what(), format!("warnings: {e}")))?;
+        let now = now_ms();
+        let series_state = run.status.series_state();
+        let _writing = self.write_guard().await;
+        with_pool!(self, pool => {
+            let mut tx = if self.is_postgres() {
+                pool.begin().await
+            } else {
+                pool.begin_with("BEGIN IMMEDIATE").await
+            }
+            .map_err(self.err(what()))?;
+
+            let id = insert_run_row_tx!(self, tx, run, &warnings, what)?;
+
+            if let Some(dir) = run.outputs_dir.as_deref().filter(|d| d.contains(RUN_ID_PLACEHOLDER)) {
+                sqlx::query("UPDATE runs SET outputs_dir = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(dir.replace(RUN_ID_PLACEHOLDER, &id.to_string()))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(self.err(what()))?;
+            }
+
+            insert_materials_tx!(self, tx, id, run, what)?;
+
+            insert_rois_tx!(self, tx, id, run, what)?;
+
+            update_series_tx!(self, tx, id, run, series_state, now, what)?;
 
             if let Some(b) = &run.provisional_baseline {
                 let mut b = b.clone();
