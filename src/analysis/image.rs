@@ -3,32 +3,10 @@
 //! its cost for the small radii used here), connected components, disc and annulus statistics
 //! with NaN ("no data") awareness.
 
-#[cfg(test)]
-use imageproc::image::{GrayImage, Luma};
 use ndarray::{Array2, ArrayView2};
 
 /// A binary mask with the same shape as a slice (`[row, col]`).
 pub type Mask = Array2<bool>;
-
-#[cfg(test)]
-fn to_gray(mask: &Mask) -> GrayImage {
-    let (rows, cols) = mask.dim();
-    GrayImage::from_fn(cols as u32, rows as u32, |x, y| {
-        Luma([if mask[[y as usize, x as usize]] {
-            255
-        } else {
-            0
-        }])
-    })
-}
-
-#[cfg(test)]
-fn from_gray(img: &GrayImage) -> Mask {
-    let (w, h) = img.dimensions();
-    Array2::from_shape_fn((h as usize, w as usize), |(r, c)| {
-        img.get_pixel(c as u32, r as u32)[0] > 0
-    })
-}
 
 /// Half-widths of a Euclidean disc of radius `k` pixels, per row offset `-k..=k`: the offsets
 /// (dy, dx) with dy² + dx² ≤ k².
@@ -347,6 +325,25 @@ pub fn median(values: &mut [f32]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use imageproc::image::{GrayImage, Luma};
+
+    fn to_gray(mask: &Mask) -> GrayImage {
+        let (rows, cols) = mask.dim();
+        GrayImage::from_fn(cols as u32, rows as u32, |x, y| {
+            Luma([if mask[[y as usize, x as usize]] {
+                255
+            } else {
+                0
+            }])
+        })
+    }
+
+    fn from_gray(img: &GrayImage) -> Mask {
+        let (w, h) = img.dimensions();
+        Array2::from_shape_fn((h as usize, w as usize), |(r, c)| {
+            img.get_pixel(c as u32, r as u32)[0] > 0
+        })
+    }
 
     #[test]
     fn median_odd_even_and_empty() {
