@@ -208,7 +208,25 @@ impl ConfigError {
     }
 }
 
+/// A configuration that passed [`Config::validate`]; only [`Config::validated`] makes one, so
+/// whoever holds it (the service, the CLI commands) never validates again.
+#[derive(Debug, Clone)]
+pub struct ValidConfig(Config);
+
+impl std::ops::Deref for ValidConfig {
+    type Target = Config;
+    fn deref(&self) -> &Config {
+        &self.0
+    }
+}
+
 impl Config {
+    /// Validate once (see [`Config::validate`]).
+    pub fn validated(self) -> Result<ValidConfig, ConfigError> {
+        self.validate()?;
+        Ok(ValidConfig(self))
+    }
+
     /// `config/default.toml` (embedded) < `file` (if given) < environment `HURED__SECTION__KEY`,
     /// then [`Config::validate`]. Returns a validated configuration.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
@@ -303,21 +321,30 @@ impl Config {
         }
     }
 
-    /// The scanner entry a series belongs to: the first whose calling AE title equals
-    /// `calling_ae` or whose station name equals `station_name` (both compared after trimming
-    /// spaces; AE titles are case-sensitive in DICOM).
+    /// The scanner entry a series belongs to (see [`scanner_for`]).
     pub fn scanner_for(
         &self,
         calling_ae: Option<&str>,
         station_name: Option<&str>,
     ) -> Option<&ScannerConfig> {
-        let ae = calling_ae.map(str::trim);
-        let st = station_name.map(str::trim);
-        self.scanners.iter().find(|s| {
-            (s.calling_ae.is_some() && s.calling_ae.as_deref().map(str::trim) == ae)
-                || (s.station_name.is_some() && s.station_name.as_deref().map(str::trim) == st)
-        })
+        scanner_for(&self.scanners, calling_ae, station_name)
     }
+}
+
+/// The scanner entry a series belongs to: the first whose calling AE title equals
+/// `calling_ae` or whose station name equals `station_name` (both compared after trimming
+/// spaces; AE titles are case-sensitive in DICOM).
+pub fn scanner_for<'a>(
+    scanners: &'a [ScannerConfig],
+    calling_ae: Option<&str>,
+    station_name: Option<&str>,
+) -> Option<&'a ScannerConfig> {
+    let ae = calling_ae.map(str::trim);
+    let st = station_name.map(str::trim);
+    scanners.iter().find(|s| {
+        (s.calling_ae.is_some() && s.calling_ae.as_deref().map(str::trim) == ae)
+            || (s.station_name.is_some() && s.station_name.as_deref().map(str::trim) == st)
+    })
 }
 
 impl ScpConfig {

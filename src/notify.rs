@@ -10,7 +10,7 @@
 //! accepted it, the second copy has the same Message-ID (derived from the run id and this
 //! database's installation id), which mail systems use to recognise duplicates.
 
-use crate::config::{Config, MailConfig, MailTransport, SmtpTls};
+use crate::config::{MailConfig, MailTransport, ScannerConfig, SmtpTls};
 use crate::store::{
     now_ms, NewOutboxMessage, OutboxKind, OutboxRow, OutboxState, RunRow, Store, StoreError,
 };
@@ -191,23 +191,15 @@ pub fn eml_file_name(message_id: &str) -> String {
     format!("{safe}.eml")
 }
 
-/// temp file, fsync, rename, fsync of the folder (a re-delivery replaces the same file).
+/// The message file, written durably (see [`crate::durable`]); a re-delivery replaces the
+/// same file.
 fn write_durably(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), NotifyError> {
-    use std::io::Write;
     let err = |source| NotifyError::File {
         path: path.to_path_buf(),
         source,
     };
-    std::fs::create_dir_all(dir).map_err(err)?;
-    let tmp = path.with_extension("eml.part");
-    let mut f = std::fs::File::create(&tmp).map_err(err)?;
-    f.write_all(bytes).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(err)?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(err)
+    crate::durable::create_dir_all(dir).map_err(err)?;
+    crate::durable::write(path, bytes).map_err(err)
 }
 
 /// The Message-ID (without angle brackets) of a run's report, or of its `resend`-th re-send.
@@ -311,10 +303,9 @@ pub fn build_message(
 /// The recipients of a run's report: `mail.to` plus the matching scanner's, without repeats;
 /// with the file transport and nobody configured, the sender address (so the .eml is still
 /// written). Empty = nobody to send to.
-pub fn recipients(config: &Config, scanner: Option<&crate::config::ScannerConfig>) -> Vec<String> {
+pub fn recipients(mail: &MailConfig, scanner: Option<&ScannerConfig>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for r in config
-        .mail
+    for r in mail
         .to
         .iter()
         .chain(scanner.map(|s| s.recipients.as_slice()).unwrap_or(&[]))
@@ -323,8 +314,8 @@ pub fn recipients(config: &Config, scanner: Option<&crate::config::ScannerConfig
             out.push(r.clone());
         }
     }
-    if out.is_empty() && config.mail.transport == MailTransport::File {
-        out.push(config.mail.from_address().to_string());
+    if out.is_empty() && mail.transport == MailTransport::File {
+        out.push(mail.from_address().to_string());
     }
     out
 }
@@ -507,18 +498,21 @@ pub enum Resent {
 /// to send. `report` is the run's stored report, `earlier` every outbox row of the run.
 pub async fn resend(
     store: &Store,
-    config: &Config,
+    mail: &MailConfig,
+    data_dir: &Path,
+    scanners: &[ScannerConfig],
     run: &RunRow,
     report: &OutboxRow,
     earlier: &[OutboxRow],
 ) -> Result<Resent, NotifyError> {
     // only sending needs the transport (and the SMTP password)
-    let mailer = Mailer::from_config(&config.mail, &config.storage.data_dir)?;
-    let scanner = config.scanner_for(
+    let mailer = Mailer::from_config(mail, data_dir)?;
+    let scanner = crate::config::scanner_for(
+        scanners,
         run.identity.calling_ae.as_deref(),
         run.identity.station_name.as_deref(),
     );
-    let mut to = recipients(config, scanner);
+    let mut to = recipients(mail, scanner);
     if to.is_empty() {
         to = report.recipients.clone();
     }
@@ -562,8 +556,8 @@ pub async fn resend(
     let sent = attempt(
         store,
         &mailer,
-        &config.storage.data_dir,
-        RetryPolicy::from_config(&config.mail),
+        data_dir,
+        RetryPolicy::from_config(mail),
         &row,
     )
     .await?;

@@ -11,13 +11,13 @@
 //!                                                   notify::run_sender ─► SMTP / .eml
 //! ```
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ValidConfig};
 use crate::notify;
 use crate::phantom::{PhantomError, PhantomSet};
+use crate::qa::{self, RESULTS_DIR};
 use crate::scp::{self, ScpError, ScpSettings};
 use crate::series::{self, StoreSink};
 use crate::store::{Store, StoreError, StoreOptions};
-use crate::worker::{self, WorkerContext, RESULTS_DIR};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,8 +28,6 @@ use tracing::info;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
-    #[error(transparent)]
-    Config(Box<ConfigError>),
     #[error("qa.phantom_config: {0}")]
     Phantom(#[from] PhantomError),
     #[error("storage.data_dir {path}: {reason} (create it or point storage.data_dir at a writable folder)")]
@@ -54,12 +52,6 @@ pub enum ServiceError {
     ProtocolFields(String),
     #[error("the service task ended abnormally: {0}")]
     Task(String),
-}
-
-impl From<ConfigError> for ServiceError {
-    fn from(e: ConfigError) -> Self {
-        ServiceError::Config(Box::new(e))
-    }
 }
 
 fn flatten(
@@ -91,9 +83,7 @@ impl RunningService {
 }
 
 /// Start everything; returns once the SCP is listening.
-pub async fn start(config: Config) -> Result<RunningService, ServiceError> {
-    config.validate()?;
-    let config = Arc::new(config);
+pub async fn start(config: ValidConfig) -> Result<RunningService, ServiceError> {
     let data_dir = config.storage.data_dir.clone();
     std::fs::create_dir_all(data_dir.join(RESULTS_DIR)).map_err(|reason| {
         ServiceError::DataDir {
@@ -117,7 +107,7 @@ pub async fn start(config: Config) -> Result<RunningService, ServiceError> {
     )
     .await?;
     series::recover(&store, &data_dir, config.scp.max_associations).await?;
-    worker::recover_results(&store, &data_dir).await?;
+    qa::recover_results(&store, &data_dir).await?;
     // The scanners table mirrors the configuration at every start (reports and queries read
     // it; runs keep their scanner's name, so an entry removed loses no history).
     store.sync_scanners(&config.scanners).await?;
@@ -171,16 +161,15 @@ pub async fn start(config: Config) -> Result<RunningService, ServiceError> {
             wake.clone(),
             stop_rx.clone(),
         ));
-        let ctx = WorkerContext {
+        let ctx = qa::Context {
             store: store2.clone(),
-            config: config.clone(),
+            settings: Arc::new(qa_settings(&config, protocol_fields)),
             phantoms: Arc::new(phantoms),
             installation,
             mail_domain: mailer.domain.clone(),
             wake_sender: wake,
-            protocol_fields,
         };
-        let workers = tokio::spawn(worker::run_workers(
+        let workers = tokio::spawn(qa::run_workers(
             ctx,
             queue_rx,
             config.qa.worker_count(),
@@ -214,8 +203,28 @@ pub async fn start(config: Config) -> Result<RunningService, ServiceError> {
     })
 }
 
+/// The QA room's settings, from the validated configuration.
+fn qa_settings(
+    config: &Config,
+    protocol_fields: Vec<crate::identity::ProtocolField>,
+) -> qa::Settings {
+    qa::Settings {
+        data_dir: config.storage.data_dir.clone(),
+        phantom: config.qa.phantom.clone(),
+        slab_mm: config.qa.slab_mm,
+        trend_runs: config.qa.trend_runs,
+        auto_baseline: config.qa.auto_baseline,
+        protocol_fields,
+        scanners: config.scanners.clone(),
+        mail: config.mail.clone(),
+    }
+}
+
 /// Run until `shutdown` completes (SIGTERM/SIGINT in `serve`), then stop gracefully.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServiceError> {
+pub async fn run(
+    config: ValidConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServiceError> {
     let RunningService { stop, mut task, .. } = start(config).await?;
     tokio::select! {
         _ = shutdown => {

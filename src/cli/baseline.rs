@@ -223,11 +223,7 @@ async fn set_from_run(
     let entries: Vec<NewBaselineEntry> = detail
         .materials
         .iter()
-        .map(|m| NewBaselineEntry {
-            insert: m.values.insert.clone(),
-            hu_mean: Some(m.values.hu_mean).filter(|v| v.is_finite()),
-            red: m.values.red,
-        })
+        .map(|m| NewBaselineEntry::from(&m.values))
         .collect();
     if entries.is_empty() {
         bail!("run {run_id} has no measured materials");
@@ -326,11 +322,7 @@ async fn import(
             .baseline
             .entries
             .iter()
-            .map(|e| NewBaselineEntry {
-                insert: e.insert.clone(),
-                hu_mean: e.hu_mean,
-                red: e.red,
-            })
+            .map(NewBaselineEntry::from)
             .collect(),
     };
     let id = store.insert_baseline(&b).await?;
@@ -444,7 +436,7 @@ fn print_baselines(all: &[BaselineRow], json: bool) -> anyhow::Result<()> {
         let state = match (b.superseded_at, b.provisional) {
             (Some(t), _) => format!(
                 "superseded {}{}",
-                crate::worker::iso_date_of_ms(t),
+                crate::report::utc_date_of_ms(t),
                 b.superseded_by
                     .map(|n| format!(" by #{n}"))
                     .unwrap_or_default()
@@ -452,7 +444,7 @@ fn print_baselines(all: &[BaselineRow], json: bool) -> anyhow::Result<()> {
             (None, true) => "ACTIVE, PROVISIONAL (confirm: hu-red baseline set --run ID)".into(),
             (None, false) => "active".into(),
         };
-        let protocol = crate::worker::baseline_protocol(b);
+        let protocol = b.protocol();
         println!(
             "baseline #{} — scanner {}{} — phantom {} — {} — {}",
             b.id,
@@ -472,7 +464,7 @@ fn print_baselines(all: &[BaselineRow], json: bool) -> anyhow::Result<()> {
         println!(
             "  source: {}; set {}{}",
             b.source,
-            crate::worker::iso_date_of_ms(b.created_at),
+            crate::report::utc_date_of_ms(b.created_at),
             b.note
                 .as_deref()
                 .map(|n| format!("; note: {n}"))

@@ -8,17 +8,15 @@ pub mod send;
 pub mod serve;
 pub mod simulate;
 
-use crate::config::Config;
+use crate::config::{Config, ValidConfig};
 use crate::store::Store;
 use anyhow::{bail, Context};
 use std::path::PathBuf;
 
 /// Load and validate the configuration named by `--config` (or the defaults) with the env
 /// overrides applied: every command that reads the service's configuration.
-pub fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
-    let config = Config::load(path.map(|p| p.as_path()))?;
-    config.validate()?;
-    Ok(config)
+pub fn load_config(path: Option<&PathBuf>) -> anyhow::Result<ValidConfig> {
+    Ok(Config::load(path.map(|p| p.as_path()))?.validated()?)
 }
 
 /// A one-shot command's async runtime.

@@ -82,7 +82,17 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
                 print!("{}", report.text_body);
             }
             if args.resend {
-                match notify::resend(&store, &config, &detail.run, report, &rows).await? {
+                match notify::resend(
+                    &store,
+                    &config.mail,
+                    &config.storage.data_dir,
+                    &config.scanners,
+                    &detail.run,
+                    report,
+                    &rows,
+                )
+                .await?
+                {
                     Resent::Sent {
                         recipients,
                         transport,

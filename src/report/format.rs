@@ -65,14 +65,17 @@ pub(crate) fn window(w: [f64; 2]) -> String {
     format!("{} … {}", tol(w[0]), tol(w[1]))
 }
 
+/// A DICOM date (DA) `20261125` as `2026-11-25`; `None` when it is not eight digits.
+pub(crate) fn iso_date(da: &str) -> Option<String> {
+    let d = da.trim();
+    (d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| format!("{}-{}-{}", &d[..4], &d[4..6], &d[6..]))
+}
+
 /// `20261125` → `2026-11-25` (anything else as given).
 pub(crate) fn dicom_date(s: &str) -> String {
     let s = one_line(s);
-    if s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit()) {
-        format!("{}-{}-{}", &s[0..4], &s[4..6], &s[6..8])
-    } else {
-        s
-    }
+    iso_date(&s).unwrap_or(s)
 }
 
 /// `102233.123` → `10:22:33` (anything else as given).
@@ -107,6 +110,8 @@ mod tests {
         assert_eq!(tol(42.5), "42.5");
         assert_eq!(dicom_date("20261125"), "2026-11-25");
         assert_eq!(dicom_date("2026.11.25"), "2026.11.25");
+        assert_eq!(iso_date(" 20240229 ").as_deref(), Some("2024-02-29"));
+        assert_eq!(iso_date("2024022"), None);
         assert_eq!(dicom_time("0930"), "09:30");
         assert_eq!(dicom_time("102233.500"), "10:22:33");
         assert_eq!(one_line(" a\r\n\tb  c "), "a b c");

@@ -7,7 +7,7 @@
 pub mod console;
 mod csv_table;
 pub mod email;
-mod format;
+pub(crate) mod format;
 mod outputs;
 mod plots;
 mod summary;
@@ -21,7 +21,7 @@ pub use summary::{
     absolute_failures, material_check, verdict, Constancy, MaterialCheck, Metadata, OkParts,
     Outputs, PhantomSummary, RunVerdict, Status, Summary, Timings,
 };
-pub use time::utc_timestamp;
+pub use time::{utc_date_of_ms, utc_timestamp};
 
 use std::path::{Path, PathBuf};
 
@@ -93,24 +93,12 @@ pub fn write_summary_json(summary: &Summary, path: &Path) -> Result<(), ReportEr
     write_atomically(path, text.as_bytes())
 }
 
-/// Write a file through a temporary sibling and a rename, so that a reader (or a crash) never
-/// sees half a report.
+/// Write a file durably (see [`crate::durable`]): a reader (or a crash) never sees half a
+/// report, and a run's row never points at files that a power loss can take back.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    let io = |source| ReportError::Io {
+    crate::durable::write(path, bytes).map_err(|source| ReportError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| ReportError::other(path, "not a file path"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(file_name);
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
     })
 }
 

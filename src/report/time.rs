@@ -18,6 +18,12 @@ pub fn utc_timestamp(t: SystemTime) -> String {
     )
 }
 
+/// Unix milliseconds as a UTC date `YYYY-MM-DD` (before 1970: the epoch).
+pub fn utc_date_of_ms(ms: i64) -> String {
+    let t = UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    utc_timestamp(t).chars().take(10).collect()
+}
+
 /// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -45,5 +51,7 @@ mod tests {
         assert_eq!(utc_timestamp(t), "2024-02-29T12:34:56.789Z");
         let t = UNIX_EPOCH + Duration::from_secs(4_102_444_799);
         assert_eq!(utc_timestamp(t), "2099-12-31T23:59:59.000Z");
+        assert_eq!(utc_date_of_ms(1_709_210_096_789), "2024-02-29");
+        assert_eq!(utc_date_of_ms(-5), "1970-01-01");
     }
 }

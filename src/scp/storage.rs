@@ -14,6 +14,7 @@ use dicom_object::{FileMetaTableBuilder, OpenFileOptions};
 use super::dimse::{status, trim_value};
 use super::negotiation::is_analysable_sop_class;
 use super::StoredInstance;
+use crate::durable;
 
 /// hu-red's Implementation Class UID (file meta group of every stored file).
 pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.78725397283317785588923680621031131737";
@@ -361,24 +362,21 @@ impl TempInstance {
         file.sync_data().map_err(|e| self.io_failure("fsync", &e))?;
         drop(file);
 
-        let study_dir = data_dir.join(&to.study_instance_uid);
-        let series_dir = study_dir.join(&to.series_instance_uid);
-        ensure_dir(&study_dir, data_dir).map_err(|e| {
-            Failure::resources(format!("cannot create {}: {e}", study_dir.display()))
-        })?;
-        ensure_dir(&series_dir, &study_dir).map_err(|e| {
+        let series_dir = data_dir
+            .join(&to.study_instance_uid)
+            .join(&to.series_instance_uid);
+        durable::create_dir_all(&series_dir).map_err(|e| {
             Failure::resources(format!("cannot create {}: {e}", series_dir.display()))
         })?;
-        fs::rename(&self.path, &to.path).map_err(|e| {
+        durable::rename(&self.path, &to.path).map_err(|e| {
             Failure::resources(format!(
-                "cannot rename {} to {}: {e}",
+                "cannot move {} to {} durably: {e}",
                 self.path.display(),
                 to.path.display()
             ))
         })?;
         self.done = true;
-        fsync_dir(&series_dir)
-            .map_err(|e| Failure::resources(format!("cannot fsync {}: {e}", series_dir.display())))
+        Ok(())
     }
 
     /// [`TempInstance::describe`] (from memory or the file) then [`TempInstance::commit_file`],
@@ -405,19 +403,6 @@ impl Drop for TempInstance {
             }
         }
     }
-}
-
-/// Create `dir` if missing; when created, fsync `parent` so the new entry is durable.
-fn ensure_dir(dir: &Path, parent: &Path) -> io::Result<()> {
-    match fs::create_dir(dir) {
-        Ok(()) => fsync_dir(parent),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-fn fsync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 /// What the SCP reads from a received data set.

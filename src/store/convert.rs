@@ -1,10 +1,15 @@
-//! Building the store's plain values from the engine's results (`crate::analysis::types`).
-//! The analysis never imports the store; the store reads the analysis' output types.
+//! Building the store's plain values from the engine's results (`crate::analysis::types`) and
+//! from a run's scanner identity and protocol (`crate::identity`), and back: a stored baseline
+//! as the engine's [`crate::analysis::Baseline`] and as a protocol. The analysis never imports
+//! the store; the store reads the analysis' output types.
 
-use super::{NewMaterialResult, NewRoiMeasurement, NewRun};
+use super::{
+    BaselineRow, NewBaselineEntry, NewMaterialResult, NewRoiMeasurement, NewRun, RunIdentity,
+};
 use crate::analysis::{
     InsertConstancy, MaterialResult, Measurement, RoiMeasurement, ToleranceEvaluation,
 };
+use crate::identity::{self, Protocol, ProtocolField, ScannerIdentity};
 
 impl NewMaterialResult {
     /// A material's values, with its constancy line when a baseline was compared.
@@ -50,6 +55,102 @@ impl From<&RoiMeasurement> for NewRoiMeasurement {
             n_slices: r.n_slices as i64,
             refine_shift_mm: r.refine_shift_mm,
             contrast_hu: r.contrast_hu,
+        }
+    }
+}
+
+impl NewBaselineEntry {
+    /// A measured material as a baseline entry (a non-finite mean is stored as missing).
+    pub fn from_material(m: &MaterialResult) -> NewBaselineEntry {
+        NewBaselineEntry {
+            insert: m.insert.clone(),
+            hu_mean: Some(m.hu_mean).filter(|v| v.is_finite()),
+            red: m.red,
+        }
+    }
+}
+
+impl From<&NewMaterialResult> for NewBaselineEntry {
+    /// A stored run's material as a baseline entry (`baseline set --run`), by the same rule.
+    fn from(m: &NewMaterialResult) -> Self {
+        NewBaselineEntry {
+            insert: m.insert.clone(),
+            hu_mean: Some(m.hu_mean).filter(|v| v.is_finite()),
+            red: m.red,
+        }
+    }
+}
+
+impl From<&crate::analysis::BaselineEntry> for NewBaselineEntry {
+    fn from(e: &crate::analysis::BaselineEntry) -> Self {
+        NewBaselineEntry {
+            insert: e.insert.clone(),
+            hu_mean: e.hu_mean,
+            red: e.red,
+        }
+    }
+}
+
+impl BaselineRow {
+    /// The stored baseline as the engine's baseline, named `baseline #ID (SOURCE)`.
+    pub fn to_engine(&self) -> crate::analysis::Baseline {
+        crate::analysis::Baseline {
+            source: format!("baseline #{} ({})", self.id, self.source),
+            entries: self
+                .entries
+                .iter()
+                .map(|e| crate::analysis::BaselineEntry {
+                    insert: e.insert.clone(),
+                    hu_mean: e.hu_mean,
+                    red: e.red,
+                })
+                .collect(),
+        }
+    }
+
+    /// The protocol the baseline was measured with.
+    pub fn protocol(&self) -> Protocol {
+        Protocol {
+            kvp: self.kvp,
+            kernel: self.kernel.clone(),
+            slice_thickness_mm: self.slice_thickness_mm,
+        }
+    }
+}
+
+impl identity::Candidate for BaselineRow {
+    fn protocol(&self) -> Protocol {
+        BaselineRow::protocol(self)
+    }
+    fn protocol_key(&self) -> &str {
+        &self.protocol_key
+    }
+    fn id(&self) -> i64 {
+        self.id
+    }
+}
+
+impl RunIdentity {
+    /// A run's scanner identity and protocol as stored (the protocol key over `fields`;
+    /// `study_date` as `YYYY-MM-DD`).
+    pub fn of(
+        identity: &ScannerIdentity,
+        protocol: &Protocol,
+        fields: &[ProtocolField],
+        study_date: Option<String>,
+    ) -> RunIdentity {
+        RunIdentity {
+            scanner_id: Some(identity.id.clone()),
+            manufacturer: identity.manufacturer.clone(),
+            model: identity.model.clone(),
+            station_name: identity.station_name.clone(),
+            device_serial: identity.device_serial.clone(),
+            calling_ae: identity.calling_ae.clone(),
+            protocol_key: Some(protocol.key(fields)),
+            kvp: protocol.kvp,
+            kernel: protocol.kernel.clone(),
+            slice_thickness_mm: protocol.slice_thickness_mm,
+            study_date,
         }
     }
 }

@@ -118,10 +118,31 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The code of a file without its test module (`#[cfg(test)] mod tests` runs to the end of a
-/// file by the project's convention) and without `//` comments.
+/// Where a file's test module starts (`#[cfg(test)]` then `mod tests`, with or without a
+/// visibility: it runs to the end of a file by the project's convention).
+fn test_module_start(text: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = text[from..].find("#[cfg(test)]\n") {
+        let at = from + i;
+        let next = text[at + "#[cfg(test)]\n".len()..]
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim();
+        let item = next.strip_prefix("pub").map_or(next, |rest| {
+            rest.trim_start_matches(|c: char| c != ' ').trim_start()
+        });
+        if item.starts_with("mod tests") {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// The code of a file without its test module and without `//` comments.
 fn production_code(text: &str) -> String {
-    let text = match text.find("#[cfg(test)]\nmod tests") {
+    let text = match test_module_start(text) {
         Some(i) => &text[..i],
         None => text,
     };
@@ -205,6 +226,79 @@ fn room_of(src: &Path, file: &Path) -> String {
     first.trim_end_matches(".rs").to_string()
 }
 
+/// The items a file names from `crate::config` (`crate::config::X`, `crate::config::{X, Y}`).
+fn config_items(code: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (i, _) in code.match_indices("crate::config::") {
+        let rest = &code[i + "crate::config::".len()..];
+        let list = match rest.strip_prefix('{') {
+            Some(group) => &group[..group.find('}').unwrap_or(group.len())],
+            None => rest,
+        };
+        for item in list.split(',') {
+            let name: String = item
+                .trim()
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                out.insert(name);
+            }
+            if !rest.starts_with('{') {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// The production files of `src/` with their room (test files and lib.rs apart).
+fn production_files() -> Vec<(String, PathBuf)> {
+    let src = root().join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    files
+        .into_iter()
+        .filter(|f| {
+            let name = f.file_name().map(|n| n.to_string_lossy().to_string());
+            !name
+                .as_deref()
+                .is_some_and(|n| n == "tests.rs" || n.ends_with("_tests.rs"))
+        })
+        .map(|f| (room_of(&src, &f), f))
+        .filter(|(room, _)| room != "lib")
+        .collect()
+}
+
+/// Rooms never see the whole configuration: `Config` is read and validated once (`cli`,
+/// `service`) and turned into each room's settings; a room may name its own section's type.
+#[test]
+fn only_the_front_ends_see_the_whole_configuration() {
+    let mut problems = Vec::new();
+    for (room, file) in production_files() {
+        if ["cli", "main", "service", "config"].contains(&room.as_str()) {
+            continue;
+        }
+        let code = production_code(&fs::read_to_string(&file).expect("a source file"));
+        for item in config_items(&code) {
+            if item == "Config" || item == "ValidConfig" {
+                problems.push(format!(
+                    "{} names crate::config::{item}: give the room its settings instead",
+                    file.strip_prefix(root()).unwrap_or(&file).display()
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let items = config_items(
+        "use crate::config::{MailConfig, Config};\nfn f(c: &crate::config::ValidConfig) {}",
+    );
+    assert_eq!(
+        items.into_iter().collect::<Vec<_>>(),
+        ["Config", "MailConfig", "ValidConfig"]
+    );
+}
+
 #[test]
 fn every_import_between_rooms_is_allowed_by_the_module_table() {
     let text = fs::read_to_string(root().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
@@ -266,10 +360,10 @@ fn every_import_between_rooms_is_allowed_by_the_module_table() {
 #[test]
 fn the_checker_reads_paths_groups_and_rows() {
     let code = production_code(
-        "use crate::a::X;\nuse crate::{b, c::{D, E}, d::F};\n// crate::commented\nfn f() { crate::e::g(); my_crate::h(); }\n#[cfg(test)]\nmod tests {\n    use crate::t;\n}\n",
+        "use crate::a::X;\nuse crate::{b, c::{D, E}, d::F};\n// crate::commented\nfn f() { crate::e::g(); my_crate::h(); }\n#[cfg(test)]\nfn only_in_tests() { crate::u::v(); }\n#[cfg(test)]\npub(super) mod tests {\n    use crate::t;\n}\n",
     );
     let got: Vec<String> = crate_paths(&code).into_iter().collect();
-    assert_eq!(got, ["a", "b", "c", "d", "e"]);
+    assert_eq!(got, ["a", "b", "c", "d", "e", "u"]);
     let rows = table(
         "x\n## Modules\n\n| module | owns | may use (hu-red modules) | crates |\n|---|---|---|---|\n| `main.rs`, `cli/` | x | everything | any |\n| `report` | x | `analysis`, `pipeline` (its `Timings`) | y |\n| `scp` | x | — | z |\n\nafter\n",
     );

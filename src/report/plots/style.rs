@@ -50,8 +50,8 @@ pub(super) fn bold(size: f64) -> TextStyle<'static> {
     (FONT, even(size), FontStyle::Bold).into_font().into()
 }
 
-/// Render to a hidden temporary file next to `path`, then rename: a reader never sees a half
-/// written PNG.
+/// Render to a hidden temporary file next to `path`, then make it durable there (see
+/// [`crate::durable::persist`]): a reader never sees a half written PNG.
 pub(super) fn render_png(
     path: &Path,
     size: (u32, u32),
@@ -62,6 +62,7 @@ pub(super) fn render_png(
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| ReportError::other(path, "not a file path"))?;
+    // plotters picks the image format by the extension
     let tmp = path.with_file_name(format!(".{file_name}.tmp.png"));
     let result = (|| {
         let root = BitMapBackend::new(&tmp, size).into_drawing_area();
@@ -73,7 +74,7 @@ pub(super) fn render_png(
         let _ = std::fs::remove_file(&tmp);
         return Err(ReportError::other(path, e));
     }
-    std::fs::rename(&tmp, path).map_err(|source| {
+    crate::durable::persist(&tmp, path).map_err(|source| {
         let _ = std::fs::remove_file(&tmp);
         ReportError::Io {
             path: path.to_path_buf(),
