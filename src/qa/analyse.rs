@@ -4,13 +4,12 @@
 //! hints of what to check).
 
 use super::baseline::{baseline_warnings, BaselineContext};
+use super::outcome::{RunOutcome, RunResult};
 use super::report::{hints_for, trend_of};
 use crate::analysis::{AnalysisOptions, Detection};
-use crate::identity::{Protocol, ScannerIdentity};
 use crate::phantom::PhantomSet;
 use crate::pipeline::{self, AnalyzeRequest, SeriesSource};
 use crate::report::{self, Metadata, OkParts, OutputOptions, Summary, UNKNOWN_PHANTOM};
-use crate::store::BaselineRow;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -32,12 +31,6 @@ pub(super) struct BlockingRun {
     pub(super) amended: bool,
 }
 
-/// An analysed run: the engine's outcome and its summary.
-pub(super) struct RunResult {
-    pub(super) outcome: pipeline::AnalyzeOutcome,
-    pub(super) summary: Summary,
-}
-
 /// What the first blocking step found.
 pub(super) enum Measured {
     Ok(Box<pipeline::AnalyzeOutcome>),
@@ -55,41 +48,6 @@ pub(super) struct Unanalysable {
     plan: Option<Box<crate::analysis::Plan>>,
     warnings: Vec<String>,
     preview: Option<Box<crate::analysis::HuStack>>,
-}
-
-/// Everything the run's row and report are made of.
-pub(super) struct RunOutcome {
-    pub(super) result: Option<RunResult>,
-    pub(super) summary: Option<Summary>,
-    pub(super) error: Option<String>,
-    /// hu-red itself failed (files), not the data.
-    pub(super) internal: bool,
-    pub(super) wrote_outputs: bool,
-    pub(super) identity: Option<(ScannerIdentity, Protocol)>,
-    pub(super) baseline: Option<(BaselineRow, Option<Vec<String>>)>,
-    pub(super) auto_baseline: bool,
-    /// File names written (the report's attachments).
-    pub(super) attachments: Vec<String>,
-    /// What to check, for an ERROR report.
-    pub(super) hints: Vec<String>,
-}
-
-impl RunOutcome {
-    /// hu-red's own failure (`internal`), with nothing written.
-    pub(super) fn error(e: String) -> Self {
-        RunOutcome {
-            result: None,
-            summary: None,
-            error: Some(e),
-            internal: true,
-            wrote_outputs: false,
-            identity: None,
-            baseline: None,
-            auto_baseline: false,
-            attachments: Vec::new(),
-            hints: Vec::new(),
-        }
-    }
 }
 
 pub(super) const AMENDED_NOTE: &str =

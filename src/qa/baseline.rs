@@ -1,11 +1,13 @@
-//! Baseline choice for a run: the active baselines of its scanner (same make and model) and
+//! Who scanned a series and how (its identity and protocol), and baseline choice for a run: the active baselines of its scanner (same make and model) and
 //! phantom — its own id, and its family id from before hu-red told the variants apart — the
 //! one of the same protocol, else the closest (saying what differs); the trend of that scanner
 //! and phantom; and the notes a run's summary carries about the baseline it was compared with.
 
 use super::Context;
+use crate::config::ScannerConfig;
 use crate::identity::{self, Protocol, ScannerIdentity};
-use crate::store::{BaselineRow, StoreError, TrendRow};
+use crate::report::Metadata;
+use crate::store::{BaselineRow, SeriesRow, StoreError, TrendRow};
 
 /// What the second blocking step needs from the database.
 #[derive(Default)]
@@ -105,6 +107,30 @@ pub(super) fn baseline_warnings(ctx: &BaselineContext, phantom_id: &str) -> Vec<
         ));
     }
     out
+}
+
+/// The scanner and protocol of a series: from its headers when they were read (`meta`), else
+/// from what the SCP recorded (station name, calling AE) and the scanner entry's name.
+pub(super) fn identity_of(
+    meta: Option<&Metadata>,
+    series: &SeriesRow,
+    scanner: Option<&ScannerConfig>,
+) -> (ScannerIdentity, Protocol) {
+    let identity = ScannerIdentity::new(
+        meta.and_then(|m| m.device_serial_number.as_deref()),
+        meta.and_then(|m| m.station_name.as_deref())
+            .or(series.station_name.as_deref()),
+        meta.and_then(|m| m.manufacturer.as_deref()),
+        meta.and_then(|m| m.manufacturer_model_name.as_deref()),
+        series.calling_ae.as_deref(),
+        scanner.map(|s| s.name.as_str()),
+    );
+    let protocol = Protocol {
+        kvp: meta.and_then(|m| m.kvp),
+        kernel: meta.and_then(|m| m.reconstruction_kernel.clone()),
+        slice_thickness_mm: meta.and_then(|m| m.slice_thickness),
+    };
+    (identity, protocol)
 }
 
 #[cfg(test)]

@@ -11,11 +11,12 @@
 //!    then moves the outputs to `data_dir/results/<run id>/` and wakes the report sender —
 //!    `results.rs`.
 //!
-//! The job loop is `jobs.rs`. The room sees its [`Settings`], never the whole configuration.
+//! The job loop is `jobs.rs`; what a series came to is `outcome.rs`. The room sees its [`Settings`], never the whole configuration.
 
 mod analyse;
 mod baseline;
 mod jobs;
+mod outcome;
 mod record;
 mod report;
 mod results;

@@ -3,8 +3,8 @@
 //! the outbox; then its outputs moved into `results/<id>/`, the sender woken and the run
 //! logged.
 
-use super::analyse::{RunOutcome, RunResult};
 use super::baseline::protocol_note;
+use super::outcome::{RunOutcome, RunResult};
 use super::report::{Addressing, ReportDraft};
 use super::results::{discard, place_outputs, temp_rel_path};
 use super::Context;
@@ -41,7 +41,7 @@ pub(super) async fn store_run(
     let (identity, protocol) = outcome
         .identity
         .clone()
-        .unwrap_or_else(|| super::series::identity_of(None, series, scanner));
+        .unwrap_or_else(|| super::baseline::identity_of(None, series, scanner));
     let study_date = outcome
         .summary
         .as_ref()
@@ -198,7 +198,6 @@ fn store_verdict(v: RunVerdict) -> Verdict {
 
 #[cfg(test)]
 mod tests {
-    use super::super::analyse::RunOutcome;
     use super::*;
     use crate::report::email::ReportKind;
 

@@ -2,8 +2,8 @@
 //! trend, attachments, hints for an ERROR), rendered with the run's id inside the run's
 //! transaction (see `record.rs`) so the outbox row and the run commit together.
 
-use super::analyse::RunOutcome;
 use super::baseline::BaselineContext;
+use super::outcome::RunOutcome;
 use crate::config::ScannerConfig;
 use crate::identity::{Protocol, ScannerIdentity};
 use crate::notify;

@@ -2,15 +2,14 @@
 //! measurement off the reactor, who scanned it and how (identity, protocol), the baseline
 //! context, constancy and files off the reactor, then the record.
 
-use super::analyse::{BlockingRun, Measured, RunOutcome};
-use super::baseline::baseline_context;
+use super::analyse::{BlockingRun, Measured};
+use super::baseline::{baseline_context, identity_of};
+use super::outcome::RunOutcome;
 use super::record::{store_run, RunStart};
 use super::results::temp_folder;
 use super::Context;
-use crate::config::ScannerConfig;
-use crate::identity::{Protocol, ScannerIdentity};
 use crate::report::Metadata;
-use crate::store::{now_ms, Fingerprint, SeriesRow, StoreError};
+use crate::store::{now_ms, Fingerprint, StoreError};
 use std::path::Path;
 use std::time::SystemTime;
 use tracing::warn;
@@ -93,28 +92,4 @@ pub(super) async fn run_series(ctx: &Context, uid: &str) -> Result<(), StoreErro
         .unwrap_or_else(|e| RunOutcome::error(format!("the analysis task failed: {e}")));
     outcome.identity = Some((identity, protocol));
     store_run(ctx, start, outcome).await
-}
-
-/// The scanner and protocol of a series: from its headers when they were read (`meta`), else
-/// from what the SCP recorded (station name, calling AE) and the scanner entry's name.
-pub(super) fn identity_of(
-    meta: Option<&Metadata>,
-    series: &SeriesRow,
-    scanner: Option<&ScannerConfig>,
-) -> (ScannerIdentity, Protocol) {
-    let identity = ScannerIdentity::new(
-        meta.and_then(|m| m.device_serial_number.as_deref()),
-        meta.and_then(|m| m.station_name.as_deref())
-            .or(series.station_name.as_deref()),
-        meta.and_then(|m| m.manufacturer.as_deref()),
-        meta.and_then(|m| m.manufacturer_model_name.as_deref()),
-        series.calling_ae.as_deref(),
-        scanner.map(|s| s.name.as_str()),
-    );
-    let protocol = Protocol {
-        kvp: meta.and_then(|m| m.kvp),
-        kernel: meta.and_then(|m| m.reconstruction_kernel.clone()),
-        slice_thickness_mm: meta.and_then(|m| m.slice_thickness),
-    };
-    (identity, protocol)
 }
