@@ -47,71 +47,105 @@ pub(crate) fn sort_slices(headers: &[SliceHeader]) -> Result<Sorted, String> {
         .all(|h| h.image_position.is_some() && h.normal().is_some());
 
     // (input index, position) before de-duplication
-    let mut pos: Vec<(usize, f64)>;
-    if all_positioned {
-        let first = headers[0].image_orientation.unwrap_or_default();
-        let normal = headers[0].normal().unwrap_or([0.0, 0.0, 1.0]);
-        let mut differing = Vec::new();
-        for h in headers {
-            let o = h.image_orientation.unwrap_or_default();
-            let d = o
-                .iter()
-                .zip(first.iter())
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f64::max);
-            if d > ORIENTATION_TOL {
-                differing.push(format!("{} has {:?}", h.label, o));
-            }
-        }
-        if !differing.is_empty() {
-            return Err(format!(
-                "slices have different ImageOrientationPatient (first slice {:?}; {}): not one stack of parallel slices",
-                first,
-                fmt_list(&differing, 3)
-            ));
-        }
-        pos = headers
-            .iter()
-            .enumerate()
-            .map(|(i, h)| (i, dot(&normal, &h.image_position.unwrap_or_default())))
-            .collect();
+    let mut pos = if all_positioned {
+        positions_along_normal(headers)?
     } else {
-        let missing: Vec<String> = headers
+        let (pos, warning) = positions_by_instance_number(headers)?;
+        warnings.push(warning);
+        pos
+    };
+    sort_positions(headers, &mut pos);
+    let (order, z_mm, duplicates) = drop_duplicates(headers, &pos);
+    warnings.extend(duplicates);
+    warnings.extend(spacing_warning(&z_mm));
+    Ok(Sorted {
+        order,
+        z_mm,
+        warnings,
+    })
+}
+
+/// (input index, position along the first slice's normal) of every slice; `Err` when the
+/// slices' orientations differ.
+fn positions_along_normal(headers: &[SliceHeader]) -> Result<Vec<(usize, f64)>, String> {
+    let first = headers[0].image_orientation.unwrap_or_default();
+    let normal = headers[0].normal().unwrap_or([0.0, 0.0, 1.0]);
+    let mut differing = Vec::new();
+    for h in headers {
+        let o = h.image_orientation.unwrap_or_default();
+        let d = o
             .iter()
-            .filter(|h| h.image_position.is_none() || h.normal().is_none())
-            .map(|h| h.label.clone())
-            .collect();
-        if headers.iter().any(|h| h.instance_number.is_none()) {
-            return Err(format!(
-                "ImagePositionPatient/ImageOrientationPatient missing or invalid in {} file(s) ({}) and InstanceNumber missing too: the slices cannot be ordered",
-                missing.len(),
-                fmt_list(&missing, 3)
-            ));
+            .zip(first.iter())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        if d > ORIENTATION_TOL {
+            differing.push(format!("{} has {:?}", h.label, o));
         }
-        let step = headers[0]
-            .spacing_between_slices
-            .or(headers[0].slice_thickness)
-            .unwrap_or(1.0);
-        warnings.push(format!(
-            "ImagePositionPatient/ImageOrientationPatient missing or invalid in {} file(s) ({}): slices ordered by InstanceNumber, positions assumed {step} mm apart",
+    }
+    if !differing.is_empty() {
+        return Err(format!(
+            "slices have different ImageOrientationPatient (first slice {:?}; {}): not one stack of parallel slices",
+            first,
+            fmt_list(&differing, 3)
+        ));
+    }
+    Ok(headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (i, dot(&normal, &h.image_position.unwrap_or_default())))
+        .collect())
+}
+
+/// (input index, InstanceNumber × assumed spacing) in InstanceNumber order, for slices some of
+/// which lack a position, and the warning saying so; `Err` when InstanceNumber is missing too.
+fn positions_by_instance_number(
+    headers: &[SliceHeader],
+) -> Result<(Vec<(usize, f64)>, String), String> {
+    let missing: Vec<String> = headers
+        .iter()
+        .filter(|h| h.image_position.is_none() || h.normal().is_none())
+        .map(|h| h.label.clone())
+        .collect();
+    if headers.iter().any(|h| h.instance_number.is_none()) {
+        return Err(format!(
+            "ImagePositionPatient/ImageOrientationPatient missing or invalid in {} file(s) ({}) and InstanceNumber missing too: the slices cannot be ordered",
             missing.len(),
             fmt_list(&missing, 3)
         ));
-        let mut by_number: Vec<usize> = (0..headers.len()).collect();
-        by_number.sort_by_key(|&i| (headers[i].instance_number, i));
-        pos = by_number
-            .iter()
-            .map(|&i| (i, headers[i].instance_number.unwrap_or(0) as f64 * step))
-            .collect();
     }
+    let step = headers[0]
+        .spacing_between_slices
+        .or(headers[0].slice_thickness)
+        .unwrap_or(1.0);
+    let warning = format!(
+        "ImagePositionPatient/ImageOrientationPatient missing or invalid in {} file(s) ({}): slices ordered by InstanceNumber, positions assumed {step} mm apart",
+        missing.len(),
+        fmt_list(&missing, 3)
+    );
+    let mut by_number: Vec<usize> = (0..headers.len()).collect();
+    by_number.sort_by_key(|&i| (headers[i].instance_number, i));
+    let pos = by_number
+        .iter()
+        .map(|&i| (i, headers[i].instance_number.unwrap_or(0) as f64 * step))
+        .collect();
+    Ok((pos, warning))
+}
 
+/// Sort (input index, position) pairs by position, then InstanceNumber, then label.
+fn sort_positions(headers: &[SliceHeader], pos: &mut [(usize, f64)]) {
     pos.sort_by(|a, b| {
         a.1.total_cmp(&b.1)
             .then(inst_key(&headers[a.0]).cmp(&inst_key(&headers[b.0])))
             .then(headers[a.0].label.cmp(&headers[b.0].label))
     });
+}
 
-    // duplicates: runs of (nearly) equal positions; keep the lowest InstanceNumber
+/// Collapse runs of (nearly) equal positions in the sorted `pos`, keeping the lowest
+/// InstanceNumber: (kept indices, their positions, the duplicate-slices warning if any).
+fn drop_duplicates(
+    headers: &[SliceHeader],
+    pos: &[(usize, f64)],
+) -> (Vec<usize>, Vec<f64>, Option<String>) {
     let mut order = Vec::new();
     let mut z_mm = Vec::new();
     let mut dup_msgs = Vec::new();
@@ -132,69 +166,73 @@ pub(crate) fn sort_slices(headers: &[SliceHeader]) -> Result<Sorted, String> {
             .map(|p| p.0)
             .unwrap_or(run[0].0);
         if run.len() > 1 {
-            let kept = &headers[keep];
-            let dropped: Vec<String> = run
-                .iter()
-                .filter(|p| p.0 != keep)
-                .map(|p| {
-                    let h = &headers[p.0];
-                    let same = if h.sop_instance_uid == kept.sop_instance_uid {
-                        ", same SOPInstanceUID"
-                    } else {
-                        ""
-                    };
-                    format!(
-                        "{} (InstanceNumber {}{same})",
-                        h.label,
-                        num(h.instance_number)
-                    )
-                })
-                .collect();
-            dup_msgs.push(format!(
-                "z = {:.3} mm: kept {} (InstanceNumber {}), left out {}",
-                pos[i].1,
-                kept.label,
-                num(kept.instance_number),
-                dropped.join(", ")
-            ));
+            dup_msgs.push(duplicate_message(headers, run, keep));
         }
         order.push(keep);
         z_mm.push(pos[i].1);
         i = j;
     }
-    if !dup_msgs.is_empty() {
-        warnings.push(format!(
+    let warning = (!dup_msgs.is_empty()).then(|| {
+        format!(
             "{} slice position(s) occur more than once (duplicate slices): {}",
             dup_msgs.len(),
             fmt_list(&dup_msgs, 5)
-        ));
-    }
+        )
+    });
+    (order, z_mm, warning)
+}
 
-    // gaps / irregular spacing
-    if z_mm.len() >= 3 {
-        let mut d: Vec<f64> = z_mm.windows(2).map(|w| w[1] - w[0]).collect();
-        let diffs = d.clone();
-        d.sort_by(f64::total_cmp);
-        let median = d[d.len() / 2];
-        let tol = (0.05 * median).max(0.02);
-        let irregular: Vec<String> = diffs
-            .iter()
-            .enumerate()
-            .filter(|(_, &x)| (x - median).abs() > tol)
-            .map(|(k, &x)| format!("{:.2} → {:.2} mm ({:.2} mm)", z_mm[k], z_mm[k + 1], x))
-            .collect();
-        if !irregular.is_empty() {
-            warnings.push(format!(
-                "irregular slice spacing (usual spacing {median:.2} mm; missing slices?): {}",
-                fmt_list(&irregular, 5)
-            ));
-        }
-    }
+/// What a run of slices at one position kept (`keep`) and left out.
+fn duplicate_message(headers: &[SliceHeader], run: &[(usize, f64)], keep: usize) -> String {
+    let kept = &headers[keep];
+    let dropped: Vec<String> = run
+        .iter()
+        .filter(|p| p.0 != keep)
+        .map(|p| {
+            let h = &headers[p.0];
+            let same = if h.sop_instance_uid == kept.sop_instance_uid {
+                ", same SOPInstanceUID"
+            } else {
+                ""
+            };
+            format!(
+                "{} (InstanceNumber {}{same})",
+                h.label,
+                num(h.instance_number)
+            )
+        })
+        .collect();
+    format!(
+        "z = {:.3} mm: kept {} (InstanceNumber {}), left out {}",
+        run[0].1,
+        kept.label,
+        num(kept.instance_number),
+        dropped.join(", ")
+    )
+}
 
-    Ok(Sorted {
-        order,
-        z_mm,
-        warnings,
+/// The warning about gaps or irregular spacing between the kept positions, if any (3 slices or
+/// more).
+fn spacing_warning(z_mm: &[f64]) -> Option<String> {
+    if z_mm.len() < 3 {
+        return None;
+    }
+    let mut d: Vec<f64> = z_mm.windows(2).map(|w| w[1] - w[0]).collect();
+    let diffs = d.clone();
+    d.sort_by(f64::total_cmp);
+    let median = d[d.len() / 2];
+    let tol = (0.05 * median).max(0.02);
+    let irregular: Vec<String> = diffs
+        .iter()
+        .enumerate()
+        .filter(|(_, &x)| (x - median).abs() > tol)
+        .map(|(k, &x)| format!("{:.2} → {:.2} mm ({:.2} mm)", z_mm[k], z_mm[k + 1], x))
+        .collect();
+    (!irregular.is_empty()).then(|| {
+        format!(
+            "irregular slice spacing (usual spacing {median:.2} mm; missing slices?): {}",
+            fmt_list(&irregular, 5)
+        )
     })
 }
 

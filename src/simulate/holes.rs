@@ -163,35 +163,35 @@ pub(crate) fn default_vial_mm(def: &PhantomDef, hole: &str) -> Option<f64> {
 
 const HU_RANGE: (f64, f64) = (-1000.0, 4000.0);
 
-/// Resolve what hole `ins` holds. `ins.material` is the layout's material (empty when the layout
-/// leaves the hole out); `base_hu` gives a definition material's HU (expected + offset).
-pub(crate) fn resolve(
-    ins: &Insert,
-    content: Option<&HoleContent>,
-    def: &PhantomDef,
-    body_hu: f64,
-    base_hu: impl Fn(&str) -> Option<f64>,
-) -> Result<Fill, SimError> {
-    let id = ins.id.as_str();
-    let err = |what: String| SimError::Param {
-        name: "holes",
-        what: format!("hole '{id}' of {}: {what}", def.id),
-    };
-    let default = HoleContent::default();
-    let c = content.unwrap_or(&default);
-    let hu_ok = |name: &str, v: f64| -> Result<f64, SimError> {
+/// The hole being resolved: its id and definition, named in every error about its content.
+struct HoleCtx<'a> {
+    id: &'a str,
+    def: &'a PhantomDef,
+}
+
+impl HoleCtx<'_> {
+    /// A `holes` parameter error naming this hole and its definition.
+    fn err(&self, what: String) -> SimError {
+        SimError::Param {
+            name: "holes",
+            what: format!("hole '{}' of {}: {what}", self.id, self.def.id),
+        }
+    }
+
+    /// `v` when it is a finite HU within [`HU_RANGE`], else an error naming the key `name`.
+    fn hu_ok(&self, name: &str, v: f64) -> Result<f64, SimError> {
         if v.is_finite() && v >= HU_RANGE.0 && v <= HU_RANGE.1 {
             Ok(v)
         } else {
-            Err(err(format!(
+            Err(self.err(format!(
                 "{name} {v} is outside [{}, {}]",
                 HU_RANGE.0, HU_RANGE.1
             )))
         }
-    };
-    let r = ins.radius_mm;
-    let empty = c.empty == Some(true);
-    if empty {
+    }
+
+    /// Refuse the keys an empty hole cannot have (everything but the vial), naming them.
+    fn check_empty_only(&self, c: &HoleContent) -> Result<(), SimError> {
         let mut extra = Vec::new();
         for (name, set) in [
             ("material", c.material.is_some()),
@@ -206,45 +206,55 @@ pub(crate) fn resolve(
             }
         }
         if !extra.is_empty() {
-            return Err(err(format!(
+            return Err(self.err(format!(
                 "an empty hole holds air only; drop {}",
                 extra.join(", ")
             )));
         }
+        Ok(())
     }
 
-    // Vial.
-    let wall = match c.vial_wall_mm {
-        Some(w) => {
-            if !(w.is_finite() && w >= 0.0 && w < r) {
-                return Err(err(format!(
-                    "vial_wall_mm {w} must be at least 0 and less than the hole radius {r} mm"
-                )));
+    /// The vial (wall thickness, wall HU) of a hole of radius `r`: the given wall, else the
+    /// hole's default; none without a wall.
+    fn vial(&self, c: &HoleContent, r: f64) -> Result<Option<(f64, f64)>, SimError> {
+        let wall = match c.vial_wall_mm {
+            Some(w) => {
+                if !(w.is_finite() && w >= 0.0 && w < r) {
+                    return Err(self.err(format!(
+                        "vial_wall_mm {w} must be at least 0 and less than the hole radius {r} mm"
+                    )));
+                }
+                (w > 0.0).then_some(w)
             }
-            (w > 0.0).then_some(w)
-        }
-        None => default_vial_mm(def, id).filter(|&w| w < r),
-    };
-    let vial =
+            None => default_vial_mm(self.def, self.id).filter(|&w| w < r),
+        };
         match (wall, c.vial_wall_hu) {
-            (Some(w), hu) => Some((w, hu_ok("vial_wall_hu", hu.unwrap_or(VIAL_WALL_HU))?)),
-            (None, Some(_)) => return Err(err(
+            (Some(w), hu) => Ok(Some((
+                w,
+                self.hu_ok("vial_wall_hu", hu.unwrap_or(VIAL_WALL_HU))?,
+            ))),
+            (None, Some(_)) => Err(self.err(
                 "vial_wall_hu needs a vial (vial_wall_mm > 0, or a hole with a vial by default)"
                     .into(),
             )),
-            (None, None) => None,
-        };
-    let inner = r - wall.unwrap_or(0.0);
+            (None, None) => Ok(None),
+        }
+    }
 
-    // Material.
-    let (material, hu, in_definition) = if empty {
-        (EMPTY_MATERIAL.to_string(), AIR_HU, false)
-    } else {
+    /// The material of a hole that is not empty: (name, true HU, whether the definition has it),
+    /// from the content, else the layout (`ins.material`); `base_hu` gives a definition
+    /// material's HU.
+    fn material(
+        &self,
+        ins: &Insert,
+        c: &HoleContent,
+        base_hu: impl Fn(&str) -> Option<f64>,
+    ) -> Result<(String, f64, bool), SimError> {
         let name =
             match (&c.material, ins.material.is_empty()) {
                 (Some(m), _) => m.trim().to_string(),
                 (None, false) => ins.material.clone(),
-                (None, true) => return Err(err(
+                (None, true) => return Err(self.err(
                     "the layout puts no material in this hole: give material=NAME (and hu=) or \
                      empty=true"
                         .into(),
@@ -256,90 +266,145 @@ pub(crate) fn resolve(
                 .bytes()
                 .all(|b| b.is_ascii_graphic() && b != b',' && b != b'\\')
         {
-            return Err(err(format!(
+            return Err(self.err(format!(
                 "material '{name}' must be 1-64 printable characters without spaces or commas"
             )));
         }
-        match (def.material(&name).is_some(), c.hu) {
-            (known, Some(h)) => (name, hu_ok("hu", h)?, known),
+        match (self.def.material(&name).is_some(), c.hu) {
+            (known, Some(h)) => Ok((name, self.hu_ok("hu", h)?, known)),
             (true, None) => {
-                let h = base_hu(&name).ok_or_else(|| err(format!("no HU for '{name}'")))?;
-                (name, h, true)
+                let h = base_hu(&name).ok_or_else(|| self.err(format!("no HU for '{name}'")))?;
+                Ok((name, h, true))
             }
             (false, None) => {
-                let known: Vec<&str> = def.materials.iter().map(|m| m.name.as_str()).collect();
-                return Err(err(format!(
+                let known: Vec<&str> = self.def.materials.iter().map(|m| m.name.as_str()).collect();
+                Err(self.err(format!(
                     "material '{name}' is not in the definition (its materials: {}); a foreign \
                      material needs its hu=",
                     known.join(", ")
-                )));
+                )))
             }
         }
-    };
+    }
 
-    // Rod, gap, sleeve.
-    let gap = match c.rod_gap_mm {
-        Some(g) if !(g.is_finite() && g > 0.0 && g < inner) => {
-            return Err(err(format!(
+    /// The air gap around the rod, checked against the hole's inside radius `inner`.
+    fn rod_gap(&self, c: &HoleContent, inner: f64) -> Result<Option<f64>, SimError> {
+        match c.rod_gap_mm {
+            Some(g) if !(g.is_finite() && g > 0.0 && g < inner) => Err(self.err(format!(
                 "rod_gap_mm {g} must be more than 0 and less than the hole's inside radius \
                  {inner} mm"
-            )))
+            ))),
+            g => Ok(g),
         }
-        g => g,
-    };
-    let rod = match (c.rod_radius_mm, gap) {
-        (Some(rr), g) => {
-            let room = inner - g.unwrap_or(0.0);
-            if !(rr.is_finite() && rr > 0.0 && rr < inner && rr <= room + 1e-9) {
-                return Err(err(format!(
-                    "rod_radius_mm {rr} must be more than 0 and less than the hole's inside \
-                     radius {inner} mm{}",
-                    match g {
-                        Some(g) => format!(" minus the rod gap {g} mm"),
-                        None => String::new(),
-                    }
-                )));
+    }
+
+    /// The rod's radius: given (it must fit inside `inner` with its `gap`), else the room the gap
+    /// leaves when there is a gap, else no rod.
+    fn rod(&self, c: &HoleContent, gap: Option<f64>, inner: f64) -> Result<Option<f64>, SimError> {
+        match (c.rod_radius_mm, gap) {
+            (Some(rr), g) => {
+                let room = inner - g.unwrap_or(0.0);
+                if !(rr.is_finite() && rr > 0.0 && rr < inner && rr <= room + 1e-9) {
+                    return Err(self.err(format!(
+                        "rod_radius_mm {rr} must be more than 0 and less than the hole's inside \
+                         radius {inner} mm{}",
+                        match g {
+                            Some(g) => format!(" minus the rod gap {g} mm"),
+                            None => String::new(),
+                        }
+                    )));
+                }
+                Ok(Some(rr))
             }
-            Some(rr)
+            (None, Some(g)) => Ok(Some(inner - g)),
+            (None, None) => Ok(None),
         }
-        (None, Some(g)) => Some(inner - g),
-        (None, None) => None,
-    };
-    let sleeve_room = rod.is_some_and(|rr| rr + gap.unwrap_or(0.0) < inner - 1e-9);
-    let sleeve_hu =
+    }
+
+    /// The sleeve's HU (given, else the body's) when the rod and its gap leave room for a sleeve
+    /// inside `inner`; a given `sleeve_hu` without that room is refused.
+    fn sleeve_hu(
+        &self,
+        c: &HoleContent,
+        rod: Option<f64>,
+        gap: Option<f64>,
+        inner: f64,
+        body_hu: f64,
+    ) -> Result<Option<f64>, SimError> {
+        let sleeve_room = rod.is_some_and(|rr| rr + gap.unwrap_or(0.0) < inner - 1e-9);
         match (c.sleeve_hu, rod, sleeve_room) {
             (Some(_), None, _) => {
-                return Err(err(
-                    "sleeve_hu needs a rod narrower than the hole (rod_radius_mm)".into(),
-                ))
+                Err(self.err("sleeve_hu needs a rod narrower than the hole (rod_radius_mm)".into()))
             }
-            (Some(_), Some(_), false) => return Err(err(
+            (Some(_), Some(_), false) => Err(self.err(
                 "sleeve_hu is given but the rod and its gap fill the hole: no room for a sleeve"
                     .into(),
             )),
-            (Some(s), Some(_), true) => Some(hu_ok("sleeve_hu", s)?),
-            (None, Some(_), true) => Some(body_hu),
-            (None, _, _) => None,
-        };
-    let core = rod.unwrap_or(inner);
+            (Some(s), Some(_), true) => Ok(Some(self.hu_ok("sleeve_hu", s)?)),
+            (None, Some(_), true) => Ok(Some(body_hu)),
+            (None, _, _) => Ok(None),
+        }
+    }
 
-    // Void.
-    let void = match c.void_radius_mm {
-        Some(v) if !(v.is_finite() && v > 0.0 && v < core) => {
-            return Err(err(format!(
+    /// The central void, checked against the radius `core` of the material around it (the rod
+    /// when `has_rod`, else the vial's inside when `has_vial`, else the hole).
+    fn void(
+        &self,
+        c: &HoleContent,
+        core: f64,
+        has_rod: bool,
+        has_vial: bool,
+    ) -> Result<Option<f64>, SimError> {
+        match c.void_radius_mm {
+            Some(v) if !(v.is_finite() && v > 0.0 && v < core) => Err(self.err(format!(
                 "void_radius_mm {v} must be more than 0 and less than the radius of the material \
                  around it ({core} mm: {})",
-                if rod.is_some() {
+                if has_rod {
                     "the rod"
-                } else if wall.is_some() {
+                } else if has_vial {
                     "the vial's inside"
                 } else {
                     "the hole"
                 }
-            )))
+            ))),
+            v => Ok(v),
         }
-        v => v,
+    }
+}
+
+/// Resolve what hole `ins` holds. `ins.material` is the layout's material (empty when the layout
+/// leaves the hole out); `base_hu` gives a definition material's HU (expected + offset).
+pub(crate) fn resolve(
+    ins: &Insert,
+    content: Option<&HoleContent>,
+    def: &PhantomDef,
+    body_hu: f64,
+    base_hu: impl Fn(&str) -> Option<f64>,
+) -> Result<Fill, SimError> {
+    let hole = HoleCtx {
+        id: ins.id.as_str(),
+        def,
     };
+    let default = HoleContent::default();
+    let c = content.unwrap_or(&default);
+    let r = ins.radius_mm;
+    let empty = c.empty == Some(true);
+    if empty {
+        hole.check_empty_only(c)?;
+    }
+    let vial = hole.vial(c, r)?;
+    let wall = vial.map(|(w, _)| w);
+    let inner = r - wall.unwrap_or(0.0);
+    let (material, hu, in_definition) = if empty {
+        (EMPTY_MATERIAL.to_string(), AIR_HU, false)
+    } else {
+        hole.material(ins, c, base_hu)?
+    };
+    let gap = hole.rod_gap(c, inner)?;
+    let rod = hole.rod(c, gap, inner)?;
+    let sleeve_hu = hole.sleeve_hu(c, rod, gap, inner, body_hu)?;
+    let core = rod.unwrap_or(inner);
+    let void = hole.void(c, core, rod.is_some(), wall.is_some())?;
     Ok(Fill {
         material,
         hu,
