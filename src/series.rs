@@ -56,30 +56,18 @@ pub async fn undo_record(store: &Store, i: &StoredInstance) -> Result<(), StoreE
     .flatten();
     match earlier {
         Some(mut inst) => {
-            inst.rel_path = i.rel_path.clone();
+            inst.rel_path = i.record.rel_path.clone();
             store.record_instance(&inst).await.map(|_| ())
         }
-        None => store.forget_instance(&i.sop_instance_uid).await.map(|_| ()),
+        None => store
+            .forget_instance(&i.record.sop_instance_uid)
+            .await
+            .map(|_| ()),
     }
 }
 
 fn new_instance(i: StoredInstance) -> NewInstance {
-    NewInstance {
-        sop_instance_uid: i.sop_instance_uid,
-        sop_class_uid: i.sop_class_uid,
-        series_instance_uid: i.series_instance_uid,
-        study_instance_uid: i.study_instance_uid,
-        transfer_syntax: i.transfer_syntax,
-        rel_path: i.rel_path,
-        size_bytes: i.size_bytes,
-        calling_ae: i.calling_ae,
-        called_ae: i.called_ae,
-        peer: i.peer,
-        modality: i.modality,
-        station_name: i.station_name,
-        series_description: i.series_description,
-        analysable: i.analysable,
-    }
+    i.record
 }
 
 /// SOP classes the engine analyses (CT Image Storage, Enhanced CT Image Storage).

@@ -669,9 +669,9 @@ impl Connection {
         match (filed, recorded) {
             (Ok(()), Ok(())) => {
                 debug!(
-                    sop_instance_uid = %stored.sop_instance_uid,
-                    path = %stored.rel_path,
-                    bytes = stored.size_bytes,
+                    sop_instance_uid = %stored.record.sop_instance_uid,
+                    path = %stored.record.rel_path,
+                    bytes = stored.record.size_bytes,
                     file_us = (t_file - t0).as_micros() as u64,
                     record_us = (t_record - t0).as_micros() as u64,
                     "stored"
@@ -681,7 +681,7 @@ impl Connection {
             (Err(f), Ok(())) => {
                 if let Err(e) = self.shared.sink.forget(stored.clone()).await {
                     warn!(
-                        sop_instance_uid = %stored.sop_instance_uid,
+                        sop_instance_uid = %stored.record.sop_instance_uid,
                         "the record of an instance whose file failed cannot be undone: {e}; \
                          the next start of the service removes it"
                     );

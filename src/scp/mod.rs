@@ -121,10 +121,20 @@ impl Default for ScpSettings {
     }
 }
 
-/// One durably stored instance, handed to the [`InstanceSink`]. The fields are those of
-/// `crate::store::NewInstance`, plus the absolute path.
+/// One durably stored instance, handed to the [`InstanceSink`]: its record and where its
+/// file is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredInstance {
+    /// What the store records of it (`store::NewInstance` is this type).
+    pub record: InstanceRecord,
+    /// `data_dir.join(record.rel_path)`.
+    pub path: PathBuf,
+}
+
+/// An instance as the SCP received and stored it: the one description of a received instance,
+/// recorded by the store as is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct InstanceRecord {
     pub sop_instance_uid: String,
     pub sop_class_uid: String,
     pub series_instance_uid: String,
@@ -144,8 +154,6 @@ pub struct StoredInstance {
     pub series_description: Option<String>,
     /// CT Image Storage or Enhanced CT Image Storage.
     pub analysable: bool,
-    /// `data_dir.join(rel_path)`.
-    pub path: PathBuf,
 }
 
 /// A failure of the sink (e.g. the database); the instance is answered with 0xA700.

@@ -13,7 +13,7 @@ use dicom_object::{FileMetaTableBuilder, OpenFileOptions};
 
 use super::dimse::{status, trim_value};
 use super::negotiation::is_analysable_sop_class;
-use super::StoredInstance;
+use super::{InstanceRecord, StoredInstance};
 use crate::durable;
 
 /// hu-red's Implementation Class UID (file meta group of every stored file).
@@ -334,20 +334,22 @@ impl TempInstance {
         let size = self.header.len() as u64 + self.data_len;
         Ok(StoredInstance {
             path: data_dir.join(&rel_path),
-            rel_path,
-            analysable: is_analysable_sop_class(&header.sop_class),
-            sop_instance_uid: header.sop_instance,
-            sop_class_uid: header.sop_class,
-            series_instance_uid: header.series,
-            study_instance_uid: header.study,
-            transfer_syntax: self.origin.transfer_syntax.clone(),
-            size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
-            calling_ae: self.origin.calling_ae.clone(),
-            called_ae: self.origin.called_ae.clone(),
-            peer: self.origin.peer.clone(),
-            modality: header.modality,
-            station_name: header.station_name,
-            series_description: header.series_description,
+            record: InstanceRecord {
+                rel_path,
+                analysable: is_analysable_sop_class(&header.sop_class),
+                sop_instance_uid: header.sop_instance,
+                sop_class_uid: header.sop_class,
+                series_instance_uid: header.series,
+                study_instance_uid: header.study,
+                transfer_syntax: self.origin.transfer_syntax.clone(),
+                size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
+                calling_ae: self.origin.calling_ae.clone(),
+                called_ae: self.origin.called_ae.clone(),
+                peer: self.origin.peer.clone(),
+                modality: header.modality,
+                station_name: header.station_name,
+                series_description: header.series_description,
+            },
         })
     }
 
@@ -363,8 +365,8 @@ impl TempInstance {
         drop(file);
 
         let series_dir = data_dir
-            .join(&to.study_instance_uid)
-            .join(&to.series_instance_uid);
+            .join(&to.record.study_instance_uid)
+            .join(&to.record.series_instance_uid);
         durable::create_dir_all(&series_dir).map_err(|e| {
             Failure::resources(format!("cannot create {}: {e}", series_dir.display()))
         })?;
@@ -535,14 +537,14 @@ mod tests {
             t.push(&ds[10..]);
             let stored = t.finish(dir.path()).unwrap();
             assert_eq!(
-                stored.rel_path, "1.2.3/1.2.3.1/1.2.3.4.dcm",
+                stored.record.rel_path, "1.2.3/1.2.3.1/1.2.3.4.dcm",
                 "round {round}"
             );
-            assert!(stored.analysable);
-            assert_eq!(stored.station_name.as_deref(), Some("CT01"));
-            assert_eq!(stored.modality.as_deref(), Some("CT"));
+            assert!(stored.record.analysable);
+            assert_eq!(stored.record.station_name.as_deref(), Some("CT01"));
+            assert_eq!(stored.record.modality.as_deref(), Some("CT"));
             let bytes = fs::read(&stored.path).unwrap();
-            assert_eq!(bytes.len() as i64, stored.size_bytes);
+            assert_eq!(bytes.len() as i64, stored.record.size_bytes);
             assert!(bytes.ends_with(&ds), "data set stored as received");
             assert_eq!(&bytes[128..132], b"DICM");
             let obj = dicom_object::open_file(&stored.path).unwrap();
@@ -604,10 +606,10 @@ mod tests {
             }
             assert_eq!(t.describe(dir.path()).unwrap().is_some(), from_memory);
             let stored = t.finish(dir.path()).unwrap();
-            assert_eq!(stored.series_instance_uid, "1.2.3.1");
+            assert_eq!(stored.record.series_instance_uid, "1.2.3.1");
             let bytes = fs::read(&stored.path).unwrap();
             assert!(bytes.ends_with(&data), "data set stored as received");
-            assert_eq!(bytes.len() as i64, stored.size_bytes);
+            assert_eq!(bytes.len() as i64, stored.record.size_bytes);
         }
         assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0, "no temp file left");
     }

@@ -274,7 +274,7 @@ impl Store {
                 .await
                 .map_err(self.err(what))?;
                 for e in &entries {
-                    b.entries.push(NewBaselineEntry {
+                    b.baseline.entries.push(NewBaselineEntry {
                         insert: e.text("insert_name").map_err(self.err(what))?,
                         hu_mean: e.opt_num("hu_mean").map_err(self.err(what))?,
                         red: e.opt_num("red").map_err(self.err(what))?,
@@ -385,22 +385,24 @@ fn baseline_row(r: &impl RowGet) -> Result<BaselineRow, sqlx::Error> {
     Ok(BaselineRow {
         id: r.int("id")?,
         created_at: r.int("created_at")?,
-        scanner_id: r.text("scanner_id")?,
-        scanner_label: r.opt_text("scanner_label")?,
-        manufacturer: r.opt_text("manufacturer")?,
-        model: r.opt_text("model")?,
-        phantom_id: r.text("phantom_id")?,
-        protocol_key: r.text("protocol_key")?,
-        kvp: r.opt_num("kvp")?,
-        kernel: r.opt_text("kernel")?,
-        slice_thickness_mm: r.opt_num("slice_thickness_mm")?,
-        source: r.text("source")?,
-        run_id: r.opt_int("run_id")?,
-        provisional: r.flag("provisional")?,
         confirmed_at: r.opt_int("confirmed_at")?,
         superseded_at: r.opt_int("superseded_at")?,
         superseded_by: r.opt_int("superseded_by")?,
-        note: r.opt_text("note")?,
-        entries: Vec::new(),
+        baseline: NewBaseline {
+            scanner_id: r.text("scanner_id")?,
+            scanner_label: r.opt_text("scanner_label")?,
+            manufacturer: r.opt_text("manufacturer")?,
+            model: r.opt_text("model")?,
+            phantom_id: r.text("phantom_id")?,
+            protocol_key: r.text("protocol_key")?,
+            kvp: r.opt_num("kvp")?,
+            kernel: r.opt_text("kernel")?,
+            slice_thickness_mm: r.opt_num("slice_thickness_mm")?,
+            source: r.text("source")?,
+            run_id: r.opt_int("run_id")?,
+            provisional: r.flag("provisional")?,
+            note: r.opt_text("note")?,
+            entries: Vec::new(),
+        },
     })
 }

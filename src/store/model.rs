@@ -163,26 +163,9 @@ impl RunStatus {
     }
 }
 
-/// A stored instance, as the SCP records it (contract of issue 3).
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewInstance {
-    pub sop_instance_uid: String,
-    pub sop_class_uid: String,
-    pub series_instance_uid: String,
-    pub study_instance_uid: String,
-    pub transfer_syntax: String,
-    /// Relative to data_dir, '/' separated.
-    pub rel_path: String,
-    pub size_bytes: i64,
-    pub calling_ae: String,
-    pub called_ae: String,
-    pub peer: String,
-    pub modality: Option<String>,
-    pub station_name: Option<String>,
-    pub series_description: Option<String>,
-    /// CT Image Storage or Enhanced CT Image Storage.
-    pub analysable: bool,
-}
+/// A stored instance as the SCP records it (contract of issue 3): one type,
+/// [`crate::scp::InstanceRecord`].
+pub type NewInstance = crate::scp::InstanceRecord;
 
 /// What [`super::Store::record_instance`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -235,25 +218,20 @@ impl SeriesRow {
 /// An instance row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InstanceRow {
-    pub sop_instance_uid: String,
-    pub series_instance_uid: String,
-    pub study_instance_uid: String,
-    pub sop_class_uid: String,
-    pub transfer_syntax: String,
-    /// Relative to data_dir, '/' separated.
-    pub rel_path: String,
-    pub size_bytes: i64,
-    pub calling_ae: String,
-    pub called_ae: String,
-    pub peer: String,
-    pub modality: Option<String>,
-    pub station_name: Option<String>,
-    pub series_description: Option<String>,
-    pub analysable: bool,
+    /// What was recorded (see [`NewInstance`]).
+    #[serde(flatten)]
+    pub instance: NewInstance,
     /// Unix milliseconds of the last reception.
     pub received_at: i64,
     /// How many times this SOP instance was received (re-sends replace the row).
     pub times_received: i64,
+}
+
+impl std::ops::Deref for InstanceRow {
+    type Target = NewInstance;
+    fn deref(&self) -> &NewInstance {
+        &self.instance
+    }
 }
 
 /// Identifies the set of instances of a series: their count and the SHA-256 of their sorted
@@ -408,24 +386,20 @@ pub struct NewBaselineEntry {
 pub struct BaselineRow {
     pub id: i64,
     pub created_at: i64,
-    pub scanner_id: String,
-    pub scanner_label: Option<String>,
-    pub manufacturer: Option<String>,
-    pub model: Option<String>,
-    pub phantom_id: String,
-    pub protocol_key: String,
-    pub kvp: Option<f64>,
-    pub kernel: Option<String>,
-    pub slice_thickness_mm: Option<f64>,
-    pub source: String,
-    pub run_id: Option<i64>,
-    pub provisional: bool,
     pub confirmed_at: Option<i64>,
     /// `None`: the active baseline of its scanner, phantom and protocol.
     pub superseded_at: Option<i64>,
     pub superseded_by: Option<i64>,
-    pub note: Option<String>,
-    pub entries: Vec<NewBaselineEntry>,
+    /// What was stored (see [`NewBaseline`]).
+    #[serde(flatten)]
+    pub baseline: NewBaseline,
+}
+
+impl std::ops::Deref for BaselineRow {
+    type Target = NewBaseline;
+    fn deref(&self) -> &NewBaseline {
+        &self.baseline
+    }
 }
 
 impl BaselineRow {
@@ -444,10 +418,10 @@ pub struct TrendRow {
     pub materials: Vec<(String, Option<f64>, Option<f64>)>,
 }
 
-/// A finished analysis of a series, stored in one transaction by
-/// [`super::Store::insert_run`].
+/// The columns of a run row: what [`NewRun`] stores and [`RunRow`] reads back (its id
+/// apart).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct NewRun {
+pub struct RunColumns {
     pub series_instance_uid: String,
     /// Unix milliseconds.
     pub started_at: i64,
@@ -492,11 +466,32 @@ pub struct NewRun {
     pub baseline_note: Option<String>,
     /// The instance set analysed (see [`Fingerprint::of`]).
     pub fingerprint: Fingerprint,
+}
+
+/// A finished analysis of a series, stored in one transaction by
+/// [`super::Store::insert_run`]: the run row, its materials and ROIs, and with
+/// `qa.auto_baseline` a provisional baseline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewRun {
+    #[serde(flatten)]
+    pub columns: RunColumns,
     pub materials: Vec<NewMaterialResult>,
     pub rois: Vec<NewRoiMeasurement>,
-    pub outbox: Option<NewOutboxMessage>,
     /// A provisional baseline made from this run (`qa.auto_baseline`), stored with it.
     pub provisional_baseline: Option<NewBaseline>,
+}
+
+impl std::ops::Deref for NewRun {
+    type Target = RunColumns;
+    fn deref(&self) -> &RunColumns {
+        &self.columns
+    }
+}
+
+impl std::ops::DerefMut for NewRun {
+    fn deref_mut(&mut self) -> &mut RunColumns {
+        &mut self.columns
+    }
 }
 
 impl NewRun {
@@ -511,41 +506,42 @@ impl NewRun {
         finished_at: i64,
     ) -> NewRun {
         NewRun {
-            series_instance_uid: series_instance_uid.into(),
-            started_at,
-            finished_at,
-            status,
-            verdict,
-            phantom_id: None,
-            phantom_name: None,
-            detection: None,
-            confidence: None,
-            pose_centre_x_mm: None,
-            pose_centre_y_mm: None,
-            pose_rotation_deg: None,
-            slab_centre_index: None,
-            slab_n_slices: None,
-            slab_mm: None,
-            slab_centre_z_mm: None,
-            assignment: None,
-            absolute_pass: None,
-            constancy_pass: None,
-            pearson_r: None,
-            baseline_source: None,
-            warnings: Vec::new(),
-            error: None,
-            summary_json: None,
-            outputs_dir: None,
-            amended: false,
-            scanner: None,
-            identity: RunIdentity::default(),
-            baseline_id: None,
-            baseline_provisional: None,
-            baseline_note: None,
-            fingerprint,
+            columns: RunColumns {
+                series_instance_uid: series_instance_uid.into(),
+                started_at,
+                finished_at,
+                status,
+                verdict,
+                phantom_id: None,
+                phantom_name: None,
+                detection: None,
+                confidence: None,
+                pose_centre_x_mm: None,
+                pose_centre_y_mm: None,
+                pose_rotation_deg: None,
+                slab_centre_index: None,
+                slab_n_slices: None,
+                slab_mm: None,
+                slab_centre_z_mm: None,
+                assignment: None,
+                absolute_pass: None,
+                constancy_pass: None,
+                pearson_r: None,
+                baseline_source: None,
+                warnings: Vec::new(),
+                error: None,
+                summary_json: None,
+                outputs_dir: None,
+                amended: false,
+                scanner: None,
+                identity: RunIdentity::default(),
+                baseline_id: None,
+                baseline_provisional: None,
+                baseline_note: None,
+                fingerprint,
+            },
             materials: Vec::new(),
             rois: Vec::new(),
-            outbox: None,
             provisional_baseline: None,
         }
     }
@@ -555,39 +551,15 @@ impl NewRun {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunRow {
     pub id: i64,
-    pub series_instance_uid: String,
-    pub started_at: i64,
-    pub finished_at: i64,
-    pub status: RunStatus,
-    pub verdict: Verdict,
-    pub phantom_id: Option<String>,
-    pub phantom_name: Option<String>,
-    pub detection: Option<String>,
-    pub confidence: Option<f64>,
-    pub pose_centre_x_mm: Option<f64>,
-    pub pose_centre_y_mm: Option<f64>,
-    pub pose_rotation_deg: Option<f64>,
-    pub slab_centre_index: Option<i64>,
-    pub slab_n_slices: Option<i64>,
-    pub slab_mm: Option<f64>,
-    pub slab_centre_z_mm: Option<f64>,
-    pub assignment: Option<String>,
-    pub absolute_pass: Option<bool>,
-    pub constancy_pass: Option<bool>,
-    pub pearson_r: Option<f64>,
-    pub baseline_source: Option<String>,
-    pub warnings: Vec<String>,
-    pub error: Option<String>,
-    pub summary_json: Option<String>,
-    pub outputs_dir: Option<String>,
-    pub amended: bool,
-    pub scanner: Option<String>,
     #[serde(flatten)]
-    pub identity: RunIdentity,
-    pub baseline_id: Option<i64>,
-    pub baseline_provisional: Option<bool>,
-    pub baseline_note: Option<String>,
-    pub fingerprint: Fingerprint,
+    pub columns: RunColumns,
+}
+
+impl std::ops::Deref for RunRow {
+    type Target = RunColumns;
+    fn deref(&self) -> &RunColumns {
+        &self.columns
+    }
 }
 
 /// A stored material result (NULL numbers read back as NaN where the field is not optional).

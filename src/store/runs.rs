@@ -3,7 +3,7 @@
 use super::{finite, flag, now_ms, opt_finite, opt_flag, with_pool, RowGet, Store, StoreError};
 use super::{
     Fingerprint, MaterialRow, NewMaterialResult, NewOutboxMessage, NewRoiMeasurement, NewRun,
-    RoiRow, RunDetail, RunIdentity, RunRow, RunStatus, Verdict,
+    RoiRow, RunColumns, RunDetail, RunIdentity, RunRow, RunStatus, Verdict,
 };
 
 macro_rules! run_cols {
@@ -233,15 +233,14 @@ impl Store {
     /// roi_measurements rows (in the given order), the series update (state done/failed from
     /// the run status — only if the series is still `analysing`: a series re-opened by an
     /// arrival during the analysis stays `receiving` and will be analysed again —, last_run_id
-    /// and the analysed fingerprint), when given the outbox row, and when given a provisional
+    /// and the analysed fingerprint), and when given a provisional
     /// baseline made from the run. Returns the run id.
     pub async fn insert_run(&self, run: &NewRun) -> Result<i64, StoreError> {
-        self.insert_run_with(run, |_| run.outbox.clone()).await
+        self.insert_run_with(run, |_| None).await
     }
 
     /// [`Store::insert_run`] with the outbox message made from the new run id (the report
     /// names its run; `render` runs inside the transaction, so it must be quick and pure).
-    /// `run.outbox` is ignored.
     pub async fn insert_run_with<F>(&self, run: &NewRun, render: F) -> Result<i64, StoreError>
     where
         F: FnOnce(i64) -> Option<NewOutboxMessage> + Send,
@@ -434,52 +433,54 @@ impl Store {
             .map_err(|err| self.data_err(what, format!("warnings are not a JSON list: {err}")))?;
         Ok(RunRow {
             id: r.int("id").map_err(e())?,
-            series_instance_uid: r.text("series_instance_uid").map_err(e())?,
-            started_at: r.int("started_at").map_err(e())?,
-            finished_at: r.int("finished_at").map_err(e())?,
-            status,
-            verdict,
-            phantom_id: r.opt_text("phantom_id").map_err(e())?,
-            phantom_name: r.opt_text("phantom_name").map_err(e())?,
-            detection: r.opt_text("detection").map_err(e())?,
-            confidence: r.opt_num("confidence").map_err(e())?,
-            pose_centre_x_mm: r.opt_num("pose_centre_x_mm").map_err(e())?,
-            pose_centre_y_mm: r.opt_num("pose_centre_y_mm").map_err(e())?,
-            pose_rotation_deg: r.opt_num("pose_rotation_deg").map_err(e())?,
-            slab_centre_index: r.opt_int("slab_centre_index").map_err(e())?,
-            slab_n_slices: r.opt_int("slab_n_slices").map_err(e())?,
-            slab_mm: r.opt_num("slab_mm").map_err(e())?,
-            slab_centre_z_mm: r.opt_num("slab_centre_z_mm").map_err(e())?,
-            assignment: r.opt_text("assignment").map_err(e())?,
-            absolute_pass: r.opt_flag("absolute_pass").map_err(e())?,
-            constancy_pass: r.opt_flag("constancy_pass").map_err(e())?,
-            pearson_r: r.opt_num("pearson_r").map_err(e())?,
-            baseline_source: r.opt_text("baseline_source").map_err(e())?,
-            warnings,
-            error: r.opt_text("error").map_err(e())?,
-            summary_json: r.opt_text("summary_json").map_err(e())?,
-            outputs_dir: r.opt_text("outputs_dir").map_err(e())?,
-            amended: r.flag("amended").map_err(e())?,
-            scanner: r.opt_text("scanner").map_err(e())?,
-            identity: RunIdentity {
-                scanner_id: r.opt_text("scanner_id").map_err(e())?,
-                manufacturer: r.opt_text("manufacturer").map_err(e())?,
-                model: r.opt_text("model").map_err(e())?,
-                station_name: r.opt_text("station_name").map_err(e())?,
-                device_serial: r.opt_text("device_serial").map_err(e())?,
-                calling_ae: r.opt_text("calling_ae").map_err(e())?,
-                protocol_key: r.opt_text("protocol_key").map_err(e())?,
-                kvp: r.opt_num("kvp").map_err(e())?,
-                kernel: r.opt_text("kernel").map_err(e())?,
-                slice_thickness_mm: r.opt_num("slice_thickness_mm").map_err(e())?,
-                study_date: r.opt_text("study_date").map_err(e())?,
-            },
-            baseline_id: r.opt_int("baseline_id").map_err(e())?,
-            baseline_provisional: r.opt_flag("baseline_provisional").map_err(e())?,
-            baseline_note: r.opt_text("baseline_note").map_err(e())?,
-            fingerprint: Fingerprint {
-                n_instances: r.int("instance_count").map_err(e())?,
-                digest: r.text("instance_fingerprint").map_err(e())?,
+            columns: RunColumns {
+                series_instance_uid: r.text("series_instance_uid").map_err(e())?,
+                started_at: r.int("started_at").map_err(e())?,
+                finished_at: r.int("finished_at").map_err(e())?,
+                status,
+                verdict,
+                phantom_id: r.opt_text("phantom_id").map_err(e())?,
+                phantom_name: r.opt_text("phantom_name").map_err(e())?,
+                detection: r.opt_text("detection").map_err(e())?,
+                confidence: r.opt_num("confidence").map_err(e())?,
+                pose_centre_x_mm: r.opt_num("pose_centre_x_mm").map_err(e())?,
+                pose_centre_y_mm: r.opt_num("pose_centre_y_mm").map_err(e())?,
+                pose_rotation_deg: r.opt_num("pose_rotation_deg").map_err(e())?,
+                slab_centre_index: r.opt_int("slab_centre_index").map_err(e())?,
+                slab_n_slices: r.opt_int("slab_n_slices").map_err(e())?,
+                slab_mm: r.opt_num("slab_mm").map_err(e())?,
+                slab_centre_z_mm: r.opt_num("slab_centre_z_mm").map_err(e())?,
+                assignment: r.opt_text("assignment").map_err(e())?,
+                absolute_pass: r.opt_flag("absolute_pass").map_err(e())?,
+                constancy_pass: r.opt_flag("constancy_pass").map_err(e())?,
+                pearson_r: r.opt_num("pearson_r").map_err(e())?,
+                baseline_source: r.opt_text("baseline_source").map_err(e())?,
+                warnings,
+                error: r.opt_text("error").map_err(e())?,
+                summary_json: r.opt_text("summary_json").map_err(e())?,
+                outputs_dir: r.opt_text("outputs_dir").map_err(e())?,
+                amended: r.flag("amended").map_err(e())?,
+                scanner: r.opt_text("scanner").map_err(e())?,
+                identity: RunIdentity {
+                    scanner_id: r.opt_text("scanner_id").map_err(e())?,
+                    manufacturer: r.opt_text("manufacturer").map_err(e())?,
+                    model: r.opt_text("model").map_err(e())?,
+                    station_name: r.opt_text("station_name").map_err(e())?,
+                    device_serial: r.opt_text("device_serial").map_err(e())?,
+                    calling_ae: r.opt_text("calling_ae").map_err(e())?,
+                    protocol_key: r.opt_text("protocol_key").map_err(e())?,
+                    kvp: r.opt_num("kvp").map_err(e())?,
+                    kernel: r.opt_text("kernel").map_err(e())?,
+                    slice_thickness_mm: r.opt_num("slice_thickness_mm").map_err(e())?,
+                    study_date: r.opt_text("study_date").map_err(e())?,
+                },
+                baseline_id: r.opt_int("baseline_id").map_err(e())?,
+                baseline_provisional: r.opt_flag("baseline_provisional").map_err(e())?,
+                baseline_note: r.opt_text("baseline_note").map_err(e())?,
+                fingerprint: Fingerprint {
+                    n_instances: r.int("instance_count").map_err(e())?,
+                    digest: r.text("instance_fingerprint").map_err(e())?,
+                },
             },
         })
     }

@@ -131,22 +131,7 @@ struct StoreSink {
 impl InstanceSink for StoreSink {
     fn record(&self, i: StoredInstance) -> BoxFuture<'_, Result<(), SinkError>> {
         Box::pin(async move {
-            let row = NewInstance {
-                sop_instance_uid: i.sop_instance_uid.clone(),
-                sop_class_uid: i.sop_class_uid.clone(),
-                series_instance_uid: i.series_instance_uid.clone(),
-                study_instance_uid: i.study_instance_uid.clone(),
-                transfer_syntax: i.transfer_syntax.clone(),
-                rel_path: i.rel_path.clone(),
-                size_bytes: i.size_bytes,
-                calling_ae: i.calling_ae.clone(),
-                called_ae: i.called_ae.clone(),
-                peer: i.peer.clone(),
-                modality: i.modality.clone(),
-                station_name: i.station_name.clone(),
-                series_description: i.series_description.clone(),
-                analysable: i.analysable,
-            };
+            let row: NewInstance = i.record.clone();
             self.store
                 .record_instance(&row)
                 .await
@@ -164,7 +149,7 @@ impl InstanceSink for StoreSink {
             self.log
                 .lock()
                 .unwrap()
-                .retain(|s| s.sop_instance_uid != i.sop_instance_uid);
+                .retain(|s| s.record.sop_instance_uid != i.record.sop_instance_uid);
             Ok(())
         })
     }
@@ -285,19 +270,19 @@ fn assert_stored_identical(server: &Server, sent: &[PathBuf]) {
         let rec = recorded
             .iter()
             .rev()
-            .find(|r| r.sop_instance_uid == sop)
+            .find(|r| r.record.sop_instance_uid == sop)
             .unwrap_or_else(|| panic!("{} ({sop}) not recorded", f.display()));
         assert_eq!(
-            rec.rel_path,
+            rec.record.rel_path,
             format!(
                 "{}/{}/{}.dcm",
-                rec.study_instance_uid, rec.series_instance_uid, sop
+                rec.record.study_instance_uid, rec.record.series_instance_uid, sop
             )
         );
-        assert_eq!(rec.path, server.data_dir.join(&rec.rel_path));
+        assert_eq!(rec.path, server.data_dir.join(&rec.record.rel_path));
         let (sts, ssop, sdata) = part10(&rec.path);
         assert_eq!(sts, ts, "stored transfer syntax of {}", f.display());
-        assert_eq!(rec.transfer_syntax, ts);
+        assert_eq!(rec.record.transfer_syntax, ts);
         assert_eq!(ssop, sop);
         if ts == DEFLATE && sdata != data {
             // storescu re-encodes a deflated data set when it sends it (its stream differs from
@@ -315,7 +300,7 @@ fn assert_stored_identical(server: &Server, sent: &[PathBuf]) {
             );
         }
         assert_eq!(
-            rec.size_bytes as u64,
+            rec.record.size_bytes as u64,
             fs::metadata(&rec.path).unwrap().len()
         );
         assert!(server.in_db(&sop), "{sop} not in the database");
@@ -329,7 +314,7 @@ fn assert_stored_identical(server: &Server, sent: &[PathBuf]) {
         );
         assert_eq!(
             meta.meta().source_application_entity_title(),
-            Some(rec.calling_ae.as_str())
+            Some(rec.record.calling_ae.as_str())
         );
     }
     assert_eq!(server.tmp_files(), 0, "temp files left behind");
@@ -462,12 +447,12 @@ fn echo_and_store_uncompressed_and_compressed_series_from_storescu() {
     assert_eq!(server.recorded().len(), all.len());
     assert_stored_identical(&server, &all);
     let r = &server.recorded()[0];
-    assert_eq!(r.calling_ae, "CT01");
-    assert_eq!(r.called_ae, AE);
-    assert!(r.analysable);
-    assert_eq!(r.modality.as_deref(), Some("CT"));
-    assert_eq!(r.station_name.as_deref(), Some("HURED-SIM"));
-    assert!(r.series_description.is_some());
+    assert_eq!(r.record.calling_ae, "CT01");
+    assert_eq!(r.record.called_ae, AE);
+    assert!(r.record.analysable);
+    assert_eq!(r.record.modality.as_deref(), Some("CT"));
+    assert_eq!(r.record.station_name.as_deref(), Some("HURED-SIM"));
+    assert!(r.record.series_description.is_some());
 
     // a re-sent series replaces its files idempotently (same bytes, recorded again)
     let r = storescu(server.port, "CT01", &["-xe"], &explicit);
@@ -520,7 +505,7 @@ fn four_concurrent_associations() {
     let mut series_uids: Vec<String> = server
         .recorded()
         .iter()
-        .map(|r| r.series_instance_uid.clone())
+        .map(|r| r.record.series_instance_uid.clone())
         .collect();
     series_uids.sort();
     series_uids.dedup();
@@ -952,14 +937,14 @@ fn hu_red_send_to_the_scp() {
     let sc_rec = server
         .recorded()
         .into_iter()
-        .find(|r| r.sop_instance_uid == part10(&sc[0]).1)
+        .find(|r| r.record.sop_instance_uid == part10(&sc[0]).1)
         .unwrap();
-    assert_eq!(sc_rec.sop_class_uid, "1.2.840.10008.5.1.4.1.1.7");
-    assert!(!sc_rec.analysable);
+    assert_eq!(sc_rec.record.sop_class_uid, "1.2.840.10008.5.1.4.1.1.7");
+    assert!(!sc_rec.record.analysable);
     assert!(server
         .recorded()
         .iter()
-        .all(|r| r.calling_ae == "HURED_SCU"));
+        .all(|r| r.record.calling_ae == "HURED_SCU"));
 
     // wrong called AE: an error, nothing stored
     let before = server.recorded().len();
@@ -1173,7 +1158,7 @@ fn graceful_shutdown_acknowledges_only_what_is_stored() {
         .iter()
         .filter(|f| {
             let sop = part10(f).1;
-            recorded.iter().any(|r| r.sop_instance_uid == sop)
+            recorded.iter().any(|r| r.record.sop_instance_uid == sop)
         })
         .cloned()
         .collect();

@@ -348,7 +348,7 @@ fn uncompressed_and_compressed_series_match_analyze(kind: Kind) {
     }
     let phantoms: BTreeSet<String> = cases
         .iter()
-        .map(|(_, s, _, _)| single_run(&h, s).phantom_id.unwrap())
+        .map(|(_, s, _, _)| single_run(&h, s).phantom_id.clone().unwrap())
         .collect();
     assert_eq!(
         phantoms,

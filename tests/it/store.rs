@@ -166,7 +166,31 @@ async fn to_analysing(store: &Store, uid: &str) {
         .unwrap());
 }
 
-fn sample_run(series: &str, fp: Fingerprint) -> NewRun {
+/// A sample run and the report queued with it (`None`: no report).
+struct SampleRun {
+    run: NewRun,
+    outbox: Option<NewOutboxMessage>,
+}
+
+impl std::ops::Deref for SampleRun {
+    type Target = NewRun;
+    fn deref(&self) -> &NewRun {
+        &self.run
+    }
+}
+
+impl std::ops::DerefMut for SampleRun {
+    fn deref_mut(&mut self) -> &mut NewRun {
+        &mut self.run
+    }
+}
+
+/// Store a sample run with its report in one transaction.
+async fn insert(store: &Store, s: &SampleRun) -> Result<i64, hu_red::store::StoreError> {
+    store.insert_run_with(&s.run, |_| s.outbox.clone()).await
+}
+
+fn sample_run(series: &str, fp: Fingerprint) -> SampleRun {
     let mut run = NewRun::new(series, RunStatus::Ok, Verdict::Pass, fp, 1_000, 2_500);
     run.phantom_id = Some("cirs062".into());
     run.phantom_name = Some("CIRS 062M".into());
@@ -256,12 +280,12 @@ fn sample_run(series: &str, fp: Fingerprint) -> NewRun {
             ..Default::default()
         },
     ];
-    run.outbox = Some(message(
+    let outbox = Some(message(
         &["physics@example.org", "qa@example.org"],
         "HU-RED QA PASS — CT Sim 1",
         &format!("m-{series}@example.org"),
     ));
-    run
+    SampleRun { run, outbox }
 }
 
 fn message(to: &[&str], subject: &str, id: &str) -> NewOutboxMessage {
@@ -427,7 +451,7 @@ async fn record_instance_new_replace_reopen(kind: Kind) {
     // analysed (done) → an arrival re-opens it and marks it amended
     to_analysing(&store, &s).await;
     let fp = store.series_fingerprint(&s).await.unwrap();
-    let run_id = store.insert_run(&sample_run(&s, fp.clone())).await.unwrap();
+    let run_id = insert(&store, &sample_run(&s, fp.clone())).await.unwrap();
     let row = store.get_series(&s).await.unwrap().unwrap();
     assert_eq!(row.state, SeriesState::Done);
     assert_eq!(row.last_run_id, Some(run_id));
@@ -658,7 +682,7 @@ async fn insert_run_stores_everything(kind: Kind) {
     let fp = Fingerprint::of(&instances);
     let mut run = sample_run(&s, fp.clone());
     run.amended = true;
-    let id = store.insert_run(&run).await.unwrap();
+    let id = insert(&store, &run).await.unwrap();
 
     let detail = store.get_run(id).await.unwrap().unwrap();
     let r = &detail.run;
@@ -773,7 +797,7 @@ async fn insert_run_is_atomic(kind: Kind) {
     // refused by the database): nothing of the run may remain.
     let mut bad = sample_run(&s, fp.clone());
     bad.outbox = Some(message(&[], "x", "x@example.org"));
-    let e = store.insert_run(&bad).await.unwrap_err();
+    let e = insert(&store, &bad).await.unwrap_err();
     let m = e.to_string();
     assert!(m.contains(&s) && m.contains("notification"), "{m}");
     for table in ["runs", "material_results", "roi_measurements", "outbox"] {
@@ -791,7 +815,7 @@ async fn insert_run_is_atomic(kind: Kind) {
     // A failure in the middle (a negative pixel count violates a CHECK) rolls back too.
     let mut bad = sample_run(&s, fp.clone());
     bad.rois[1].n_pixels = -1;
-    assert!(store.insert_run(&bad).await.is_err());
+    assert!(insert(&store, &bad).await.is_err());
     for table in ["runs", "material_results", "roi_measurements", "outbox"] {
         assert_eq!(
             db.count(table).await,
@@ -802,11 +826,11 @@ async fn insert_run_is_atomic(kind: Kind) {
 
     // A run of an unknown series is refused.
     let ghost = sample_run("9.8.7.6", fp.clone());
-    assert!(store.insert_run(&ghost).await.is_err());
+    assert!(insert(&store, &ghost).await.is_err());
     assert_eq!(db.count("runs").await, 0);
 
     // The same run, valid, goes in whole.
-    let id = store.insert_run(&sample_run(&s, fp)).await.unwrap();
+    let id = insert(&store, &sample_run(&s, fp)).await.unwrap();
     assert_eq!(db.count("runs").await, 1);
     assert_eq!(db.count("material_results").await, 2);
     assert_eq!(db.count("roi_measurements").await, 2);
@@ -829,8 +853,7 @@ async fn run_finishing_after_a_reopen_keeps_the_series_receiving(kind: Kind) {
     // an instance arrives while the worker analyses
     let o = store.record_instance(&inst(&s, 2)).await.unwrap();
     assert!(o.reopened);
-    let id = store
-        .insert_run(&sample_run(&s, Fingerprint::of(&analysed)))
+    let id = insert(&store, &sample_run(&s, Fingerprint::of(&analysed)))
         .await
         .unwrap();
     let row = store.get_series(&s).await.unwrap().unwrap();
@@ -862,7 +885,7 @@ async fn reset_interrupted_returns_analysing_to_stable(kind: Kind) {
     to_analysing(&store, &a).await;
     to_analysing(&store, &d).await;
     let fp = store.series_fingerprint(&d).await.unwrap();
-    store.insert_run(&sample_run(&d, fp)).await.unwrap();
+    insert(&store, &sample_run(&d, fp)).await.unwrap();
     // crash: a new process opens the database
     store.close().await;
     drop(store);
@@ -903,7 +926,7 @@ async fn data_survives_a_reopen(kind: Kind) {
         }
         to_analysing(&store, &s).await;
         let fp = store.series_fingerprint(&s).await.unwrap();
-        let id = store.insert_run(&sample_run(&s, fp)).await.unwrap();
+        let id = insert(&store, &sample_run(&s, fp)).await.unwrap();
         // no close(): the handle is simply dropped, as in a process exit
         drop(store);
         id
@@ -994,7 +1017,7 @@ async fn listings_are_ordered_and_limited(kind: Kind) {
             .unwrap();
         to_analysing(&store, &s).await;
         let fp = store.series_fingerprint(&s).await.unwrap();
-        ids.push(store.insert_run(&sample_run(&s, fp)).await.unwrap());
+        ids.push(insert(&store, &sample_run(&s, fp)).await.unwrap());
     }
     let series = store.list_series(3).await.unwrap();
     assert_eq!(
@@ -1369,7 +1392,7 @@ async fn auto_baseline_never_replaces_one(kind: Kind) {
     let mut prov = baseline("SN9", "cirs062", "k1", 5.0);
     prov.provisional = true;
     run.provisional_baseline = Some(prov.clone());
-    let id = store.insert_run(&run).await.unwrap();
+    let id = insert(&store, &run).await.unwrap();
     let active = store.active_baselines("SN9", "cirs062").await.unwrap();
     assert_eq!(active.len(), 1);
     assert_eq!(active[0].run_id, Some(id), "linked to its run");
@@ -1381,7 +1404,7 @@ async fn auto_baseline_never_replaces_one(kind: Kind) {
     let mut run2 = sample_run(&s, store.series_fingerprint(&s).await.unwrap());
     run2.outbox = Some(message(&["a@example.org"], "x", "m2@example.org"));
     run2.provisional_baseline = Some(prov);
-    store.insert_run(&run2).await.unwrap();
+    insert(&store, &run2).await.unwrap();
     let active = store.active_baselines("SN9", "cirs062").await.unwrap();
     assert_eq!(active.len(), 1);
     assert_eq!(active[0].run_id, Some(id));
@@ -1399,7 +1422,7 @@ async fn outbox_delivery_states(kind: Kind) {
     let run = sample_run(&s, store.series_fingerprint(&s).await.unwrap());
     // the message is made with the new run id, inside the run's transaction
     let id = store
-        .insert_run_with(&run, |id| {
+        .insert_run_with(&run.run, |id| {
             Some(message(
                 &["physics@example.org"],
                 &format!("report {id}"),
@@ -1514,7 +1537,7 @@ async fn trend_of_a_scanner_and_phantom(kind: Kind) {
         for m in &mut run.materials {
             m.delta_hu = Some(f64::from(k));
         }
-        ids.push(store.insert_run(&run).await.unwrap());
+        ids.push(insert(&store, &run).await.unwrap());
     }
     let t = store
         .trend("SN-T", &["cirs062"], i64::MAX, 12)
@@ -1549,7 +1572,7 @@ async fn trend_of_a_scanner_and_phantom(kind: Kind) {
         run.outbox = None;
         run.identity.scanner_id = Some("SN-T".into());
         run.phantom_id = Some((*phantom).into());
-        fam_ids.push(store.insert_run(&run).await.unwrap());
+        fam_ids.push(insert(&store, &run).await.unwrap());
     }
     let t = store
         .trend("SN-T", &["catphan_504", "catphan_ctp404"], i64::MAX, 12)
