@@ -7,7 +7,7 @@
 pub mod console;
 mod csv_table;
 pub mod email;
-mod format;
+pub(crate) mod format;
 mod outputs;
 mod plots;
 mod summary;

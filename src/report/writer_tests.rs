@@ -466,6 +466,66 @@ fn console_summary_has_table_and_script_verdict() {
     assert!(text.contains("Baseline comparison: none"), "{text}");
 }
 
+/// Issue 10: the console writes a missing value as the other reports do (`–`, never `—` or
+/// `NaN`) and a value that rounds to zero without a minus sign.
+#[test]
+fn console_missing_values_and_zero_as_in_every_report() {
+    let (m, _, def) = fake_cirs(0.0);
+    let mut b = baseline_of(&m);
+    let near = m.inserts[1].insert.clone();
+    b.entries[1].hu_mean = Some(m.inserts[1].hu_mean + 0.04);
+    let dropped = b.entries.remove(2).insert;
+    b.entries.push(BaselineEntry {
+        insert: "ghost".into(),
+        hu_mean: Some(12.0),
+        red: Some(1.0),
+    });
+    let mut ev = evaluation(&m, &b, &def);
+    ev.pearson_r = None;
+    // a material the evaluation has no entry for
+    let unevaluated = m.inserts[3].insert.clone();
+    ev.per_insert.retain(|c| c.insert != unevaluated);
+    let text = console_summary(&summary_of(&m, &ev));
+    // (the em dash is left only as a separator: `Phantom:   id (name) — auto-detected`)
+    assert!(
+        !text.contains("NaN") && text.matches('—').count() == 1,
+        "{text}"
+    );
+    assert!(text.contains("| Pearson r = –\n"), "{text}");
+    let row = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no row {name} in {text}"))
+            .to_string()
+    };
+    let line = row(&near);
+    assert!(
+        line.split_whitespace().any(|cell| cell == "+0.0")
+            && !line.split_whitespace().any(|cell| cell == "-0.0"),
+        "ΔHU of -0.04 is +0.0: {line}"
+    );
+    let line = row(&dropped);
+    assert!(
+        line.contains(" FAIL ") && line.matches('–').count() == 3,
+        "baseline, ΔHU and ΔRED% missing: {line}"
+    );
+    let line = row(&unevaluated);
+    assert!(
+        line.contains(" not in baseline") && line.matches('–').count() == 3,
+        "{line}"
+    );
+    let line = row("ghost");
+    assert!(
+        line.contains("not measured") && line.contains(" 12.0 ") && line.ends_with("FAIL"),
+        "{line}"
+    );
+    assert_eq!(
+        line.matches('–').count(),
+        4,
+        "RED, pixels, ΔHU, ΔRED%: {line}"
+    );
+}
+
 #[test]
 fn missing_baseline_value_fails_with_a_reason() {
     let (m, _, def) = fake_cirs(0.0);
