@@ -142,4 +142,6 @@ mod tests {
 }
 
 #[cfg(test)]
+mod writer_fixture;
+#[cfg(test)]
 mod writer_tests;
