@@ -142,81 +142,141 @@ pub fn analyze(req: AnalyzeRequest) -> Result<AnalyzeOutcome, PipelineError> {
         series_uid = tracing::field::Empty
     );
     let _guard = span.enter();
-    let t0 = Instant::now();
-    let mut timings = Timings::default();
-    let mut warnings: Vec<String> = Vec::new();
-    let mut preview: Option<Box<HuStack>> = None;
-
-    macro_rules! fail {
-        ($stage:expr, $kind:expr, $meta:expr, $plan:expr) => {{
-            timings.total = ms(t0);
-            let e = PipelineError {
-                kind: Box::new($kind.into()),
-                stage: $stage,
-                meta: $meta,
-                plan: $plan,
-                warnings: warnings.clone(),
-                timings,
-                preview: preview.take(),
-            };
-            tracing::warn!(stage = ?e.stage, "analysis failed: {e}");
-            return Err(e);
-        }};
-    }
+    let mut run = Progress::start();
 
     // A forced phantom must exist before any decoding is spent. A family id (`catphan_ctp404`)
     // stands for its variants: the planner identifies the variant among them only.
     if let Some(id) = options.phantom.as_deref() {
         if let Err(e) = phantoms.resolve(id) {
-            fail!(Stage::Setup, e, None, None);
+            return Err(run.fail(Stage::Setup, e, None, None));
+        }
+    }
+    let series = load_step(&mut run, source, series_uid.as_deref())?;
+    span.record("series_uid", series.meta.series_instance_uid.as_str());
+    let options = with_scan_kvp(options, &series.meta);
+    let (plan, phantom) = plan_step(&mut run, &series, &phantoms, &options)?;
+    let slab = slab_step(&mut run, &series, &plan)?;
+    let measurement = measure_step(&mut run, &series, &plan, &phantom, &slab, &options)?;
+
+    let mut outcome = AnalyzeOutcome {
+        evaluation: analysis::constancy::evaluate(&measurement, None, &phantom),
+        meta: series.meta.clone(),
+        warnings: run.warnings,
+        plan,
+        measurement,
+        phantom,
+        slab,
+        timings: run.timings,
+    };
+    if baseline.is_some() {
+        apply_baseline(&mut outcome, baseline.as_ref(), baseline_protocol.as_ref());
+    }
+    outcome.timings.total = ms(run.t0);
+    tracing::info!(
+        phantom = %outcome.measurement.phantom_id,
+        pass = ?outcome.evaluation.pass,
+        total_ms = outcome.timings.total,
+        "analysis done"
+    );
+    Ok(outcome)
+}
+
+/// What an analysis has learnt so far, carried by its error if a later stage fails.
+struct Progress {
+    t0: Instant,
+    timings: Timings,
+    /// Loader, planner and measurement warnings so far, without repeats.
+    warnings: Vec<String>,
+    /// The last slice seen (overview, then slab), for the ERROR report.
+    preview: Option<Box<HuStack>>,
+}
+
+impl Progress {
+    /// An analysis starting now.
+    fn start() -> Self {
+        Progress {
+            t0: Instant::now(),
+            timings: Timings::default(),
+            warnings: Vec::new(),
+            preview: None,
         }
     }
 
+    /// The error of a failure at `stage`, with what was learnt by then (logged as a warning).
+    fn fail(
+        &mut self,
+        stage: Stage,
+        kind: impl Into<PipelineErrorKind>,
+        meta: Option<&SeriesMeta>,
+        plan: Option<&Plan>,
+    ) -> PipelineError {
+        self.timings.total = ms(self.t0);
+        let e = PipelineError {
+            kind: Box::new(kind.into()),
+            stage,
+            meta: meta.map(|m| Box::new(m.clone())),
+            plan: plan.map(|p| Box::new(p.clone())),
+            warnings: self.warnings.clone(),
+            timings: self.timings,
+            preview: self.preview.take(),
+        };
+        tracing::warn!(stage = ?e.stage, "analysis failed: {e}");
+        e
+    }
+}
+
+/// Load the series from `source` (timed; its warnings kept).
+fn load_step(
+    run: &mut Progress,
+    source: SeriesSource,
+    series_uid: Option<&str>,
+) -> Result<dicom::Series, PipelineError> {
     let t = Instant::now();
     let loaded = match source {
-        SeriesSource::Path(p) => dicom::load_series(&p, series_uid.as_deref()),
-        SeriesSource::Objects(o) => dicom::load_series_from_objects(o, series_uid.as_deref()),
+        SeriesSource::Path(p) => dicom::load_series(&p, series_uid),
+        SeriesSource::Objects(o) => dicom::load_series_from_objects(o, series_uid),
     };
-    timings.load = ms(t);
-    let series = match loaded {
-        Ok(s) => s,
-        Err(e) => fail!(Stage::Load, e, None, None),
-    };
-    span.record("series_uid", series.meta.series_instance_uid.as_str());
-    push_unique(&mut warnings, &series.warnings);
-    let meta = || Some(Box::new(series.meta.clone()));
+    run.timings.load = ms(t);
+    let series = loaded.map_err(|e| run.fail(Stage::Load, e, None, None))?;
+    push_unique(&mut run.warnings, &series.warnings);
     tracing::info!(
         slices = series.meta.n_slices,
         rows = series.meta.rows,
         columns = series.meta.columns,
         "series loaded"
     );
+    Ok(series)
+}
 
-    // The scan's kVp decides which manufacturer windows apply and how wide the plausibility
-    // bands are; an explicit option (tests) wins.
-    let mut options = options;
+/// `options` with the scan's kVp, which decides which manufacturer windows apply and how wide
+/// the plausibility bands are (an explicit option, in tests, wins).
+fn with_scan_kvp(mut options: AnalysisOptions, meta: &SeriesMeta) -> AnalysisOptions {
     if options.kvp.is_none() {
-        options.kvp = series.meta.kvp.filter(|k| k.is_finite() && *k > 0.0);
+        options.kvp = meta.kvp.filter(|k| k.is_finite() && *k > 0.0);
     }
+    options
+}
 
+/// Plan on the overview (both timed): which phantom, pose and slab; with its definition.
+fn plan_step(
+    run: &mut Progress,
+    series: &dicom::Series,
+    phantoms: &PhantomSet,
+    options: &AnalysisOptions,
+) -> Result<(Plan, PhantomDef), PipelineError> {
+    let meta = Some(&series.meta);
     let t = Instant::now();
     let overview = series.overview(OVERVIEW_PIXEL_MM);
-    timings.overview = ms(t);
-    let overview = match overview {
-        Ok(o) => o,
-        Err(e) => fail!(Stage::Overview, e, meta(), None),
-    };
+    run.timings.overview = ms(t);
+    let overview = overview.map_err(|e| run.fail(Stage::Overview, e, meta, None))?;
 
-    preview = Some(Box::new(overview.single_slice(overview.n_slices() / 2)));
+    run.preview = Some(Box::new(overview.single_slice(overview.n_slices() / 2)));
     let t = Instant::now();
-    let planned = analysis::plan(&overview, &phantoms.phantoms, &options);
-    timings.plan = ms(t);
+    let planned = analysis::plan(&overview, &phantoms.phantoms, options);
+    run.timings.plan = ms(t);
     drop(overview);
-    let plan = match planned {
-        Ok(p) => p,
-        Err(e) => fail!(Stage::Plan, e, meta(), None),
-    };
-    push_unique(&mut warnings, &plan.warnings);
+    let plan = planned.map_err(|e| run.fail(Stage::Plan, e, meta, None))?;
+    push_unique(&mut run.warnings, &plan.warnings);
     tracing::info!(
         phantom = %plan.phantom_id,
         confidence = plan.confidence,
@@ -225,50 +285,43 @@ pub fn analyze(req: AnalyzeRequest) -> Result<AnalyzeOutcome, PipelineError> {
     );
     let phantom = match phantoms.get(&plan.phantom_id) {
         Ok(p) => p.clone(),
-        Err(e) => fail!(Stage::Plan, e, meta(), Some(Box::new(plan))),
+        Err(e) => return Err(run.fail(Stage::Plan, e, meta, Some(&plan))),
     };
+    Ok((plan, phantom))
+}
 
+/// Decode the planned slab at full resolution (timed); its centre slice becomes the preview.
+fn slab_step(
+    run: &mut Progress,
+    series: &dicom::Series,
+    plan: &Plan,
+) -> Result<HuStack, PipelineError> {
     let t = Instant::now();
     let slab = series.full_resolution(&plan.slab_indices);
-    timings.slab = ms(t);
-    let slab = match slab {
-        Ok(s) => s,
-        Err(e) => fail!(Stage::Slab, e, meta(), Some(Box::new(plan))),
-    };
+    run.timings.slab = ms(t);
+    let slab = slab.map_err(|e| run.fail(Stage::Slab, e, Some(&series.meta), Some(plan)))?;
     if slab.n_slices() > 0 {
-        preview = Some(Box::new(slab.single_slice(slab.n_slices() / 2)));
+        run.preview = Some(Box::new(slab.single_slice(slab.n_slices() / 2)));
     }
+    Ok(slab)
+}
 
+/// Measure the materials in the slab (timed; the measurement's warnings kept).
+fn measure_step(
+    run: &mut Progress,
+    series: &dicom::Series,
+    plan: &Plan,
+    phantom: &PhantomDef,
+    slab: &HuStack,
+    options: &AnalysisOptions,
+) -> Result<Measurement, PipelineError> {
     let t = Instant::now();
-    let measured = analysis::measure(&plan, &phantom, &slab, &options);
-    timings.measure = ms(t);
-    let measurement = match measured {
-        Ok(m) => m,
-        Err(e) => fail!(Stage::Measure, e, meta(), Some(Box::new(plan))),
-    };
-    push_unique(&mut warnings, &measurement.warnings);
-
-    let mut outcome = AnalyzeOutcome {
-        evaluation: analysis::constancy::evaluate(&measurement, None, &phantom),
-        meta: series.meta.clone(),
-        warnings,
-        plan,
-        measurement,
-        phantom,
-        slab,
-        timings,
-    };
-    if baseline.is_some() {
-        apply_baseline(&mut outcome, baseline.as_ref(), baseline_protocol.as_ref());
-    }
-    outcome.timings.total = ms(t0);
-    tracing::info!(
-        phantom = %outcome.measurement.phantom_id,
-        pass = ?outcome.evaluation.pass,
-        total_ms = outcome.timings.total,
-        "analysis done"
-    );
-    Ok(outcome)
+    let measured = analysis::measure(plan, phantom, slab, options);
+    run.timings.measure = ms(t);
+    let measurement =
+        measured.map_err(|e| run.fail(Stage::Measure, e, Some(&series.meta), Some(plan)))?;
+    push_unique(&mut run.warnings, &measurement.warnings);
+    Ok(measurement)
 }
 
 /// Evaluate a measured series against a baseline (or none) — the last step of

@@ -5,6 +5,7 @@ use crate::cli::load_config;
 use crate::cli::{open_existing_store, runtime};
 use crate::identity::{Protocol, ProtocolField};
 use crate::phantom::PhantomSet;
+use crate::report::format::fixed;
 use crate::store::{BaselineFilter, BaselineRow, NewBaseline, NewBaselineEntry, RunStatus, Store};
 use anyhow::{anyhow, bail, Context};
 use std::path::PathBuf;
@@ -475,12 +476,8 @@ fn print_baselines(all: &[BaselineRow], json: bool) -> anyhow::Result<()> {
             println!(
                 "  {:<24} {:>9} {:>7}",
                 e.insert,
-                e.hu_mean
-                    .map(|v| format!("{v:.1}"))
-                    .unwrap_or_else(|| "–".into()),
-                e.red
-                    .map(|v| format!("{v:.3}"))
-                    .unwrap_or_else(|| "–".into())
+                fixed(e.hu_mean, 1),
+                fixed(e.red, 3)
             );
         }
         println!();

@@ -1,6 +1,7 @@
 //! `hu-red runs`: recent series and runs with their state and verdict.
 
 use crate::cli::load_config;
+use crate::report::format::MISSING;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -45,7 +46,7 @@ pub fn run(args: RunsArgs) -> anyhow::Result<()> {
                 s.state.as_str(),
                 s.n_instances,
                 if s.amended { "yes" } else { "" },
-                s.station_name.as_deref().unwrap_or("-"),
+                s.station_name.as_deref().unwrap_or(MISSING),
                 s.last_run_id.map(|r| r.to_string()).unwrap_or_default()
             );
         }
@@ -61,8 +62,8 @@ pub fn run(args: RunsArgs) -> anyhow::Result<()> {
                 r.id,
                 r.status.as_str(),
                 r.verdict.label(),
-                r.phantom_id.as_deref().unwrap_or("-"),
-                r.scanner.as_deref().unwrap_or("-"),
+                r.phantom_id.as_deref().unwrap_or(MISSING),
+                r.scanner.as_deref().unwrap_or(MISSING),
                 if r.amended { "yes" } else { "" },
                 r.error
                     .as_deref()

@@ -11,9 +11,10 @@
 //! material's first ROI (a CIRS material has two, both in the summary JSON);
 //! `assignment_cost` is |mean HU − expected HU|, the script's HU-proximity cost.
 
+use super::format::{cell_fixed, cell_flag, cell_shortest};
 use super::summary::{material_check, MaterialCheck};
 use super::{write_atomically, ReportError, Summary};
-use crate::analysis::{InsertConstancy, MaterialResult};
+use crate::analysis::{InsertConstancy, MaterialResult, MaterialStatus};
 use std::path::Path;
 
 /// The header, in order.
@@ -73,41 +74,65 @@ pub const CSV_COLUMNS: [&str; 50] = [
 
 /// HU values: 3 decimals (far below any measurement's precision, so a baseline made from this
 /// file compares equal to the run it came from); empty when not finite.
+const HU_DECIMALS: usize = 3;
+
+/// An HU value's cell.
 fn hu(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v:.3}")
-    } else {
-        String::new()
-    }
+    cell_fixed(Some(v), HU_DECIMALS)
 }
 
+/// An HU value's cell, empty when missing.
 fn opt_hu(v: Option<f64>) -> String {
-    v.map(hu).unwrap_or_default()
-}
-
-/// Plain numbers (RED, tolerances) as given: Rust's shortest round-trip form.
-fn num(v: Option<f64>) -> String {
-    v.filter(|x| x.is_finite())
-        .map(|x| x.to_string())
-        .unwrap_or_default()
-}
-
-fn flag(v: Option<bool>) -> String {
-    v.map(|b| b.to_string()).unwrap_or_default()
+    cell_fixed(v, HU_DECIMALS)
 }
 
 /// The table's rows as cells (header excluded), in [`CSV_COLUMNS`] order.
 pub(crate) fn csv_rows(summary: &Summary) -> Vec<Vec<String>> {
-    let meta = summary.metadata.script_cells();
+    let ctx = RowContext::of(summary);
     let per_insert = &summary.tolerance_evaluation.per_insert;
-    let constancy = |name: &str| per_insert.iter().find(|c| c.insert == name);
-    let assignment = summary
-        .assignment
-        .and_then(|a| serde_json::to_value(a).ok())
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
-    let common = |row: &mut Vec<String>| {
-        row.extend(meta.iter().cloned());
+    let mut rows: Vec<Vec<String>> = summary
+        .inserts
+        .iter()
+        .map(|m| material_row(&ctx, m, per_insert.iter().find(|c| c.insert == m.insert)))
+        .collect();
+    // A baseline insert the measurement has no material for still gets a row: it fails.
+    rows.extend(
+        per_insert
+            .iter()
+            .filter(|c| !summary.inserts.iter().any(|m| m.insert == c.insert))
+            .map(|c| unmeasured_baseline_row(&ctx, c)),
+    );
+    rows
+}
+
+/// What every row of one run repeats: the run's own cells.
+struct RowContext<'a> {
+    summary: &'a Summary,
+    /// The script's 11 acquisition metadata cells.
+    meta: [String; 11],
+    /// How the materials were assigned (`layout`, …), empty when unknown.
+    assignment: String,
+}
+
+impl<'a> RowContext<'a> {
+    /// The cells of `summary` that every row repeats.
+    fn of(summary: &'a Summary) -> Self {
+        RowContext {
+            summary,
+            meta: summary.metadata.script_cells(),
+            assignment: summary
+                .assignment
+                .and_then(|a| serde_json::to_value(a).ok())
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The first cells of a row: acquisition metadata, `selected_slice_index`, `phantom`,
+    /// `dicom_path`.
+    fn push_run(&self, row: &mut Vec<String>) {
+        let summary = self.summary;
+        row.extend(self.meta.iter().cloned());
         row.push(
             summary
                 .metadata
@@ -117,130 +142,123 @@ pub(crate) fn csv_rows(summary: &Summary) -> Vec<Vec<String>> {
         );
         row.push(summary.phantom.id.clone());
         row.push(summary.dicom_path.clone());
-    };
-    let tail = |row: &mut Vec<String>, c: Option<&InsertConstancy>| {
+    }
+
+    /// `baseline_hu` … `delta_red_percent` of an insert's constancy `c` (empty without one),
+    /// then `series_instance_uid` and `assignment`.
+    fn push_constancy(&self, row: &mut Vec<String>, c: Option<&InsertConstancy>) {
         row.push(opt_hu(c.and_then(|c| c.baseline_hu)));
         row.push(opt_hu(c.and_then(|c| c.delta_hu)));
-        row.push(num(c.map(|c| c.tolerance_hu)));
-        row.push(flag(c.map(|c| c.within_tolerance)));
+        row.push(cell_shortest(c.map(|c| c.tolerance_hu)));
+        row.push(cell_flag(c.map(|c| c.within_tolerance)));
+        row.push(cell_fixed(c.and_then(|c| c.delta_red_percent), 3));
         row.push(
-            c.and_then(|c| c.delta_red_percent)
-                .filter(|v| v.is_finite())
-                .map(|v| format!("{v:.3}"))
-                .unwrap_or_default(),
-        );
-        row.push(
-            summary
+            self.summary
                 .metadata
                 .series_instance_uid
                 .clone()
                 .unwrap_or_default(),
         );
-        row.push(assignment.clone());
+        row.push(self.assignment.clone());
+    }
+}
+
+/// The row of a material of this run, `c` its constancy against the baseline (if any).
+fn material_row(ctx: &RowContext, m: &MaterialResult, c: Option<&InsertConstancy>) -> Vec<String> {
+    let mut row = Vec::with_capacity(CSV_COLUMNS.len());
+    ctx.push_run(&mut row);
+    row.push(m.insert.clone());
+    row.push(cell_shortest(m.red));
+    row.push(hu(m.hu_mean));
+    row.push(hu(m.hu_std));
+    push_first_roi(&mut row, m);
+    row.push(hu((m.hu_mean - m.hu_expected).abs()));
+    row.push(hu(m.hu_median));
+    row.push(m.n_rois.to_string());
+    row.push(m.n_pixels.to_string());
+    row.push(hu(m.hu_expected));
+    row.push(opt_hu(m.hu_window.map(|w| w[0])));
+    row.push(opt_hu(m.hu_window.map(|w| w[1])));
+    row.push(cell_flag(m.within_window));
+    ctx.push_constancy(&mut row, c);
+    let check = material_check(m);
+    row.push(status(m, &check, c).to_string());
+    row.push(c.and_then(|c| c.note.clone()).unwrap_or_default());
+    push_absolute_check(&mut row, m, check);
+    row
+}
+
+/// The script's per-blob cells, of the material's first ROI (px, 2 decimals): `center_x`,
+/// `center_y`, `roi_radius_px`, `detected_radius_px`.
+fn push_first_roi(row: &mut Vec<String>, m: &MaterialResult) {
+    let first = m.rois.first();
+    let px = |v: Option<f64>| cell_fixed(v, 2);
+    row.push(px(first.map(|r| r.center_col_px)));
+    row.push(px(first.map(|r| r.center_row_px)));
+    row.push(px(first.map(|r| r.roi_radius_px)));
+    row.push(px(first.and_then(|r| {
+        (r.roi_radius_mm > 0.0).then(|| r.roi_radius_px / r.roi_radius_mm * r.insert_radius_mm)
+    })));
+}
+
+/// The `status` cell: the first of not present, not measured, out of tolerance, outside the
+/// manufacturer window, absolute check failed; else `ok`.
+fn status(m: &MaterialResult, check: &MaterialCheck, c: Option<&InsertConstancy>) -> &'static str {
+    if *check == MaterialCheck::NotPresent {
+        "not present"
+    } else if !m.hu_mean.is_finite() || m.status != MaterialStatus::Measured {
+        "not measured"
+    } else if c.is_some_and(|c| !c.within_tolerance) {
+        "out of tolerance"
+    } else if m.within_window == Some(false) {
+        "outside manufacturer window"
+    } else if matches!(check, MaterialCheck::Fail(_)) {
+        "absolute check failed"
+    } else {
+        "ok"
+    }
+}
+
+/// The absolute-check cells (issue 9): `material_status` … `check_notes`.
+fn push_absolute_check(row: &mut Vec<String>, m: &MaterialResult, check: MaterialCheck) {
+    row.push(
+        serde_json::to_value(m.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+    );
+    row.push(m.reason.clone().unwrap_or_default());
+    row.push(m.optional.to_string());
+    row.push(cell_flag(m.plausible));
+    row.push(opt_hu(m.hu_band.map(|b| b[0])));
+    row.push(opt_hu(m.hu_band.map(|b| b[1])));
+    row.push(cell_shortest(m.window_kvp));
+    row.push(opt_hu(m.copies_spread_hu));
+    let (verdict, why) = match check {
+        MaterialCheck::Pass => ("pass", String::new()),
+        MaterialCheck::NotPresent => ("not present", String::new()),
+        MaterialCheck::Fail(why) => ("FAIL", why),
     };
-    let mut rows = Vec::new();
-    for m in &summary.inserts {
-        let MaterialResult {
-            insert,
-            red,
-            hu_mean,
-            hu_std,
-            hu_median,
-            n_rois,
-            n_pixels,
-            hu_expected,
-            hu_window,
-            within_window,
-            ..
-        } = m;
-        let c = constancy(insert);
-        let mut row = Vec::with_capacity(CSV_COLUMNS.len());
-        common(&mut row);
-        row.push(insert.clone());
-        row.push(num(*red));
-        row.push(hu(*hu_mean));
-        row.push(hu(*hu_std));
-        let first = m.rois.first();
-        let px = |v: Option<f64>| {
-            v.filter(|x| x.is_finite())
-                .map(|x| format!("{x:.2}"))
-                .unwrap_or_default()
-        };
-        row.push(px(first.map(|r| r.center_col_px)));
-        row.push(px(first.map(|r| r.center_row_px)));
-        row.push(px(first.map(|r| r.roi_radius_px)));
-        row.push(px(first.and_then(|r| {
-            (r.roi_radius_mm > 0.0).then(|| r.roi_radius_px / r.roi_radius_mm * r.insert_radius_mm)
-        })));
-        row.push(hu((hu_mean - hu_expected).abs()));
-        row.push(hu(*hu_median));
-        row.push(n_rois.to_string());
-        row.push(n_pixels.to_string());
-        row.push(hu(*hu_expected));
-        row.push(opt_hu(hu_window.map(|w| w[0])));
-        row.push(opt_hu(hu_window.map(|w| w[1])));
-        row.push(flag(*within_window));
-        tail(&mut row, c);
-        let check = material_check(m);
-        let status = if check == MaterialCheck::NotPresent {
-            "not present"
-        } else if !hu_mean.is_finite() || m.status != crate::analysis::MaterialStatus::Measured {
-            "not measured"
-        } else if c.is_some_and(|c| !c.within_tolerance) {
-            "out of tolerance"
-        } else if *within_window == Some(false) {
-            "outside manufacturer window"
-        } else if matches!(check, MaterialCheck::Fail(_)) {
-            "absolute check failed"
-        } else {
-            "ok"
-        };
-        row.push(status.to_string());
-        row.push(c.and_then(|c| c.note.clone()).unwrap_or_default());
-        // the absolute checks
-        row.push(
-            serde_json::to_value(m.status)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
-        );
-        row.push(m.reason.clone().unwrap_or_default());
-        row.push(m.optional.to_string());
-        row.push(flag(m.plausible));
-        row.push(opt_hu(m.hu_band.map(|b| b[0])));
-        row.push(opt_hu(m.hu_band.map(|b| b[1])));
-        row.push(num(m.window_kvp));
-        row.push(opt_hu(m.copies_spread_hu));
-        let (verdict, why) = match check {
-            MaterialCheck::Pass => ("pass", String::new()),
-            MaterialCheck::NotPresent => ("not present", String::new()),
-            MaterialCheck::Fail(why) => ("FAIL", why),
-        };
-        row.push(verdict.to_string());
-        row.push(why);
-        row.push(m.check_notes.join("; "));
-        rows.push(row);
-    }
-    // A baseline insert the measurement has no material for still gets a row: it fails.
-    for c in per_insert {
-        if summary.inserts.iter().any(|m| m.insert == c.insert) {
-            continue;
-        }
-        let mut row = Vec::with_capacity(CSV_COLUMNS.len());
-        common(&mut row);
-        row.push(c.insert.clone());
-        row.extend(std::iter::repeat_n(String::new(), 15));
-        tail(&mut row, Some(c));
-        row.push("not measured".to_string());
-        row.push(c.note.clone().unwrap_or_default());
-        // not a material of this phantom's result: no absolute check (constancy fails it)
-        row.extend(std::iter::repeat_n(
-            String::new(),
-            CSV_COLUMNS.len() - row.len(),
-        ));
-        rows.push(row);
-    }
-    rows
+    row.push(verdict.to_string());
+    row.push(why);
+    row.push(m.check_notes.join("; "));
+}
+
+/// The row of a baseline insert this run has no material for: empty values, `not measured`.
+fn unmeasured_baseline_row(ctx: &RowContext, c: &InsertConstancy) -> Vec<String> {
+    let mut row = Vec::with_capacity(CSV_COLUMNS.len());
+    ctx.push_run(&mut row);
+    row.push(c.insert.clone());
+    row.extend(std::iter::repeat_n(String::new(), 15));
+    ctx.push_constancy(&mut row, Some(c));
+    row.push("not measured".to_string());
+    row.push(c.note.clone().unwrap_or_default());
+    // not a material of this phantom's result: no absolute check (constancy fails it)
+    row.extend(std::iter::repeat_n(
+        String::new(),
+        CSV_COLUMNS.len() - row.len(),
+    ));
+    row
 }
 
 /// Write the CSV table of `summary` to `path`.

@@ -1,6 +1,10 @@
 //! How values are written in the reports: numbers with a fixed number of decimals, signed
 //! differences, tolerances as a configuration writes them, the missing-value mark, DICOM dates
 //! and times, plurals, and free text made safe for one line. Pure string helpers, no I/O.
+//!
+//! For people (console, email, plots, CLI tables): a missing or non-finite value is [`MISSING`]
+//! and a value that rounds to zero is never shown as `-0.0`. For programs (the CSV, which is
+//! also a baseline file): the `cell_*` functions, where a missing value is an empty cell.
 
 /// What a missing or non-finite number is shown as (never `NaN`).
 pub(crate) const MISSING: &str = "–";
@@ -94,6 +98,38 @@ pub(crate) fn dicom_time(s: &str) -> String {
     }
 }
 
+/// `YYYY-MM-DD` → `MM-DD` (anything else as given), where the year is clear from the context
+/// (the trend plot's ticks).
+pub(crate) fn month_day(date: &str) -> &str {
+    let b = date.as_bytes();
+    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
+        &date[5..]
+    } else {
+        date
+    }
+}
+
+/// A CSV cell: `v` with `decimals` decimals, empty when missing or not finite. Written as
+/// Rust formats it (a program reads it back: no `–`, no rounding away of `-0`).
+pub(crate) fn cell_fixed(v: Option<f64>, decimals: usize) -> String {
+    v.filter(|v| v.is_finite())
+        .map(|v| format!("{v:.decimals$}"))
+        .unwrap_or_default()
+}
+
+/// A CSV cell: `v` in Rust's shortest round-trip form (`120`, `0.5`, `1.069`), empty when
+/// missing or not finite.
+pub(crate) fn cell_shortest(v: Option<f64>) -> String {
+    v.filter(|v| v.is_finite())
+        .map(|v| v.to_string())
+        .unwrap_or_default()
+}
+
+/// A CSV cell: `true` or `false`, empty when unknown.
+pub(crate) fn cell_flag(v: Option<bool>) -> String {
+    v.map(|b| b.to_string()).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +151,47 @@ mod tests {
         assert_eq!(dicom_time("0930"), "09:30");
         assert_eq!(dicom_time("102233.500"), "10:22:33");
         assert_eq!(one_line(" a\r\n\tb  c "), "a b c");
+    }
+
+    #[test]
+    fn missing_and_negative_zero_for_people() {
+        assert_eq!(fixed(Some(-0.04), 1), "0.0");
+        assert_eq!(fixed(Some(-0.4), 0), "0");
+        assert_eq!(fixed(Some(-0.06), 1), "-0.1");
+        assert_eq!(fixed(None, 3), MISSING);
+        assert_eq!(fixed(Some(f64::INFINITY), 1), MISSING);
+        assert_eq!(signed(Some(f64::NAN), 2), MISSING);
+        assert_eq!(signed(Some(0.0), 2), "+0.00");
+        assert_eq!(tol(f64::NAN), MISSING);
+        assert_eq!(tol(-7.0), "-7");
+        assert_eq!(window([-1046.0, -986.0]), "-1046 … -986");
+        assert_eq!(window([0.5, f64::NAN]), "0.5 … –");
+        assert_eq!(MISSING, "\u{2013}", "an en dash, the same in every report");
+    }
+
+    #[test]
+    fn dates_for_people() {
+        assert_eq!(dicom_date(" 20261125\n"), "2026-11-25");
+        assert_eq!(dicom_date("2026112"), "2026112");
+        assert_eq!(dicom_date(""), "");
+        assert_eq!(month_day("2026-11-25"), "11-25");
+        assert_eq!(month_day("20261125"), "20261125");
+        assert_eq!(month_day("this run"), "this run");
+        assert_eq!(dicom_time("1022"), "10:22");
+        assert_eq!(dicom_time("10:22"), "10:22");
+    }
+
+    #[test]
+    fn csv_cells_for_programs() {
+        assert_eq!(cell_fixed(Some(35.0), 3), "35.000");
+        assert_eq!(cell_fixed(Some(-0.0001), 3), "-0.000");
+        assert_eq!(cell_fixed(Some(f64::NAN), 3), "");
+        assert_eq!(cell_fixed(None, 2), "");
+        assert_eq!(cell_shortest(Some(120.0)), "120");
+        assert_eq!(cell_shortest(Some(1.069)), "1.069");
+        assert_eq!(cell_shortest(Some(f64::NEG_INFINITY)), "");
+        assert_eq!(cell_shortest(None), "");
+        assert_eq!(cell_flag(Some(false)), "false");
+        assert_eq!(cell_flag(None), "");
     }
 }

@@ -130,4 +130,6 @@ mod tests {
 }
 
 #[cfg(test)]
+mod writer_fixture;
+#[cfg(test)]
 mod writer_tests;

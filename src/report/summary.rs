@@ -124,7 +124,7 @@ impl Metadata {
     /// The 11 script columns as CSV cells (missing = empty), in the script's order.
     pub fn script_cells(&self) -> [String; 11] {
         let s = |v: &Option<String>| v.clone().unwrap_or_default();
-        let n = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
+        let n = super::format::cell_shortest;
         [
             s(&self.series_description),
             s(&self.protocol_name),
@@ -632,14 +632,9 @@ fn mentions(line: &str, word: &str) -> bool {
     })
 }
 
-/// A number with `decimals` decimals, without "-0".
+/// A number with `decimals` decimals, without "-0", `–` when not finite.
 fn num(v: f64, decimals: usize) -> String {
-    if !v.is_finite() {
-        return "–".to_string();
-    }
-    let unit = 10f64.powi(decimals as i32);
-    let v = if (v * unit).round() == 0.0 { 0.0 } else { v };
-    format!("{v:.decimals$}")
+    super::format::fixed(Some(v), decimals)
 }
 
 #[cfg(test)]

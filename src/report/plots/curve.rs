@@ -6,6 +6,7 @@ use super::style::{
     MEASURED,
 };
 use crate::analysis::Baseline;
+use crate::report::format::{dicom_date, fixed, signed, tol};
 use crate::report::{material_check, MaterialCheck, ReportError, Summary};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
@@ -270,7 +271,7 @@ fn curve_axes<'a, 'b>(
         .bold_line_style(GRID)
         .x_labels(10)
         .y_labels(10)
-        .y_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| fixed(Some(*v), 0))
         .draw()
         .map_err(e2s)?;
     Ok(chart)
@@ -340,7 +341,7 @@ fn curve_labels(
         .filter(|p| !view.in_zoom(p))
         .map(|p| Label {
             text: match data.deltas.iter().find(|d| d.0 == p.0) {
-                Some((_, d)) => format!("{} ({d:+.0} HU)", p.0),
+                Some((_, d)) => format!("{} ({} HU)", p.0, signed(Some(*d), 0)),
                 None => p.0.clone(),
             },
             at: plot.map_coordinate(&(p.1, p.2)),
@@ -406,24 +407,9 @@ fn draw_values_table(
         let fail = c.is_some_and(|c| !c.within_tolerance)
             || matches!(material_check(m), MaterialCheck::Fail(_));
         let style = body.color(if fail { &FAIL } else { &BLACK });
-        let mut cells = vec![
-            m.insert.clone(),
-            m.red
-                .map(|r| format!("{r:.3}"))
-                .unwrap_or_else(|| "—".into()),
-            if m.hu_mean.is_finite() {
-                format!("{:.1}", m.hu_mean)
-            } else {
-                "—".into()
-            },
-        ];
+        let mut cells = vec![m.insert.clone(), fixed(m.red, 3), fixed(Some(m.hu_mean), 1)];
         if ev.has_baseline {
-            cells.push(
-                c.and_then(|c| c.delta_hu)
-                    .filter(|d| d.is_finite())
-                    .map(|d| format!("{d:+.1}"))
-                    .unwrap_or_else(|| "—".into()),
-            );
+            cells.push(signed(c.and_then(|c| c.delta_hu), 1));
         }
         for ((_, x), cell) in cols.iter().zip(cells) {
             area.draw(&Text::new(cell, (*x, y), style.clone()))
@@ -450,10 +436,10 @@ fn subtitle(summary: &Summary) -> String {
         parts.push(s.to_string());
     }
     if let Some(d) = md.study_date.as_deref().filter(|s| s.len() == 8) {
-        parts.push(format!("{}-{}-{}", &d[0..4], &d[4..6], &d[6..8]));
+        parts.push(dicom_date(d));
     }
     if let Some(k) = md.kvp {
-        parts.push(format!("{k} kV"));
+        parts.push(format!("{} kV", tol(k)));
     }
     if let Some(k) = md
         .reconstruction_kernel

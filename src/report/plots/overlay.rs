@@ -8,6 +8,7 @@ use super::style::{
 };
 use crate::analysis::{HuStack, Pose, RoiMeasurement};
 use crate::phantom::{Outline, PhantomDef};
+use crate::report::format::{fixed, plural, signed, tol};
 use crate::report::{ReportError, Summary};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -117,7 +118,7 @@ fn draw_overlay_title(
     let z = slab
         .z_mm
         .get(k)
-        .map(|z| format!(", z {z:.1} mm"))
+        .map(|z| format!(", z {} mm", fixed(Some(*z), 1)))
         .unwrap_or_default();
     let idx = slab.series_index.get(k).copied().unwrap_or(k);
     root.draw(&Text::new(
@@ -204,11 +205,7 @@ fn draw_rois(
             image_area
                 .draw(&Circle::new(p, roi_r, colour.stroke_width(2)))
                 .map_err(e2s)?;
-            let text = if r.hu_mean.is_finite() {
-                format!("{} {:.0}", r.insert, r.hu_mean)
-            } else {
-                format!("{} —", r.insert)
-            };
+            let text = format!("{} {}", r.insert, fixed(Some(r.hu_mean), 0));
             marks.push(Mark {
                 p,
                 insert_r,
@@ -395,14 +392,18 @@ fn describe_fit(col: &mut Column, summary: &Summary) -> Result<(), String> {
     if let Some(p) = summary.pose {
         col.line(
             format!(
-                "centre x {:+.1} mm, y {:+.1} mm",
-                p.centre_x_mm, p.centre_y_mm
+                "centre x {} mm, y {} mm",
+                signed(Some(p.centre_x_mm), 1),
+                signed(Some(p.centre_y_mm), 1)
             ),
             &white,
             22,
         )?;
         col.line(
-            format!("rotation {:+.1}° (clockwise on screen)", p.rotation_deg),
+            format!(
+                "rotation {}° (clockwise on screen)",
+                signed(Some(p.rotation_deg), 1)
+            ),
             &white,
             22,
         )?;
@@ -412,8 +413,8 @@ fn describe_fit(col: &mut Column, summary: &Summary) -> Result<(), String> {
             format!(
                 "ROIs averaged over {} slice{} ({} mm slab)",
                 s.indices.len(),
-                if s.indices.len() == 1 { "" } else { "s" },
-                s.slab_mm
+                plural(s.indices.len()),
+                tol(s.slab_mm)
             ),
             &white,
             22,
@@ -427,8 +428,10 @@ fn describe_fit(col: &mut Column, summary: &Summary) -> Result<(), String> {
     {
         col.line(
             format!(
-                "ROI radius {:.1} mm ({:.1} px), insert radius {:.1} mm",
-                r.roi_radius_mm, r.roi_radius_px, r.insert_radius_mm
+                "ROI radius {} mm ({} px), insert radius {} mm",
+                fixed(Some(r.roi_radius_mm), 1),
+                fixed(Some(r.roi_radius_px), 1),
+                fixed(Some(r.insert_radius_mm), 1)
             ),
             &white,
             22,
@@ -480,8 +483,11 @@ fn roi_table(col: &mut Column, summary: &Summary, failing: &[&str]) -> Result<()
         };
         col.line(
             format!(
-                "{}  {}  {:.1} ± {:.1}",
-                r.hole, r.insert, r.hu_mean, r.hu_std
+                "{}  {}  {} ± {}",
+                r.hole,
+                r.insert,
+                fixed(Some(r.hu_mean), 1),
+                fixed(Some(r.hu_std), 1)
             ),
             style,
             20,

@@ -3,6 +3,7 @@
 
 use super::style::{bold, e2s, font, grey_pixels, render_png, wrap};
 use crate::analysis::HuStack;
+use crate::report::format::fixed;
 use crate::report::ReportError;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -34,7 +35,7 @@ pub fn write_preview_png(
         .z_mm
         .get(k)
         .filter(|z| z.is_finite())
-        .map(|z| format!(", z {z:.1} mm"))
+        .map(|z| format!(", z {} mm", fixed(Some(*z), 1)))
         .unwrap_or_default();
     let subtitle = format!(
         "slice {} of {n} (series index {idx}{z}), {cols} × {rows} pixels, window −1000…+1000 HU, \

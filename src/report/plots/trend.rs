@@ -5,6 +5,7 @@ use super::style::{
     bold, e2s, font, render_png, wrap, BAND, BAND_EDGE, FAIL, GRID, MEASURED, THIS_RUN,
 };
 use crate::report::email::{Trend, TrendRun};
+use crate::report::format::{fixed, month_day, signed, tol};
 use crate::report::ReportError;
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
@@ -35,7 +36,7 @@ pub fn write_trend_png(trend: &Trend, title: &str, path: &Path) -> Result<(), Re
     let ticks: Vec<(String, String)> = trend
         .runs
         .iter()
-        .map(|r| (short_date(&r.date).to_string(), run_label(r)))
+        .map(|r| (month_day(&r.date).to_string(), run_label(r)))
         .collect();
     render_png(path, (WIDTH, height), |root| {
         draw_trend_header(root, title, n_runs)?;
@@ -160,16 +161,6 @@ fn draw_run_list(
     Ok(())
 }
 
-/// `YYYY-MM-DD` → `MM-DD` (anything else as given), for tick labels.
-fn short_date(date: &str) -> &str {
-    let b = date.as_bytes();
-    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
-        &date[5..]
-    } else {
-        date
-    }
-}
-
 /// One material's panel of the trend plot.
 struct TrendPanel {
     name: String,
@@ -250,17 +241,9 @@ fn panel_caption(panel: &TrendPanel, n_runs: usize) -> (String, TextStyle<'stati
     let last = panel.pts.iter().find(|p| p.0 + 1 == n_runs).map(|p| p.1);
     let tol_text = panel
         .tol
-        .map(|t| {
-            if t.fract() == 0.0 {
-                format!("±{t:.0} HU")
-            } else {
-                format!("±{t} HU")
-            }
-        })
+        .map(|t| format!("±{} HU", tol(t)))
         .unwrap_or_else(|| "no tolerance".into());
-    let now = last
-        .map(|v| format!("now {v:+.1}"))
-        .unwrap_or_else(|| "now –".into());
+    let now = format!("now {}", signed(last, 1));
     let caption = format!("{}  ({tol_text}; {now})", panel.name);
     let caption_style = if last.is_some_and(|v| panel.outside(v)) {
         bold(16.0).color(&FAIL)
@@ -296,13 +279,7 @@ fn panel_axes<'a, 'b>(
         .light_line_style(GRID.mix(0.4))
         .bold_line_style(GRID)
         .label_style(font(12.0))
-        .y_label_formatter(&|v| {
-            if span < 10.0 {
-                format!("{v:.1}")
-            } else {
-                format!("{v:.0}")
-            }
-        })
+        .y_label_formatter(&|v| fixed(Some(*v), if span < 10.0 { 1 } else { 0 }))
         .draw()
         .map_err(e2s)?;
     Ok(chart)
