@@ -2,7 +2,75 @@
 //! scanner and phantom, and this database's installation id.
 
 use super::{with_pool, RowGet, Store, StoreError};
-use super::{BaselineRow, NewBaseline, NewBaselineEntry, TrendRow};
+use serde::Serialize;
+
+/// A baseline to store: reference HU per material for one scanner, phantom and protocol.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewBaseline {
+    pub scanner_id: String,
+    pub scanner_label: Option<String>,
+    pub manufacturer: Option<String>,
+    pub model: Option<String>,
+    pub phantom_id: String,
+    pub protocol_key: String,
+    pub kvp: Option<f64>,
+    pub kernel: Option<String>,
+    pub slice_thickness_mm: Option<f64>,
+    /// "run 12", "import FILE".
+    pub source: String,
+    /// The run it was taken from (for `baseline set --run` and auto baselines). `None` while
+    /// inserted with its run: [`super::Store::insert_run`] fills it in.
+    pub run_id: Option<i64>,
+    /// Set automatically (`qa.auto_baseline`), not yet confirmed by a physicist.
+    pub provisional: bool,
+    pub note: Option<String>,
+    pub entries: Vec<NewBaselineEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewBaselineEntry {
+    pub insert: String,
+    /// `None`: listed without a usable value (the material then fails constancy).
+    pub hu_mean: Option<f64>,
+    pub red: Option<f64>,
+}
+
+/// A stored baseline with its entries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BaselineRow {
+    pub id: i64,
+    pub created_at: i64,
+    pub confirmed_at: Option<i64>,
+    /// `None`: the active baseline of its scanner, phantom and protocol.
+    pub superseded_at: Option<i64>,
+    pub superseded_by: Option<i64>,
+    /// What was stored (see [`NewBaseline`]).
+    #[serde(flatten)]
+    pub baseline: NewBaseline,
+}
+
+impl std::ops::Deref for BaselineRow {
+    type Target = NewBaseline;
+    fn deref(&self) -> &NewBaseline {
+        &self.baseline
+    }
+}
+
+impl BaselineRow {
+    pub fn is_active(&self) -> bool {
+        self.superseded_at.is_none()
+    }
+}
+
+/// One earlier run's ΔHU per material (the trend of a scanner and phantom).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrendRow {
+    pub run_id: i64,
+    pub finished_at: i64,
+    pub study_date: Option<String>,
+    /// Insert name → ΔHU (`None`: not measured or no baseline), tolerance.
+    pub materials: Vec<(String, Option<f64>, Option<f64>)>,
+}
 
 macro_rules! baseline_cols {
     () => {

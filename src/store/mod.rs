@@ -1,6 +1,8 @@
 //! The database: sqlx pools for SQLite (default, a file in WAL mode) and PostgreSQL, the embedded
 //! migrations of each dialect (`migrations/sqlite/`, `migrations/postgres/`, applied at connect)
-//! and typed queries for instances, series, runs and the notification outbox.
+//! and typed queries, one module per table (its columns, row and insert types, inserts and
+//! reads): `series` (instances and series), `runs` (runs, materials, ROIs), `baselines`,
+//! `outbox`, `scanners`; `convert` builds rows from the engine's results.
 //!
 //! One [`Store`] type hides the dialect: each method runs the same runtime SQL (`$1`
 //! placeholders, `ON CONFLICT`, `RETURNING`) on the concrete pool of the URL's scheme (see the
@@ -10,19 +12,55 @@
 //! writers queue on `busy_timeout` instead of failing on a lock upgrade); Postgres ones lock the
 //! series row (`SELECT ... FOR UPDATE`) before reading what they update.
 
+/// A unit enum stored as text (`as_str`, `parse`, `ALL`, `Display`); the expanding module
+/// imports `serde::Serialize` and `std::fmt`.
+macro_rules! text_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        pub enum $name { $($(#[$vm])* #[serde(rename = $text)] $variant),+ }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The text stored in the database (and shown to users).
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            /// The value for a stored text, `None` when unknown.
+            pub fn parse(s: &str) -> Option<$name> {
+                match s { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 mod baselines;
 mod convert;
 mod migrations;
-mod model;
 mod outbox;
 mod runs;
 mod scanners;
 mod series;
 
-pub use baselines::BaselineFilter;
-pub use model::*;
-pub use runs::RUN_ID_PLACEHOLDER;
+pub use baselines::{BaselineFilter, BaselineRow, NewBaseline, NewBaselineEntry, TrendRow};
+pub use outbox::{NewOutboxMessage, OutboxKind, OutboxRow, OutboxState};
+pub use runs::{
+    MaterialRow, NewMaterialResult, NewRoiMeasurement, NewRun, RoiRow, RunColumns, RunDetail,
+    RunIdentity, RunRow, RunStatus, Verdict, RUN_ID_PLACEHOLDER,
+};
+pub use scanners::ScannerRow;
+pub use series::{Fingerprint, InstanceRow, NewInstance, RecordOutcome, SeriesRow, SeriesState};
 
+use serde::Serialize;
 use sqlx::migrate::MigrateError;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
@@ -30,9 +68,49 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::Row;
+use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// Pool settings for [`Store::connect_with`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Pool size (`database.max_connections`). SQLite in-memory databases always use 1.
+    pub max_connections: u32,
+    /// How long a SQLite writer waits for another writer (PRAGMA busy_timeout).
+    pub busy_timeout: Duration,
+    /// How long to wait for a free connection (and for the first connection at start).
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: 8,
+            busy_timeout: Duration::from_secs(30),
+            acquire_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Which database the store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl fmt::Display for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Dialect::Sqlite => "SQLite",
+            Dialect::Postgres => "PostgreSQL",
+        })
+    }
+}
 
 /// Errors of the store. Each names the database (its URL without password) and what failed.
 #[derive(Debug, thiserror::Error)]
@@ -74,33 +152,6 @@ pub enum StoreError {
         what: String,
         reason: String,
     },
-}
-
-impl StoreError {
-    /// The database is momentarily unavailable (pool exhausted, connection lost, lock timeout):
-    /// retrying later may succeed. The SCP answers such failures with 0xA700.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            StoreError::Connect { .. } => true,
-            StoreError::Query { source, .. } => match source {
-                sqlx::Error::PoolTimedOut
-                | sqlx::Error::PoolClosed
-                | sqlx::Error::Io(_)
-                | sqlx::Error::Protocol(_)
-                | sqlx::Error::WorkerCrashed => true,
-                sqlx::Error::Database(e) => {
-                    // SQLITE_BUSY / SQLITE_LOCKED; Postgres serialization failure, deadlock,
-                    // connection exceptions (class 08), insufficient resources (class 53).
-                    let code = e.code().unwrap_or_default();
-                    matches!(&*code, "5" | "6" | "517" | "40001" | "40P01")
-                        || code.starts_with("08")
-                        || code.starts_with("53")
-                }
-                _ => false,
-            },
-            _ => false,
-        }
-    }
 }
 
 #[derive(Clone)]

@@ -3,7 +3,67 @@
 //! attempt.
 
 use super::{with_pool, RowGet, Store, StoreError};
-use super::{NewOutboxMessage, OutboxKind, OutboxRow, OutboxState};
+use serde::Serialize;
+use std::fmt;
+
+text_enum! {
+    /// Delivery state of an outbox message (issue 4).
+    OutboxState {
+        /// Waiting for its (next) attempt at `next_attempt_at`.
+        Pending = "pending",
+        /// Claimed by a sender (back to pending at start if the sender died).
+        Sending = "sending",
+        /// Accepted by the mail server (or written by the file transport).
+        Sent = "sent",
+        /// Given up after `mail.max_attempts` failures (dead-lettered; `hu-red runs` lists it).
+        Dead = "dead",
+    }
+}
+
+text_enum! {
+    /// Why an outbox message exists.
+    OutboxKind {
+        /// The report of a run (exactly one per run).
+        Report = "report",
+        /// An explicit `hu-red report --run ID --resend`.
+        Resend = "resend",
+    }
+}
+
+/// A report email to queue (with its run, in the same transaction, or as a re-send).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewOutboxMessage {
+    pub kind: OutboxKind,
+    /// At least one address.
+    pub recipients: Vec<String>,
+    pub subject: String,
+    pub text_body: String,
+    pub html_body: String,
+    /// The Message-ID without angle brackets (unique: a run's report has one, each re-send its
+    /// own), e.g. `run-42.3f9c1a2b@hospital.example`.
+    pub message_id: String,
+}
+
+/// A stored outbox message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub run_id: i64,
+    pub kind: OutboxKind,
+    pub recipients: Vec<String>,
+    pub subject: String,
+    #[serde(skip)]
+    pub text_body: String,
+    #[serde(skip)]
+    pub html_body: String,
+    pub message_id: String,
+    pub state: OutboxState,
+    pub attempts: i64,
+    pub created_at: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub sent_at: Option<i64>,
+}
 
 /// The outbox table's columns, in the order `Store::outbox_row` reads them.
 macro_rules! outbox_cols {

@@ -1,7 +1,19 @@
 //! The scanners table: a copy of the configuration's `[[scanners]]`, for reports and queries.
 
-use super::{now_ms, with_pool, RowGet, ScannerRow, Store, StoreError};
+use super::{now_ms, with_pool, RowGet, Store, StoreError};
 use crate::config::ScannerConfig;
+use serde::Serialize;
+
+/// A stored scanner entry (see [`super::Store::sync_scanners`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScannerRow {
+    pub name: String,
+    pub calling_ae: Option<String>,
+    pub station_name: Option<String>,
+    pub phantom: Option<String>,
+    pub recipients: Vec<String>,
+    pub updated_at: i64,
+}
 
 impl Store {
     /// Replace the stored scanners with the configured ones (one transaction). Runs keep the

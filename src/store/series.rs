@@ -1,9 +1,138 @@
 //! Instances and series: recording, the stable-age query, compare-and-set state changes.
 
-use super::{
-    flag, with_ingest_pool, with_pool, InstanceRow, NewInstance, RecordOutcome, RowGet, SeriesRow,
-};
-use super::{now_ms, Fingerprint, SeriesState, Store, StoreError};
+use super::{flag, now_ms, with_ingest_pool, with_pool, RowGet, Store, StoreError};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+text_enum! {
+    /// Life cycle of a series: receiving → stable → analysing → done | failed | not_analysed.
+    /// A new instance sends any state back to receiving (see [`super::Store::record_instance`]).
+    SeriesState {
+        /// Instances are arriving; becomes stable after `series.stable_seconds` of silence.
+        Receiving = "receiving",
+        /// Complete; waiting for a worker.
+        Stable = "stable",
+        /// A worker is analysing it (back to stable after a crash: `reset_interrupted`).
+        Analysing = "analysing",
+        /// Analysed (the last run has status ok).
+        Done = "done",
+        /// The last run could not analyse it (status failed or error); the run says why.
+        Failed = "failed",
+        /// Nothing to analyse (no CT image instance): kept, not analysed.
+        NotAnalysed = "not_analysed",
+    }
+}
+
+/// A stored instance as the SCP records it (contract of issue 3): one type,
+/// [`crate::scp::InstanceRecord`].
+pub type NewInstance = crate::scp::InstanceRecord;
+
+/// What [`super::Store::record_instance`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecordOutcome {
+    /// The series did not exist before.
+    pub new_series: bool,
+    /// The series had been analysed (done/failed/not_analysed) or was being analysed; it is back
+    /// to receiving and marked amended.
+    pub reopened: bool,
+    /// The SOP Instance UID was already stored: its row was replaced.
+    pub replaced: bool,
+}
+
+/// A series row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SeriesRow {
+    pub series_instance_uid: String,
+    pub study_instance_uid: String,
+    pub state: SeriesState,
+    /// Unix milliseconds of the last state change.
+    pub state_changed_at: i64,
+    pub first_received_at: i64,
+    pub last_received_at: i64,
+    pub n_instances: i64,
+    /// Instances arrived after the series had been analysed (stays set).
+    pub amended: bool,
+    /// Calling AE title of the association that sent the last instance.
+    pub calling_ae: Option<String>,
+    pub station_name: Option<String>,
+    pub modality: Option<String>,
+    pub description: Option<String>,
+    /// At least one instance is a CT image the engine can analyse.
+    pub analysable: bool,
+    pub last_run_id: Option<i64>,
+    /// What the last run analysed (see [`Fingerprint`]).
+    pub analysed_instance_count: Option<i64>,
+    pub analysed_fingerprint: Option<String>,
+}
+
+impl SeriesRow {
+    /// The fingerprint of the instance set analysed last, if any.
+    pub fn analysed(&self) -> Option<Fingerprint> {
+        Some(Fingerprint {
+            n_instances: self.analysed_instance_count?,
+            digest: self.analysed_fingerprint.clone()?,
+        })
+    }
+}
+
+/// An instance row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InstanceRow {
+    /// What was recorded (see [`NewInstance`]).
+    #[serde(flatten)]
+    pub instance: NewInstance,
+    /// Unix milliseconds of the last reception.
+    pub received_at: i64,
+    /// How many times this SOP instance was received (re-sends replace the row).
+    pub times_received: i64,
+}
+
+impl std::ops::Deref for InstanceRow {
+    type Target = NewInstance;
+    fn deref(&self) -> &NewInstance {
+        &self.instance
+    }
+}
+
+/// Identifies the set of instances of a series: their count and the SHA-256 of their sorted
+/// SOP Instance UIDs. Two equal fingerprints mean the same instances (DICOM gives changed pixel
+/// data a new SOP Instance UID), so restart recovery and re-sends can tell "already analysed this
+/// exact set" from "amended".
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Fingerprint {
+    pub n_instances: i64,
+    /// Lower-case hex SHA-256.
+    pub digest: String,
+}
+
+impl Fingerprint {
+    /// The fingerprint of these SOP Instance UIDs (order and duplicates do not matter).
+    pub fn of_uids<'a>(uids: impl IntoIterator<Item = &'a str>) -> Fingerprint {
+        let mut v: Vec<&str> = uids.into_iter().collect();
+        v.sort_unstable();
+        v.dedup();
+        let mut h = Sha256::new();
+        for uid in &v {
+            h.update(uid.as_bytes());
+            h.update(b"\n");
+        }
+        let digest = h
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>();
+        Fingerprint {
+            n_instances: v.len() as i64,
+            digest,
+        }
+    }
+
+    /// The fingerprint of these instance rows (e.g. what a worker is about to analyse).
+    pub fn of(instances: &[InstanceRow]) -> Fingerprint {
+        Self::of_uids(instances.iter().map(|i| i.sop_instance_uid.as_str()))
+    }
+}
 
 macro_rules! series_cols {
     () => {
@@ -30,6 +159,142 @@ const RECOUNT_SERIES: &str = "UPDATE series SET \
                     WHERE i.series_instance_uid = series.series_instance_uid \
                     AND i.analysable = 1) THEN 1 ELSE 0 END \
      WHERE series_instance_uid = $1";
+
+/// The series row of an instance and the series the instance was recorded under before
+/// (locked on Postgres: `FOR UPDATE`).
+const LOOKUP_SERIES_PG: &str = "SELECT state, (SELECT series_instance_uid FROM instances \
+                 WHERE sop_instance_uid = $2) AS previous \
+                 FROM series WHERE series_instance_uid = $1 FOR UPDATE";
+
+/// [`LOOKUP_SERIES_PG`] for SQLite (the transaction holds the write lock already).
+const LOOKUP_SERIES: &str = "SELECT state, (SELECT series_instance_uid FROM instances \
+     WHERE sop_instance_uid = $2) AS previous \
+     FROM series WHERE series_instance_uid = $1";
+
+/// A new series row, unless another transaction just made it.
+const CREATE_SERIES: &str = "INSERT INTO series (series_instance_uid, study_instance_uid, state, \
+                         state_changed_at, first_received_at, last_received_at, n_instances, \
+                         amended, analysable) \
+                         VALUES ($1, $2, 'receiving', $3, $3, $3, 0, 0, 0) \
+                         ON CONFLICT (series_instance_uid) DO NOTHING";
+
+/// The series of a received instance: back to `receiving`, amended when it had been analysed,
+/// counted, its descriptive columns kept at their last non-empty value.
+const UPSERT_SERIES: &str = "INSERT INTO series (series_instance_uid, study_instance_uid, state, \
+                 state_changed_at, first_received_at, last_received_at, n_instances, amended, \
+                 calling_ae, station_name, modality, description, analysable) \
+                 VALUES ($1, $2, 'receiving', $3, $3, $3, $4, 0, $5, $6, $7, $8, $9) \
+                 ON CONFLICT (series_instance_uid) DO UPDATE SET state = 'receiving', \
+                 state_changed_at = CASE WHEN series.state <> 'receiving' \
+                     THEN excluded.state_changed_at ELSE series.state_changed_at END, \
+                 last_received_at = excluded.last_received_at, \
+                 n_instances = series.n_instances + excluded.n_instances, \
+                 amended = CASE WHEN series.state IN \
+                     ('analysing', 'done', 'failed', 'not_analysed') THEN 1 \
+                     ELSE series.amended END, \
+                 calling_ae = COALESCE(excluded.calling_ae, series.calling_ae), \
+                 station_name = COALESCE(excluded.station_name, series.station_name), \
+                 modality = COALESCE(excluded.modality, series.modality), \
+                 description = COALESCE(excluded.description, series.description), \
+                 analysable = CASE WHEN excluded.analysable = 1 THEN 1 \
+                     ELSE series.analysable END";
+
+/// The instance row; a re-sent SOP instance replaces its row and counts its receptions.
+const UPSERT_INSTANCE: &str =
+    "INSERT INTO instances (sop_instance_uid, series_instance_uid, study_instance_uid, \
+                 sop_class_uid, transfer_syntax, rel_path, size_bytes, calling_ae, called_ae, \
+                 peer, modality, station_name, series_description, analysable, received_at, \
+                 times_received) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 1) \
+                 ON CONFLICT (sop_instance_uid) DO UPDATE SET \
+                 series_instance_uid = excluded.series_instance_uid, \
+                 study_instance_uid = excluded.study_instance_uid, \
+                 sop_class_uid = excluded.sop_class_uid, \
+                 transfer_syntax = excluded.transfer_syntax, \
+                 rel_path = excluded.rel_path, size_bytes = excluded.size_bytes, \
+                 calling_ae = excluded.calling_ae, called_ae = excluded.called_ae, \
+                 peer = excluded.peer, modality = excluded.modality, \
+                 station_name = excluded.station_name, \
+                 series_description = excluded.series_description, \
+                 analysable = excluded.analysable, received_at = excluded.received_at, \
+                 times_received = instances.times_received + 1";
+
+/// The state of the series of instance `$i` and the series it was recorded under before, in
+/// the open transaction `$tx` (expanded inside `with_ingest_pool!`); the series row is created
+/// when missing. Gives `(created, state, previous)`.
+macro_rules! lock_series_tx {
+    ($store:expr, $tx:expr, $lookup:expr, $i:expr, $now:expr, $what:expr) => {{
+        let store: &Store = $store;
+        let i: &NewInstance = $i;
+        async {
+            let row = sqlx::query($lookup)
+                .bind(&i.series_instance_uid)
+                .bind(&i.sop_instance_uid)
+                .fetch_optional(&mut *$tx)
+                .await
+                .map_err(store.err(($what)()))?;
+            let (created, row) = match row {
+                Some(r) => (false, r),
+                None => {
+                    // The first instance of a series (or one of several arriving at once on
+                    // Postgres): create the row, or learn that another transaction just did.
+                    let created = sqlx::query(CREATE_SERIES)
+                        .bind(&i.series_instance_uid)
+                        .bind(&i.study_instance_uid)
+                        .bind($now)
+                        .execute(&mut *$tx)
+                        .await
+                        .map_err(store.err(($what)()))?
+                        .rows_affected()
+                        == 1;
+                    let row = sqlx::query($lookup)
+                        .bind(&i.series_instance_uid)
+                        .bind(&i.sop_instance_uid)
+                        .fetch_one(&mut *$tx)
+                        .await
+                        .map_err(store.err(($what)()))?;
+                    (created, row)
+                }
+            };
+            let text = row.text("state").map_err(store.err(($what)()))?;
+            let state = SeriesState::parse(&text).ok_or_else(|| {
+                store.data_err(($what)(), format!("unknown series state {text:?}"))
+            })?;
+            let previous = row.opt_text("previous").map_err(store.err(($what)()))?;
+            Ok::<_, StoreError>((created, state, previous))
+        }
+    }};
+}
+
+/// Upsert the instance row of `$i` received at `$now` in the open transaction `$tx`.
+macro_rules! upsert_instance_tx {
+    ($store:expr, $tx:expr, $i:expr, $now:expr, $what:expr) => {{
+        let store: &Store = $store;
+        let i: &NewInstance = $i;
+        async {
+            sqlx::query(UPSERT_INSTANCE)
+                .bind(&i.sop_instance_uid)
+                .bind(&i.series_instance_uid)
+                .bind(&i.study_instance_uid)
+                .bind(&i.sop_class_uid)
+                .bind(&i.transfer_syntax)
+                .bind(&i.rel_path)
+                .bind(i.size_bytes)
+                .bind(&i.calling_ae)
+                .bind(&i.called_ae)
+                .bind(&i.peer)
+                .bind(non_empty(&i.modality))
+                .bind(non_empty(&i.station_name))
+                .bind(non_empty(&i.series_description))
+                .bind(flag(i.analysable))
+                .bind($now)
+                .execute(&mut *$tx)
+                .await
+                .map_err(store.err(($what)()))?;
+            Ok::<_, StoreError>(())
+        }
+    }};
+}
 
 impl Store {
     /// Upsert the instance row (a re-sent SOP Instance UID replaces the earlier row) and its
@@ -73,153 +338,41 @@ impl Store {
                 pool.begin_with("BEGIN IMMEDIATE").await
             }
             .map_err(self.err(what()))?;
-
-            // The series row (locked) and the series the instance was recorded under before.
-            let lookup = if pg {
-                "SELECT state, (SELECT series_instance_uid FROM instances \
-                 WHERE sop_instance_uid = $2) AS previous \
-                 FROM series WHERE series_instance_uid = $1 FOR UPDATE"
-            } else {
-                "SELECT state, (SELECT series_instance_uid FROM instances \
-                 WHERE sop_instance_uid = $2) AS previous \
-                 FROM series WHERE series_instance_uid = $1"
-            };
-            let row = sqlx::query(lookup)
-            .bind(&i.series_instance_uid)
-            .bind(&i.sop_instance_uid)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(self.err(what()))?;
-            let (created, state, previous) = match &row {
-                Some(r) => {
-                    let text = r.text("state").map_err(self.err(what()))?;
-                    let state = SeriesState::parse(&text).ok_or_else(|| {
-                        self.data_err(what(), format!("unknown series state {text:?}"))
-                    })?;
-                    (false, state, r.opt_text("previous").map_err(self.err(what()))?)
-                }
-                None => {
-                    // The first instance of a series (or one of several arriving at once on
-                    // Postgres): create the row, or learn that another transaction just did.
-                    let created = sqlx::query(
-                        "INSERT INTO series (series_instance_uid, study_instance_uid, state, \
-                         state_changed_at, first_received_at, last_received_at, n_instances, \
-                         amended, analysable) \
-                         VALUES ($1, $2, 'receiving', $3, $3, $3, 0, 0, 0) \
-                         ON CONFLICT (series_instance_uid) DO NOTHING",
-                    )
-                    .bind(&i.series_instance_uid)
-                    .bind(&i.study_instance_uid)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(self.err(what()))?
-                    .rows_affected()
-                        == 1;
-                    let row = sqlx::query(lookup)
-                    .bind(&i.series_instance_uid)
-                    .bind(&i.sop_instance_uid)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(self.err(what()))?;
-                    let text = row.text("state").map_err(self.err(what()))?;
-                    let state = SeriesState::parse(&text).ok_or_else(|| {
-                        self.data_err(what(), format!("unknown series state {text:?}"))
-                    })?;
-                    (created, state, row.opt_text("previous").map_err(self.err(what()))?)
-                }
-            };
-
+            let lookup = if pg { LOOKUP_SERIES_PG } else { LOOKUP_SERIES };
+            let (created, state, previous) =
+                lock_series_tx!(self, tx, lookup, i, now, what).await?;
             let replaced = previous.is_some();
             let moved_from = previous.filter(|s| *s != i.series_instance_uid);
             let added: i64 = if replaced && moved_from.is_none() { 0 } else { 1 };
             let reopened = matches!(
-                    state,
-                    SeriesState::Analysing
-                        | SeriesState::Done
-                        | SeriesState::Failed
-                        | SeriesState::NotAnalysed
-                );
-
+                state,
+                SeriesState::Analysing
+                    | SeriesState::Done
+                    | SeriesState::Failed
+                    | SeriesState::NotAnalysed
+            );
             // The state change and the amended flag are computed from the locked row.
-            sqlx::query(
-                "INSERT INTO series (series_instance_uid, study_instance_uid, state, \
-                 state_changed_at, first_received_at, last_received_at, n_instances, amended, \
-                 calling_ae, station_name, modality, description, analysable) \
-                 VALUES ($1, $2, 'receiving', $3, $3, $3, $4, 0, $5, $6, $7, $8, $9) \
-                 ON CONFLICT (series_instance_uid) DO UPDATE SET state = 'receiving', \
-                 state_changed_at = CASE WHEN series.state <> 'receiving' \
-                     THEN excluded.state_changed_at ELSE series.state_changed_at END, \
-                 last_received_at = excluded.last_received_at, \
-                 n_instances = series.n_instances + excluded.n_instances, \
-                 amended = CASE WHEN series.state IN \
-                     ('analysing', 'done', 'failed', 'not_analysed') THEN 1 \
-                     ELSE series.amended END, \
-                 calling_ae = COALESCE(excluded.calling_ae, series.calling_ae), \
-                 station_name = COALESCE(excluded.station_name, series.station_name), \
-                 modality = COALESCE(excluded.modality, series.modality), \
-                 description = COALESCE(excluded.description, series.description), \
-                 analysable = CASE WHEN excluded.analysable = 1 THEN 1 \
-                     ELSE series.analysable END",
-            )
-            .bind(&i.series_instance_uid)
-            .bind(&i.study_instance_uid)
-            .bind(now)
-            .bind(added)
-            .bind(non_empty(&Some(i.calling_ae.clone())))
-            .bind(non_empty(&i.station_name))
-            .bind(non_empty(&i.modality))
-            .bind(non_empty(&i.series_description))
-            .bind(flag(i.analysable))
-            .execute(&mut *tx)
-            .await
-            .map_err(self.err(what()))?;
-
-            sqlx::query(
-                "INSERT INTO instances (sop_instance_uid, series_instance_uid, study_instance_uid, \
-                 sop_class_uid, transfer_syntax, rel_path, size_bytes, calling_ae, called_ae, \
-                 peer, modality, station_name, series_description, analysable, received_at, \
-                 times_received) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 1) \
-                 ON CONFLICT (sop_instance_uid) DO UPDATE SET \
-                 series_instance_uid = excluded.series_instance_uid, \
-                 study_instance_uid = excluded.study_instance_uid, \
-                 sop_class_uid = excluded.sop_class_uid, \
-                 transfer_syntax = excluded.transfer_syntax, \
-                 rel_path = excluded.rel_path, size_bytes = excluded.size_bytes, \
-                 calling_ae = excluded.calling_ae, called_ae = excluded.called_ae, \
-                 peer = excluded.peer, modality = excluded.modality, \
-                 station_name = excluded.station_name, \
-                 series_description = excluded.series_description, \
-                 analysable = excluded.analysable, received_at = excluded.received_at, \
-                 times_received = instances.times_received + 1",
-            )
-            .bind(&i.sop_instance_uid)
-            .bind(&i.series_instance_uid)
-            .bind(&i.study_instance_uid)
-            .bind(&i.sop_class_uid)
-            .bind(&i.transfer_syntax)
-            .bind(&i.rel_path)
-            .bind(i.size_bytes)
-            .bind(&i.calling_ae)
-            .bind(&i.called_ae)
-            .bind(&i.peer)
-            .bind(non_empty(&i.modality))
-            .bind(non_empty(&i.station_name))
-            .bind(non_empty(&i.series_description))
-            .bind(flag(i.analysable))
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(self.err(what()))?;
-
-            if let Some(old) = &moved_from {
-                // The instance left `old`: recount it rather than trusting a decrement.
-                sqlx::query(RECOUNT_SERIES)
-                .bind(old)
+            sqlx::query(UPSERT_SERIES)
+                .bind(&i.series_instance_uid)
+                .bind(&i.study_instance_uid)
+                .bind(now)
+                .bind(added)
+                .bind(non_empty(&Some(i.calling_ae.clone())))
+                .bind(non_empty(&i.station_name))
+                .bind(non_empty(&i.modality))
+                .bind(non_empty(&i.series_description))
+                .bind(flag(i.analysable))
                 .execute(&mut *tx)
                 .await
                 .map_err(self.err(what()))?;
+            upsert_instance_tx!(self, tx, i, now, what).await?;
+            if let Some(old) = &moved_from {
+                // The instance left `old`: recount it rather than trusting a decrement.
+                sqlx::query(RECOUNT_SERIES)
+                    .bind(old)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(self.err(what()))?;
                 tracing::warn!(
                     sop_instance_uid = %i.sop_instance_uid,
                     from = %old,
@@ -227,7 +380,6 @@ impl Store {
                     "a re-sent instance moved to another series"
                 );
             }
-
             tx.commit().await.map_err(self.err(what()))?;
             Ok(RecordOutcome {
                 new_series: created,
