@@ -226,6 +226,21 @@ fn room_of(src: &Path, file: &Path) -> String {
     first.trim_end_matches(".rs").to_string()
 }
 
+/// A file of unit tests: `tests.rs`, `*_tests.rs`, or any file under a `tests/` folder of a
+/// module (`src/simulate/tests/images.rs`).
+fn is_test_file(src: &Path, file: &Path) -> bool {
+    let name = file.file_name().map(|n| n.to_string_lossy().to_string());
+    name.as_deref()
+        .is_some_and(|n| n == "tests.rs" || n.ends_with("_tests.rs"))
+        || file
+            .strip_prefix(src)
+            .map(|rel| {
+                rel.parent()
+                    .is_some_and(|p| p.components().any(|c| c.as_os_str() == "tests"))
+            })
+            .unwrap_or(false)
+}
+
 /// The items a file names from `crate::config` (`crate::config::X`, `crate::config::{X, Y}`).
 fn config_items(code: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
@@ -259,12 +274,7 @@ fn production_files() -> Vec<(String, PathBuf)> {
     rust_files(&src, &mut files);
     files
         .into_iter()
-        .filter(|f| {
-            let name = f.file_name().map(|n| n.to_string_lossy().to_string());
-            !name
-                .as_deref()
-                .is_some_and(|n| n == "tests.rs" || n.ends_with("_tests.rs"))
-        })
+        .filter(|f| !is_test_file(&src, f))
         .map(|f| (room_of(&src, &f), f))
         .filter(|(room, _)| room != "lib")
         .collect()
@@ -313,11 +323,7 @@ fn every_import_between_rooms_is_allowed_by_the_module_table() {
         if room == "lib" {
             continue;
         }
-        let name = file.file_name().map(|n| n.to_string_lossy().to_string());
-        if name
-            .as_deref()
-            .is_some_and(|n| n == "tests.rs" || n.ends_with("_tests.rs"))
-        {
+        if is_test_file(&src, file) {
             continue;
         }
         rooms.insert(room.clone());
