@@ -79,7 +79,7 @@ impl ReportDraft {
         ReportDraft {
             recipients,
             kind: report_kind(verdict),
-            scanner: scanner_info(identity),
+            scanner: identity.clone(),
             protocol: if outcome.identity.is_some() {
                 protocol.describe()
             } else {
@@ -128,19 +128,6 @@ impl ReportDraft {
             html_body: r.html,
             message_id: notify::message_id(id, None, &self.installation, &self.domain),
         })
-    }
-}
-
-/// The report's scanner block.
-fn scanner_info(identity: &ScannerIdentity) -> ScannerInfo {
-    ScannerInfo {
-        label: identity.label.clone(),
-        id: identity.id.clone(),
-        manufacturer: identity.manufacturer.clone(),
-        model: identity.model.clone(),
-        station_name: identity.station_name.clone(),
-        device_serial: identity.device_serial.clone(),
-        calling_ae: identity.calling_ae.clone(),
     }
 }
 
@@ -323,20 +310,5 @@ mod tests {
             assert_eq!(h.len(), 2, "{stage:?}: {h:?}");
             assert!(h[1].starts_with("After fixing, send the series again"));
         }
-    }
-
-    #[test]
-    fn scanner_info_copies_the_identity() {
-        let id = ScannerIdentity::new(
-            Some("SN"),
-            Some("ST"),
-            Some("M"),
-            Some("X"),
-            Some("AE"),
-            None,
-        );
-        let s = scanner_info(&id);
-        assert_eq!((s.id.as_str(), s.label.as_str()), ("SN", "ST"));
-        assert_eq!(s.calling_ae.as_deref(), Some("AE"));
     }
 }

@@ -68,20 +68,8 @@ impl From<RunVerdict> for ReportKind {
     }
 }
 
-/// Who scanned.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ScannerInfo {
-    /// What the report calls the scanner: the `[[scanners]]` name when one matched, else the
-    /// station name, else the device serial number, else the calling AE title.
-    pub label: String,
-    /// The identity baselines are kept under (DeviceSerialNumber, else StationName).
-    pub id: String,
-    pub manufacturer: Option<String>,
-    pub model: Option<String>,
-    pub station_name: Option<String>,
-    pub device_serial: Option<String>,
-    pub calling_ae: Option<String>,
-}
+/// Who scanned: the run's scanner identity (one type, [`crate::identity::ScannerIdentity`]).
+pub type ScannerInfo = crate::identity::ScannerIdentity;
 
 /// The baseline a run was evaluated against.
 #[derive(Debug, Clone, PartialEq)]
