@@ -113,6 +113,9 @@ pub struct MailConfig {
     /// `retry_max_seconds`.
     pub retry_initial_seconds: u64,
     pub retry_max_seconds: u64,
+    /// The `[ERROR]` report of a series where no phantom was recognised shows (and keeps) a
+    /// picture of a slice: off by default, since such a series may be a patient's.
+    pub error_preview: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -29,6 +29,8 @@ pub(super) struct BlockingRun {
     pub(super) started: SystemTime,
     /// Instances arrived after the series had been analysed.
     pub(super) amended: bool,
+    /// `mail.error_preview`: a series with no phantom recognised gets a preview picture too.
+    pub(super) error_preview: bool,
 }
 
 /// What the first blocking step found.
@@ -242,7 +244,13 @@ impl BlockingRun {
             self.started,
         );
         let mut attachments = Vec::new();
-        if let Some(p) = preview.as_deref() {
+        // No phantom recognised: the series may be a patient's; no picture of it is kept or
+        // sent unless the site asked for it.
+        let phantom_recognised = plan.is_some();
+        if let Some(p) = preview
+            .as_deref()
+            .filter(|_| phantom_recognised || self.error_preview)
+        {
             attachments.extend(self.write_preview(p, id, &error, &summary));
         }
         let json = self.tmp.join(report::summary_file_name(id));
@@ -311,7 +319,69 @@ mod tests {
             tmp: dir.join("results").join("tmp-test"),
             started: SystemTime::now(),
             amended: true,
+            error_preview: false,
         }
+    }
+
+    /// What a series that was not recognised left: a uniform 3-slice stack, no plan.
+    fn unrecognised() -> Unanalysable {
+        Unanalysable {
+            error: "no phantom recognised".into(),
+            stage: Some(pipeline::Stage::Plan),
+            metadata: None,
+            plan: None,
+            warnings: vec![],
+            preview: Some(Box::new(crate::analysis::HuStack {
+                hu: ndarray::Array3::from_elem((3, 16, 16), 40.0),
+                pixel_mm: [1.0, 1.0],
+                origin_mm: [0.0, 0.0],
+                z_mm: vec![0.0, 1.0, 2.0],
+                series_index: vec![0, 1, 2],
+                thickness_mm: 1.0,
+                factor: 1,
+            })),
+        }
+    }
+
+    #[test]
+    fn no_picture_of_an_unrecognised_series_unless_the_site_asks_for_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let job = run(dir.path(), Some(dir.path().join("series")), None);
+        crate::durable::create_dir_all(&job.tmp).expect("mkdir");
+        let o = job.finish(
+            Measured::Failed(Box::new(unrecognised())),
+            BaselineContext::default(),
+        );
+        assert!(o.wrote_outputs);
+        assert!(
+            !o.attachments.iter().any(|a| a.ends_with(".png")),
+            "{:?}",
+            o.attachments
+        );
+        let pngs = std::fs::read_dir(dir.path().join("results").join("tmp-test"))
+            .expect("list")
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".png"))
+            })
+            .count();
+        assert_eq!(pngs, 0, "no picture kept either");
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut job = run(dir.path(), Some(dir.path().join("series")), None);
+        job.error_preview = true;
+        crate::durable::create_dir_all(&job.tmp).expect("mkdir");
+        let o = job.finish(
+            Measured::Failed(Box::new(unrecognised())),
+            BaselineContext::default(),
+        );
+        let name = report::preview_png_name(UNKNOWN_PHANTOM);
+        assert!(o.attachments.contains(&name), "{:?}", o.attachments);
+        assert!(job_dir(dir.path()).join(&name).is_file());
+    }
+
+    fn job_dir(root: &std::path::Path) -> PathBuf {
+        root.join("results").join("tmp-test")
     }
 
     #[test]

@@ -49,7 +49,8 @@ pub struct Settings {
     pub protocol_fields: Vec<ProtocolField>,
     /// `[[scanners]]`: a series' scanner entry (its phantom, its recipients).
     pub scanners: Vec<ScannerConfig>,
-    /// `[mail]`: the report's recipients.
+    /// `[mail]`: the report's recipients, and whether an `[ERROR]` report of a series with no
+    /// phantom recognised shows a slice (`mail.error_preview`).
     pub mail: MailConfig,
 }
 

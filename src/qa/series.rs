@@ -56,6 +56,7 @@ pub(super) async fn run_series(ctx: &Context, uid: &str) -> Result<(), StoreErro
         tmp: tmp.clone(),
         started,
         amended: series.amended,
+        error_preview: settings.mail.error_preview,
     };
     let measured = tokio::task::spawn_blocking(move || {
         let m = job.measure();
