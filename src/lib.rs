@@ -20,3 +20,4 @@ pub mod series;
 pub mod service;
 pub mod simulate;
 pub mod store;
+pub mod supervisor;

@@ -18,6 +18,7 @@ use crate::qa::{self, RESULTS_DIR};
 use crate::scp::{self, ScpError, ScpSettings};
 use crate::series::{self, StoreSink};
 use crate::store::{Store, StoreError, StoreOptions};
+use crate::supervisor;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -52,6 +53,8 @@ pub enum ServiceError {
     ProtocolFields(String),
     #[error("the service task ended abnormally: {0}")]
     Task(String),
+    #[error(transparent)]
+    GaveUp(#[from] supervisor::GaveUp),
 }
 
 fn flatten(
@@ -146,53 +149,51 @@ pub async fn start(config: ValidConfig) -> Result<RunningService, ServiceError> 
     let store2 = store.clone();
     let task = tokio::spawn(async move {
         let (queue_tx, queue_rx) = mpsc::channel(config.qa.queue_capacity.max(1));
-        let assembler = tokio::spawn(series::run_assembler(
-            store2.clone(),
-            config.series.stable_age(),
-            queue_tx,
-            stop_rx.clone(),
-        ));
+        let queue: qa::Queue = Arc::new(tokio::sync::Mutex::new(queue_rx));
         let wake = Arc::new(tokio::sync::Notify::new());
-        let sender = tokio::spawn(notify::run_sender(
-            store2.clone(),
-            mailer.clone(),
-            config.storage.data_dir.clone(),
-            notify::RetryPolicy::from_config(&config.mail),
-            wake.clone(),
-            stop_rx.clone(),
-        ));
         let ctx = qa::Context {
             store: store2.clone(),
             settings: Arc::new(qa_settings(&config, protocol_fields)),
             phantoms: Arc::new(phantoms),
             installation,
             mail_domain: mailer.domain.clone(),
-            wake_sender: wake,
+            wake_sender: wake.clone(),
         };
-        let workers = tokio::spawn(qa::run_workers(
-            ctx,
-            queue_rx,
-            config.qa.worker_count(),
-            stop_rx.clone(),
-        ));
+        let tasks = supervised_tasks(
+            &config, &store2, queue_tx, queue, ctx, mailer, wake, &stop_rx,
+        );
+        // The supervisor restarts a failed task; one that keeps failing stops the service.
+        let gave_up = Arc::new(tokio::sync::Notify::new());
+        let supervisor = tokio::spawn({
+            let gave_up = gave_up.clone();
+            let stop = stop_rx.clone();
+            async move {
+                let r = supervisor::supervise(tasks, supervisor::Policy::default(), stop).await;
+                if r.is_err() {
+                    gave_up.notify_one();
+                }
+                r
+            }
+        });
         let mut scp_stop = stop_rx.clone();
         let sink = Arc::new(StoreSink {
             store: store2.clone(),
         });
         let scp_result = scp::serve(listener, settings, sink, async move {
-            while !*scp_stop.borrow() {
-                if scp_stop.changed().await.is_err() {
-                    break;
-                }
+            tokio::select! {
+                _ = scp_stop.wait_for(|stop| *stop) => {}
+                _ = gave_up.notified() => {}
             }
         })
         .await;
-        // The SCP has finished its in-flight operations: stop queueing, finish the runs.
-        let _ = assembler.await;
-        let _ = workers.await;
-        let _ = sender.await;
+        // The SCP has finished its in-flight operations: stop queueing, finish the runs (the
+        // supervisor returns once every task has ended).
+        let supervised = supervisor
+            .await
+            .map_err(|e| ServiceError::Task(e.to_string()))?;
         store2.close().await;
         info!("hu-red serve: stopped");
+        supervised?;
         scp_result.map_err(ServiceError::from)
     });
     Ok(RunningService {
@@ -201,6 +202,66 @@ pub async fn start(config: ValidConfig) -> Result<RunningService, ServiceError> 
         stop: stop_tx,
         task,
     })
+}
+
+/// The long-lived tasks of the service, each a factory the supervisor can start again: the
+/// assembler (re-queues the stable series at each start), the QA worker pool (takes over the
+/// same queue) and the report sender (resets messages left `sending`).
+#[allow(clippy::too_many_arguments)]
+fn supervised_tasks(
+    config: &Config,
+    store: &Store,
+    queue_tx: mpsc::Sender<crate::series::SeriesJob>,
+    queue: qa::Queue,
+    ctx: qa::Context,
+    mailer: notify::Mailer,
+    wake: Arc<tokio::sync::Notify>,
+    stop: &watch::Receiver<bool>,
+) -> Vec<(&'static str, supervisor::TaskFactory)> {
+    let assembler: supervisor::TaskFactory = {
+        let (store, stable, stop) = (store.clone(), config.series.stable_age(), stop.clone());
+        Arc::new(move || {
+            let run = series::run_assembler(store.clone(), stable, queue_tx.clone(), stop.clone());
+            Box::pin(async move {
+                run.await;
+                Ok(())
+            })
+        })
+    };
+    let workers: supervisor::TaskFactory = {
+        let (n, stop) = (config.qa.worker_count(), stop.clone());
+        Arc::new(move || {
+            let run = qa::run_workers(ctx.clone(), queue.clone(), n, stop.clone());
+            Box::pin(async move {
+                run.await;
+                Ok(())
+            })
+        })
+    };
+    let sender: supervisor::TaskFactory = {
+        let (store, data_dir, stop) =
+            (store.clone(), config.storage.data_dir.clone(), stop.clone());
+        let policy = notify::RetryPolicy::from_config(&config.mail);
+        Arc::new(move || {
+            let run = notify::run_sender(
+                store.clone(),
+                mailer.clone(),
+                data_dir.clone(),
+                policy,
+                wake.clone(),
+                stop.clone(),
+            );
+            Box::pin(async move {
+                run.await;
+                Ok(())
+            })
+        })
+    };
+    vec![
+        ("assembler", assembler),
+        ("QA workers", workers),
+        ("report sender", sender),
+    ]
 }
 
 /// The QA room's settings, from the validated configuration.

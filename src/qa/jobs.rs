@@ -5,43 +5,91 @@
 use super::Context;
 use crate::series::SeriesJob;
 use crate::store::SeriesState;
+use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, Mutex, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{error, Instrument};
+
+/// The assembler's queue, shared by the successive runs of the worker pool (a pool started
+/// again by the supervisor takes over the same queue).
+pub type Queue = Arc<Mutex<mpsc::Receiver<SeriesJob>>>;
 
 /// Run jobs from `queue` with at most `workers` analyses at once, until the queue closes or
 /// `shutdown` fires; then wait for the runs in progress (queued series stay `stable` in the
 /// database and are queued again at the next start).
+///
+/// A run that panics (a bug of hu-red's) is logged with its cause and stored as an ERROR run
+/// of its series, so the physicist hears of it; the loop goes on.
 pub async fn run_workers(
     ctx: Context,
-    mut queue: mpsc::Receiver<SeriesJob>,
+    queue: Queue,
     workers: usize,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(workers.max(1)));
     let mut running = JoinSet::new();
+    let mut uids: HashMap<tokio::task::Id, String> = HashMap::new();
     loop {
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             _ = shutdown.changed() => break,
         };
         let job = tokio::select! {
-            j = queue.recv() => match j { Some(j) => j, None => break },
+            j = async { queue.lock().await.recv().await } => match j { Some(j) => j, None => break },
             _ = shutdown.changed() => break,
         };
-        let ctx = ctx.clone();
-        let span = tracing::info_span!("series", uid = %job.series_instance_uid);
-        running.spawn(
+        let uid = job.series_instance_uid;
+        let task_ctx = ctx.clone();
+        let span = tracing::info_span!("series", uid = %uid);
+        let task_uid = uid.clone();
+        let handle = running.spawn(
             async move {
-                process(&ctx, &job.series_instance_uid).await;
+                process(&task_ctx, &task_uid).await;
                 drop(permit);
             }
             .instrument(span),
         );
-        while running.try_join_next().is_some() {}
+        uids.insert(handle.id(), uid);
+        while let Some(done) = running.try_join_next_with_id() {
+            finished(&ctx, &mut uids, done).await;
+        }
     }
-    while running.join_next().await.is_some() {}
+    while let Some(done) = running.join_next_with_id().await {
+        finished(&ctx, &mut uids, done).await;
+    }
+}
+
+/// Forget a finished run; one that panicked is logged and stored as an ERROR run.
+async fn finished(
+    ctx: &Context,
+    uids: &mut HashMap<tokio::task::Id, String>,
+    done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
+) {
+    let e = match done {
+        Ok((id, ())) => {
+            uids.remove(&id);
+            return;
+        }
+        Err(e) => e,
+    };
+    let Some(uid) = uids.remove(&e.id()) else {
+        return;
+    };
+    let cause = if e.is_panic() {
+        let p = e.into_panic();
+        p.downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into())
+    } else {
+        e.to_string()
+    };
+    error!(uid = %uid, "the analysis of the series panicked: {cause}");
+    let reason = format!("hu-red failed while analysing this series (an internal error: {cause})");
+    if let Err(e) = super::series::record_failure(ctx, &uid, reason).await {
+        error!(uid = %uid, "the failure could not be stored: {e}; the series is analysed again at the next start");
+    }
 }
 
 /// Analyse one series and store the run. Never panics on data; every failure ends as a run
@@ -109,19 +157,59 @@ pub(super) mod tests {
         drop(tx);
         tokio::time::timeout(
             std::time::Duration::from_secs(10),
-            run_workers(ctx.clone(), rx, 2, stop_rx),
+            run_workers(ctx.clone(), Arc::new(Mutex::new(rx)), 2, stop_rx),
         )
         .await
         .expect("a closed queue ends the loop");
 
         let (_tx, rx) = mpsc::channel::<SeriesJob>(4);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let running = tokio::spawn(run_workers(ctx, rx, 2, stop_rx));
+        let running = tokio::spawn(run_workers(ctx, Arc::new(Mutex::new(rx)), 2, stop_rx));
         stop_tx.send(true).expect("the loop listens");
         tokio::time::timeout(std::time::Duration::from_secs(10), running)
             .await
             .expect("shutdown ends the loop")
             .expect("the loop does not panic");
+    }
+
+    #[tokio::test]
+    async fn a_run_that_panics_is_stored_as_an_error_run_of_its_series() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ctx = context(dir.path()).await;
+        let mut instance = crate::qa::record::tests::instance("7.7.7", "7.7.7.1");
+        instance.analysable = true;
+        ctx.store
+            .record_instance(&instance)
+            .await
+            .expect("instance");
+        for (from, to) in [
+            (SeriesState::Receiving, SeriesState::Stable),
+            (SeriesState::Stable, SeriesState::Analysing),
+        ] {
+            assert!(ctx
+                .store
+                .claim_series("7.7.7", from, to)
+                .await
+                .expect("claim"));
+        }
+        let mut set = JoinSet::new();
+        let handle = set.spawn(async { panic!("injected fault") });
+        let mut uids = HashMap::from([(handle.id(), "7.7.7".to_string())]);
+        let done = set.join_next_with_id().await.expect("a task");
+        finished(&ctx, &mut uids, done).await;
+        assert!(uids.is_empty());
+        let runs = ctx.store.list_runs(5).await.expect("runs");
+        assert_eq!(runs.len(), 1);
+        let error = runs[0].error.clone().unwrap_or_default();
+        assert!(error.contains("injected fault"), "{error}");
+        assert_eq!(runs[0].verdict, crate::store::Verdict::Error);
+        let series = ctx
+            .store
+            .get_series("7.7.7")
+            .await
+            .expect("read")
+            .expect("series");
+        assert_ne!(series.state, SeriesState::Analysing, "not left analysing");
     }
 
     #[tokio::test]

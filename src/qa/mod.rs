@@ -22,7 +22,7 @@ mod report;
 mod results;
 mod series;
 
-pub use jobs::{process, run_workers};
+pub use jobs::{process, run_workers, Queue};
 pub use results::{clean_partial_results, recover_results, RESULTS_DIR};
 
 use crate::config::{MailConfig, ScannerConfig};

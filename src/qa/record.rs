@@ -197,9 +197,29 @@ fn store_verdict(v: RunVerdict) -> Verdict {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::report::email::ReportKind;
+
+    /// A secondary-capture instance of series `series` sent by `CT1`.
+    pub(in crate::qa) fn instance(series: &str, sop: &str) -> crate::store::NewInstance {
+        crate::store::NewInstance {
+            sop_instance_uid: sop.into(),
+            sop_class_uid: "1.2.840.10008.5.1.4.1.1.7".into(),
+            series_instance_uid: series.into(),
+            study_instance_uid: "1.2".into(),
+            transfer_syntax: "1.2.840.10008.1.2.1".into(),
+            rel_path: format!("1.2/{series}/{sop}.dcm"),
+            size_bytes: 1,
+            calling_ae: "CT1".into(),
+            called_ae: "HURED".into(),
+            peer: "127.0.0.1".into(),
+            modality: Some("OT".into()),
+            station_name: None,
+            series_description: None,
+            analysable: false,
+        }
+    }
 
     #[test]
     fn stored_verdict_and_report_kind_follow_the_run_verdict() {
@@ -225,22 +245,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let ctx = super::super::jobs::tests::context(dir.path()).await;
         ctx.store
-            .record_instance(&crate::store::NewInstance {
-                sop_instance_uid: "1.2.3.1".into(),
-                sop_class_uid: "1.2.840.10008.5.1.4.1.1.7".into(),
-                series_instance_uid: "1.2.3".into(),
-                study_instance_uid: "1.2".into(),
-                transfer_syntax: "1.2.840.10008.1.2.1".into(),
-                rel_path: "1.2/1.2.3/1.2.3.1.dcm".into(),
-                size_bytes: 1,
-                calling_ae: "CT1".into(),
-                called_ae: "HURED".into(),
-                peer: "127.0.0.1".into(),
-                modality: Some("OT".into()),
-                station_name: None,
-                series_description: None,
-                analysable: false,
-            })
+            .record_instance(&instance("1.2.3", "1.2.3.1"))
             .await
             .expect("instance");
         let series = ctx

@@ -94,3 +94,31 @@ pub(super) async fn run_series(ctx: &Context, uid: &str) -> Result<(), StoreErro
     outcome.identity = Some((identity, protocol));
     store_run(ctx, start, outcome).await
 }
+
+/// Store an ERROR run of the claimed series `uid` for a failure outside the analysis (a panic
+/// of hu-red's own code): the physicist gets its report; the series is analysed again when
+/// it is sent again.
+pub(super) async fn record_failure(
+    ctx: &Context,
+    uid: &str,
+    reason: String,
+) -> Result<(), StoreError> {
+    let store = &ctx.store;
+    let Some(series) = store.get_series(uid).await? else {
+        return Ok(());
+    };
+    let instances = store.series_instances(uid).await?;
+    let started_ms = now_ms();
+    let scanner = ctx
+        .settings
+        .scanner_for(series.calling_ae.as_deref(), series.station_name.as_deref());
+    let tmp = temp_folder(&ctx.settings.data_dir, started_ms);
+    let start = RunStart {
+        series: &series,
+        scanner,
+        fingerprint: Fingerprint::of(&instances),
+        started_ms,
+        tmp: &tmp,
+    };
+    store_run(ctx, start, RunOutcome::error(reason)).await
+}
