@@ -14,6 +14,7 @@ mod cli_analyze;
 mod decoders;
 mod deploy;
 mod engine_grid;
+mod faults;
 mod loader;
 mod mail;
 mod real_catphan;

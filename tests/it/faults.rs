@@ -1,0 +1,102 @@
+//! Bad days, reproduced with real components (issue 11): the database becoming unwritable
+//! under the SCP and coming back.
+
+use crate::common_db::Kind;
+use crate::common_service::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Makes files immutable (`chattr +i`) and always makes them writable again, also when the
+/// test fails (else the temp folder could not be removed).
+struct Immutable(Vec<PathBuf>);
+
+impl Immutable {
+    fn set(files: &[PathBuf]) -> Immutable {
+        for f in files {
+            let ok = Command::new("chattr")
+                .arg("+i")
+                .arg(f)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "chattr +i {} (the test needs root and e2fsprogs)", f.display());
+        }
+        Immutable(files.to_vec())
+    }
+
+    fn release(&mut self) {
+        for f in self.0.drain(..) {
+            let _ = Command::new("chattr").arg("-i").arg(&f).status();
+        }
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// The received instances under data_dir (`*.dcm`).
+fn stored_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "dcm") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// storescu of one file; the number of success responses.
+fn acknowledged(server: &Server, file: &Path) -> (usize, String) {
+    let out = run(tool("storescu")
+        .args(["-v", "-aet", "CTSIM1", "-aec", AE])
+        .arg("127.0.0.1")
+        .arg(server.port.to_string())
+        .arg(file));
+    (out.text.matches(STORE_OK).count(), out.text)
+}
+
+/// An unwritable SQLite file fails the stores (0xA700, the file not kept), and once it is
+/// writable again the next store succeeds without a restart.
+#[test]
+fn an_unwritable_sqlite_database_fails_stores_then_heals_without_a_restart() {
+    let h = Harness::new(Kind::Sqlite);
+    let server = h.serve(600);
+    let dir = h.root().join("series");
+    fs::create_dir_all(&dir).unwrap();
+    let s = small(&dir, 71, 4, |_| {});
+    send(&server, &s.files[..1], &[]);
+    assert_eq!(stored_files(&h.data_dir()).len(), 1);
+
+    let db = h.data_dir().join("hu-red.sqlite");
+    let wal = h.data_dir().join("hu-red.sqlite-wal");
+    let mut locked = Immutable::set(&[db, wal]);
+    let (acked, text) = acknowledged(&server, &s.files[1]);
+    assert_eq!(acked, 0, "a store the database refused is not acknowledged:\n{text}");
+    assert!(
+        text.contains("OutOfResources") || text.to_lowercase().contains("a700"),
+        "answered 0xA700:\n{text}\n{}",
+        server.log_tail()
+    );
+    assert_eq!(
+        stored_files(&h.data_dir()).len(),
+        1,
+        "the refused instance's file is not kept"
+    );
+    locked.release();
+
+    // the cause gone: the next stores succeed, no restart
+    send(&server, &s.files[2..], &[]);
+    send(&server, &s.files[1..2], &[]);
+    assert_eq!(stored_files(&h.data_dir()).len(), 4);
+    let series = h.series(&s.uid).expect("the series");
+    assert_eq!(series.n_instances, 4);
+}
