@@ -10,6 +10,7 @@
 //! baseline must not pass silently); an insert listed twice is an error.
 
 use crate::analysis::{Baseline, BaselineEntry};
+use crate::identity::{Protocol, ScannerIdentity};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -81,33 +82,34 @@ impl BaselineProtocol {
         self.fields.get("phantom").map(String::as_str)
     }
 
-    /// Lines describing how `current` (column name → value, same names as
-    /// [`METADATA_COLUMNS`]) differs from the baseline's protocol on the fields that shift HU:
-    /// KVP, ReconstructionKernel, SliceThickness, Manufacturer, ManufacturerModelName,
-    /// StationName. A field missing on either side is not compared.
-    pub fn differences(&self, current: &BTreeMap<String, String>) -> Vec<String> {
-        const COMPARED: [&str; 6] = [
-            "KVP",
-            "ReconstructionKernel",
-            "SliceThickness",
-            "Manufacturer",
-            "ManufacturerModelName",
-            "StationName",
-        ];
-        let mut out = Vec::new();
-        for key in COMPARED {
-            let (Some(b), Some(c)) = (self.fields.get(key), current.get(key)) else {
-                continue;
-            };
-            let same = match (b.trim().parse::<f64>(), c.trim().parse::<f64>()) {
-                (Ok(x), Ok(y)) => (x - y).abs() <= 1e-6 * x.abs().max(y.abs()).max(1.0),
-                _ => b.trim().eq_ignore_ascii_case(c.trim()),
-            };
-            if !same {
-                out.push(format!("{key} {c} (baseline: {b})"));
-            }
+    /// The protocol the file records (KVP, ReconstructionKernel, SliceThickness; a missing
+    /// or non-numeric number is unknown), to compare with a run's by
+    /// [`Protocol::differences`].
+    pub fn protocol(&self) -> Protocol {
+        Protocol {
+            kvp: self.number("KVP"),
+            kernel: self.fields.get("ReconstructionKernel").cloned(),
+            slice_thickness_mm: self.number("SliceThickness"),
         }
-        out
+    }
+
+    /// The scanner the file records (Manufacturer, ManufacturerModelName, StationName), to
+    /// compare with a run's by [`ScannerIdentity::differences`].
+    pub fn scanner(&self) -> ScannerIdentity {
+        let text = |key: &str| self.fields.get(key).map(String::as_str);
+        ScannerIdentity::new(
+            None,
+            text("StationName"),
+            text("Manufacturer"),
+            text("ManufacturerModelName"),
+            None,
+            None,
+        )
+    }
+
+    /// A column's value as a finite number (`None` when absent or not a number).
+    fn number(&self, key: &str) -> Option<f64> {
+        parse_number(self.fields.get(key)?).ok().flatten()
     }
 }
 
@@ -431,17 +433,43 @@ mod tests {
 
     #[test]
     fn protocol_differences() {
+        // the file's columns become a protocol, compared by identity's one rule
+        let all = crate::identity::ProtocolField::ALL;
         let mut p = BaselineProtocol::default();
         p.fields.insert("KVP".into(), "120".into());
         p.fields
             .insert("ReconstructionKernel".into(), "B30f".into());
         p.fields.insert("SliceThickness".into(), "2.0".into());
-        let mut cur = BTreeMap::new();
-        cur.insert("KVP".to_string(), "120.0".to_string());
-        cur.insert("ReconstructionKernel".to_string(), "b30f".to_string());
-        cur.insert("SliceThickness".to_string(), "2".to_string());
-        assert!(p.differences(&cur).is_empty());
-        cur.insert("KVP".to_string(), "100".to_string());
-        assert_eq!(p.differences(&cur), ["KVP 100 (baseline: 120)"]);
+        let mut cur = Protocol {
+            kvp: Some(120.0),
+            kernel: Some("b30f".into()),
+            slice_thickness_mm: Some(2.0),
+        };
+        assert!(cur.differences(&p.protocol(), &all).is_empty());
+        cur.kvp = Some(100.0);
+        assert_eq!(
+            cur.differences(&p.protocol(), &all),
+            ["kVp 100 (baseline 120)"]
+        );
+        // a file without a KVP column (or a text in it) does not record the kVp: said so
+        for kvp in [None, Some("n/a"), Some("120 kV")] {
+            let mut q = p.clone();
+            q.fields.remove("KVP");
+            if let Some(v) = kvp {
+                q.fields.insert("KVP".into(), v.into());
+            }
+            assert_eq!(
+                cur.differences(&q.protocol(), &all),
+                ["kVp 100 (baseline unknown)"]
+            );
+        }
+        // the scanner columns: compared where both know them
+        p.fields.insert("Manufacturer".into(), "SIEMENS".into());
+        p.fields.insert("StationName".into(), "CTAWP1".into());
+        let run = ScannerIdentity::new(None, Some("ctawp1"), Some("GE"), Some("X"), None, None);
+        assert_eq!(
+            run.differences(&p.scanner()),
+            ["manufacturer GE (baseline SIEMENS)"]
+        );
     }
 }

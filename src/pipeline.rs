@@ -14,6 +14,7 @@ use crate::analysis::{
 };
 use crate::baseline::BaselineProtocol;
 use crate::dicom::{self, DicomError, SeriesMeta};
+use crate::identity::{Protocol, ProtocolField, ScannerIdentity};
 use crate::phantom::{PhantomDef, PhantomError, PhantomSet};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -360,16 +361,43 @@ pub fn apply_baseline(
             ));
         }
     }
-    let current = crate::report::Metadata::from_series(&outcome.meta).protocol_fields();
-    let diffs = bp.differences(&current);
+    let (scanner, protocol) = identity_of(&outcome.meta);
+    let diffs = protocol.differences(&bp.protocol(), &ProtocolField::ALL);
     if !diffs.is_empty() {
         warnings.push(format!(
-            "the acquisition differs from the baseline's ({}): {}; HU depend on the protocol, so compare with a baseline of the same protocol",
+            "the protocol differs from the baseline's, or the baseline does not record it ({}): {}; HU depend on the protocol, so compare with a baseline of the same protocol",
+            b.source,
+            diffs.join(", ")
+        ));
+    }
+    let diffs = scanner.differences(&bp.scanner());
+    if !diffs.is_empty() {
+        warnings.push(format!(
+            "the baseline ({}) was measured on another scanner: {}; HU differ between scanners, so compare with a baseline of this scanner",
             b.source,
             diffs.join(", ")
         ));
     }
     push_unique(&mut outcome.warnings, &warnings);
+}
+
+/// The scanner and protocol a series' headers record (analyze has no configuration: no
+/// calling AE, no configured name).
+fn identity_of(meta: &SeriesMeta) -> (ScannerIdentity, Protocol) {
+    let scanner = ScannerIdentity::new(
+        meta.device_serial_number.as_deref(),
+        meta.station_name.as_deref(),
+        meta.manufacturer.as_deref(),
+        meta.manufacturer_model_name.as_deref(),
+        None,
+        None,
+    );
+    let protocol = Protocol {
+        kvp: meta.kvp,
+        kernel: meta.reconstruction_kernel.clone(),
+        slice_thickness_mm: meta.slice_thickness,
+    };
+    (scanner, protocol)
 }
 
 #[cfg(test)]
@@ -469,7 +497,10 @@ mod tests {
         assert!(out.evaluation.has_baseline);
         assert_eq!(out.evaluation.pass, Some(true));
         let w = out.warnings.join("\n");
-        assert!(w.contains("KVP 120 (baseline: 100)"), "{w}");
+        assert!(w.contains("kVp 120 (baseline 100)"), "{w}");
+        // the file records no kernel and no slice thickness: not silently the same protocol
+        assert!(w.contains("kernel STANDARD (baseline unknown)"), "{w}");
+        assert!(w.contains("slice thickness 2 (baseline unknown)"), "{w}");
         assert!(w.contains("measured on phantom 'catphan_ctp404'"), "{w}");
     }
 

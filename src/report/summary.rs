@@ -7,7 +7,6 @@ use crate::analysis::{
     Measurement, Plan, Pose, SlicesUsed, ToleranceEvaluation, UnassignedHole,
 };
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 /// Wall time of each stage of one analysis, milliseconds (`timings_ms` in the summary JSON;
@@ -138,17 +137,6 @@ impl Metadata {
             s(&self.reconstruction_kernel),
             s(&self.pixel_spacing),
         ]
-    }
-
-    /// The script's column name → value (non-empty only), for comparing protocols with a
-    /// baseline file (see `baseline::BaselineProtocol::differences`).
-    pub fn protocol_fields(&self) -> BTreeMap<String, String> {
-        crate::baseline::METADATA_COLUMNS
-            .iter()
-            .zip(self.script_cells())
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| (k.to_string(), v))
-            .collect()
     }
 }
 
