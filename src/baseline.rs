@@ -10,23 +10,9 @@
 //! baseline must not pass silently); an insert listed twice is an error.
 
 use crate::analysis::{Baseline, BaselineEntry};
+use crate::dicom::Acquisition;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// The acquisition metadata columns of the script's CSV (and hu-red's), in the script's order.
-pub const METADATA_COLUMNS: [&str; 11] = [
-    "SeriesDescription",
-    "ProtocolName",
-    "KVP",
-    "Manufacturer",
-    "ManufacturerModelName",
-    "StationName",
-    "StudyDate",
-    "StudyTime",
-    "SliceThickness",
-    "ReconstructionKernel",
-    "PixelSpacing",
-];
 
 /// Why a baseline file could not be used. Every message names the file.
 #[derive(Debug, thiserror::Error)]
@@ -71,44 +57,16 @@ pub enum BaselineError {
 /// metadata columns and of its `phantom` column. Empty when the file has none of those columns.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BaselineProtocol {
-    /// Column name → value (non-empty values only).
-    pub fields: BTreeMap<String, String>,
-}
-
-impl BaselineProtocol {
+    /// What the acquisition columns record (KVP, ReconstructionKernel, Manufacturer, …); its
+    /// `protocol()` and `scanner()` are compared with a run's.
+    pub acquisition: Acquisition,
+    /// The `PixelSpacing` cell ("row,column"), as written.
+    pub pixel_spacing: Option<String>,
     /// The phantom id the baseline was measured on (the `phantom` column), if the file says.
-    pub fn phantom(&self) -> Option<&str> {
-        self.fields.get("phantom").map(String::as_str)
-    }
-
-    /// Lines describing how `current` (column name → value, same names as
-    /// [`METADATA_COLUMNS`]) differs from the baseline's protocol on the fields that shift HU:
-    /// KVP, ReconstructionKernel, SliceThickness, Manufacturer, ManufacturerModelName,
-    /// StationName. A field missing on either side is not compared.
-    pub fn differences(&self, current: &BTreeMap<String, String>) -> Vec<String> {
-        const COMPARED: [&str; 6] = [
-            "KVP",
-            "ReconstructionKernel",
-            "SliceThickness",
-            "Manufacturer",
-            "ManufacturerModelName",
-            "StationName",
-        ];
-        let mut out = Vec::new();
-        for key in COMPARED {
-            let (Some(b), Some(c)) = (self.fields.get(key), current.get(key)) else {
-                continue;
-            };
-            let same = match (b.trim().parse::<f64>(), c.trim().parse::<f64>()) {
-                (Ok(x), Ok(y)) => (x - y).abs() <= 1e-6 * x.abs().max(y.abs()).max(1.0),
-                _ => b.trim().eq_ignore_ascii_case(c.trim()),
-            };
-            if !same {
-                out.push(format!("{key} {c} (baseline: {b})"));
-            }
-        }
-        out
-    }
+    pub phantom: Option<String>,
+    /// Number columns whose cell is not a number (column, text), e.g. `("KVP", "120 kV")`:
+    /// unknown in `acquisition`; `hu-red baseline import` refuses them.
+    pub not_numbers: Vec<(&'static str, String)>,
 }
 
 /// The report line for a baseline stored under a family id (`catphan_ctp404`, from before
@@ -184,11 +142,6 @@ pub fn parse_baseline(bytes: &[u8], path: &Path) -> Result<BaselineFile, Baselin
         });
     };
     let red_col = col("red");
-    let meta_cols: Vec<(&str, usize)> = METADATA_COLUMNS
-        .iter()
-        .chain(&["phantom"])
-        .filter_map(|name| col(name).map(|i| (*name, i)))
-        .collect();
 
     let mut entries: Vec<BaselineEntry> = Vec::new();
     let mut first_line: BTreeMap<String, u64> = BTreeMap::new();
@@ -228,11 +181,18 @@ pub fn parse_baseline(bytes: &[u8], path: &Path) -> Result<BaselineFile, Baselin
             None => None,
         };
         if entries.is_empty() {
-            for (name, i) in &meta_cols {
-                if let Some(v) = record.get(*i).filter(|v| !v.is_empty()) {
-                    protocol.fields.insert((*name).to_string(), v.to_string());
-                }
-            }
+            let cell = |name: &str| {
+                col(name)
+                    .and_then(|i| record.get(i))
+                    .filter(|v| !v.is_empty())
+            };
+            let (acquisition, not_numbers) = Acquisition::from_cells(cell);
+            protocol = BaselineProtocol {
+                acquisition,
+                pixel_spacing: cell("PixelSpacing").map(str::to_string),
+                phantom: cell("phantom").map(str::to_string),
+                not_numbers,
+            };
         }
         entries.push(BaselineEntry {
             insert,
@@ -332,21 +292,17 @@ mod tests {
         // the script writes NaN for an unmatched insert: kept, with no value
         let liver = b.entries.iter().find(|e| e.insert == "liver").unwrap();
         assert_eq!(liver.hu_mean, None);
+        assert_eq!(f.protocol.acquisition.kvp, Some(120.0));
         assert_eq!(
-            f.protocol.fields.get("KVP").map(String::as_str),
-            Some("120")
-        );
-        assert_eq!(
-            f.protocol
-                .fields
-                .get("ReconstructionKernel")
-                .map(String::as_str),
+            f.protocol.acquisition.reconstruction_kernel.as_deref(),
             Some("B30f")
         );
         assert_eq!(
-            f.protocol.fields.get("PixelSpacing").map(String::as_str),
+            f.protocol.pixel_spacing.as_deref(),
             Some("0.9765625,0.9765625")
         );
+        assert_eq!(f.protocol.phantom.as_deref(), Some("cirs062"));
+        assert!(f.protocol.not_numbers.is_empty());
     }
 
     #[test]
@@ -370,7 +326,7 @@ mod tests {
         assert_eq!(e[0].hu_mean, Some(1.5));
         assert_eq!(e[0].red, None);
         assert!(e[1..].iter().all(|x| x.hu_mean.is_none()));
-        assert!(f.protocol.fields.is_empty());
+        assert_eq!(f.protocol, BaselineProtocol::default());
     }
 
     #[test]
@@ -431,17 +387,53 @@ mod tests {
 
     #[test]
     fn protocol_differences() {
-        let mut p = BaselineProtocol::default();
-        p.fields.insert("KVP".into(), "120".into());
-        p.fields
-            .insert("ReconstructionKernel".into(), "B30f".into());
-        p.fields.insert("SliceThickness".into(), "2.0".into());
-        let mut cur = BTreeMap::new();
-        cur.insert("KVP".to_string(), "120.0".to_string());
-        cur.insert("ReconstructionKernel".to_string(), "b30f".to_string());
-        cur.insert("SliceThickness".to_string(), "2".to_string());
-        assert!(p.differences(&cur).is_empty());
-        cur.insert("KVP".to_string(), "100".to_string());
-        assert_eq!(p.differences(&cur), ["KVP 100 (baseline: 120)"]);
+        // the file's columns become an acquisition, whose protocol is compared by identity's
+        // one rule
+        let all = crate::identity::ProtocolField::ALL;
+        let file = |kvp: &str| {
+            parse(&format!(
+                "insert,hu_mean,KVP,ReconstructionKernel,SliceThickness,Manufacturer,StationName\n\
+                 water,0,{kvp},B30f,2.0,SIEMENS,CTAWP1\n"
+            ))
+            .unwrap()
+            .protocol
+        };
+        let p = file("120");
+        let mut cur = crate::identity::Protocol {
+            kvp: Some(120.0),
+            kernel: Some("b30f".into()),
+            slice_thickness_mm: Some(2.0),
+        };
+        assert!(cur.differences(&p.acquisition.protocol(), &all).is_empty());
+        cur.kvp = Some(100.0);
+        assert_eq!(
+            cur.differences(&p.acquisition.protocol(), &all),
+            ["kVp 100 (baseline 120)"]
+        );
+        // a file without a KVP value (or a text in it) does not record the kVp: said so; the
+        // text is kept for `baseline import`, which refuses it
+        for (kvp, bad) in [("", None), ("n/a", Some("n/a")), ("120 kV", Some("120 kV"))] {
+            let q = file(kvp);
+            assert_eq!(
+                cur.differences(&q.acquisition.protocol(), &all),
+                ["kVp 100 (baseline unknown)"]
+            );
+            let bad: Vec<(&str, String)> =
+                bad.map(|b| ("KVP", b.to_string())).into_iter().collect();
+            assert_eq!(q.not_numbers, bad);
+        }
+        // the scanner columns: compared where both know them
+        let run = crate::identity::ScannerIdentity::new(
+            None,
+            Some("ctawp1"),
+            Some("GE"),
+            Some("X"),
+            None,
+            None,
+        );
+        assert_eq!(
+            run.differences(&p.acquisition.scanner(None, None)),
+            ["manufacturer GE (baseline SIEMENS)"]
+        );
     }
 }

@@ -8,6 +8,17 @@
 //! - Protocol: kVp, ConvolutionKernel and SliceThickness, the fields that shift HU; which of
 //!   them count is configurable (`qa.protocol_fields`). The key is e.g.
 //!   `kvp=120|kernel=B30F|slice=2`.
+//! - Whether a run's protocol is a baseline's ([`Protocol::differences`]: the one rule of the
+//!   service's baseline choice and of `hu-red analyze --baseline`): a field is the same when its
+//!   part of the key is, i.e. numbers equal once rounded to 0.001 (kV, mm: far below any real
+//!   protocol step), the kernel equal once trimmed, without case. A value known on one side
+//!   only is a difference, shown as `unknown` (`kVp 120 (baseline unknown)`): a baseline that
+//!   does not record its kVp is never taken for the run's. A value unknown on both sides is the
+//!   same key part (`kvp=?`): nothing recorded differs, and the service files such runs under
+//!   one key.
+//! - Scanner differences ([`ScannerIdentity::differences`]): manufacturer, model, station name
+//!   and serial number, each compared only when both sides know it (trimmed, without case), as
+//!   [`ScannerIdentity::same_make`] does.
 
 use serde::Serialize;
 
@@ -26,6 +37,15 @@ impl ProtocolField {
         ProtocolField::Kernel,
         ProtocolField::SliceThickness,
     ];
+
+    /// How reports name the field: `kVp`, `kernel`, `slice thickness`.
+    pub fn label(self) -> &'static str {
+        match self {
+            ProtocolField::Kvp => "kVp",
+            ProtocolField::Kernel => "kernel",
+            ProtocolField::SliceThickness => "slice thickness",
+        }
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -132,41 +152,41 @@ impl Protocol {
         }
     }
 
-    /// How `self` (the run) differs from `base` on `fields`, e.g. `kVp 100 (baseline 120)`.
-    pub fn differences(&self, base: &Protocol, fields: &[ProtocolField]) -> Vec<String> {
-        let show_n = |v: Option<f64>| v.map(num).unwrap_or("unknown".into());
-        let show_s = |v: &Option<String>| {
-            v.clone()
-                .filter(|s| !s.trim().is_empty())
-                .unwrap_or("unknown".into())
-        };
-        let mut out = Vec::new();
-        for f in fields {
-            let (same, now, then, name) = match f {
-                ProtocolField::Kvp => (
-                    self.key(&[*f]) == base.key(&[*f]),
-                    show_n(self.kvp),
-                    show_n(base.kvp),
-                    "kVp",
-                ),
-                ProtocolField::Kernel => (
-                    self.key(&[*f]) == base.key(&[*f]),
-                    show_s(&self.kernel),
-                    show_s(&base.kernel),
-                    "kernel",
-                ),
-                ProtocolField::SliceThickness => (
-                    self.key(&[*f]) == base.key(&[*f]),
-                    show_n(self.slice_thickness_mm),
-                    show_n(base.slice_thickness_mm),
-                    "slice thickness",
-                ),
-            };
-            if !same {
-                out.push(format!("{name} {now} (baseline {then})"));
+    /// One field as a report shows it: the number (up to 3 decimals) or the trimmed kernel;
+    /// `unknown` when missing.
+    fn shown(&self, field: ProtocolField) -> String {
+        let value = match field {
+            ProtocolField::Kvp => self.kvp.filter(|v| v.is_finite()).map(num),
+            ProtocolField::Kernel => self
+                .kernel
+                .as_deref()
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(str::to_string),
+            ProtocolField::SliceThickness => {
+                self.slice_thickness_mm.filter(|v| v.is_finite()).map(num)
             }
-        }
-        out
+        };
+        value.unwrap_or_else(|| "unknown".to_string())
+    }
+
+    /// How `self` (the run) differs from `base` (the baseline) on `fields`, one line per field
+    /// whose key part differs (the module's rule: a value known on one side only differs), e.g.
+    /// `kVp 100 (baseline 120)`, `kernel B30f (baseline unknown)`. Empty exactly when the keys
+    /// over `fields` are equal.
+    pub fn differences(&self, base: &Protocol, fields: &[ProtocolField]) -> Vec<String> {
+        fields
+            .iter()
+            .filter(|f| self.key(&[**f]) != base.key(&[**f]))
+            .map(|f| {
+                format!(
+                    "{} {} (baseline {})",
+                    f.label(),
+                    self.shown(*f),
+                    base.shown(*f)
+                )
+            })
+            .collect()
     }
 
     /// How far `other` is from `self` on `fields` (0 = same key). kVp weighs most (it shifts
@@ -222,6 +242,15 @@ fn clean(v: Option<&str>) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Whether two texts may name the same thing: equal once trimmed, without case; an unknown
+/// (missing or blank) side does not count against it.
+fn may_match(a: Option<&str>, b: Option<&str>) -> bool {
+    match (clean(a), clean(b)) {
+        (Some(x), Some(y)) => x.eq_ignore_ascii_case(&y),
+        _ => true,
+    }
+}
+
 impl ScannerIdentity {
     pub fn new(
         device_serial: Option<&str>,
@@ -258,11 +287,28 @@ impl ScannerIdentity {
     /// Whether a baseline recorded with this manufacturer and model may serve this scanner
     /// (an unknown value on either side does not count against it).
     pub fn same_make(&self, manufacturer: Option<&str>, model: Option<&str>) -> bool {
-        let eq = |a: &Option<String>, b: Option<&str>| match (a.as_deref(), clean(b)) {
-            (Some(x), Some(y)) => x.eq_ignore_ascii_case(&y),
-            _ => true,
-        };
-        eq(&self.manufacturer, manufacturer) && eq(&self.model, model)
+        may_match(self.manufacturer.as_deref(), manufacturer)
+            && may_match(self.model.as_deref(), model)
+    }
+
+    /// How this scanner differs from `base`'s (the one a baseline was measured on): one line
+    /// per field both know and that differs (manufacturer, model, station, serial number;
+    /// trimmed, without case), e.g. `manufacturer GE (baseline SIEMENS)`.
+    pub fn differences(&self, base: &ScannerIdentity) -> Vec<String> {
+        [
+            ("manufacturer", &self.manufacturer, &base.manufacturer),
+            ("model", &self.model, &base.model),
+            ("station", &self.station_name, &base.station_name),
+            ("serial number", &self.device_serial, &base.device_serial),
+        ]
+        .into_iter()
+        .filter_map(|(name, now, then)| match (now, then) {
+            (Some(a), Some(b)) if !may_match(Some(a), Some(b)) => {
+                Some(format!("{name} {a} (baseline {b})"))
+            }
+            _ => None,
+        })
+        .collect()
     }
 }
 
@@ -357,6 +403,74 @@ mod tests {
         assert_eq!(
             b.differences(&a, &all),
             vec!["slice thickness 0.625 (baseline 2)".to_string()]
+        );
+    }
+
+    #[test]
+    fn one_rule_for_unknown_values_numbers_and_kernels() {
+        let all = ProtocolField::ALL;
+        let run = p(Some(120.0), Some("B30f"), Some(2.0));
+        // numbers to 0.001, kernels trimmed and without case: the same protocol
+        let same = p(Some(120.0004), Some(" b30F "), Some(2.0));
+        assert!(run.differences(&same, &all).is_empty());
+        assert_eq!(run.key(&all), same.key(&all));
+        // a baseline that does not record a field is not the run's protocol: said as unknown
+        let unknown = p(None, None, Some(2.0));
+        assert_eq!(
+            run.differences(&unknown, &all),
+            vec![
+                "kVp 120 (baseline unknown)".to_string(),
+                "kernel B30f (baseline unknown)".to_string()
+            ]
+        );
+        assert_eq!(
+            unknown.differences(&run, &all),
+            vec![
+                "kVp unknown (baseline 120)".to_string(),
+                "kernel unknown (baseline B30f)".to_string()
+            ]
+        );
+        // unknown on both sides: the same key part, nothing recorded differs
+        assert!(unknown.differences(&unknown, &all).is_empty());
+        // a non-finite number is unknown
+        let nan = p(Some(f64::NAN), Some("B30f"), Some(2.0));
+        assert_eq!(
+            nan.differences(&run, &all),
+            vec!["kVp unknown (baseline 120)".to_string()]
+        );
+        // only the fields in force count
+        assert!(run
+            .differences(&unknown, &[ProtocolField::SliceThickness])
+            .is_empty());
+    }
+
+    #[test]
+    fn scanner_differences_compare_what_both_know() {
+        let run = ScannerIdentity::new(
+            Some("SN1"),
+            Some("CT1"),
+            Some("SIEMENS"),
+            Some("go.Open"),
+            None,
+            None,
+        );
+        let base = ScannerIdentity::new(None, Some(" ct1 "), Some("siemens"), None, None, None);
+        assert!(run.differences(&base).is_empty());
+        let other = ScannerIdentity::new(
+            Some("SN2"),
+            Some("CT2"),
+            Some("GE MEDICAL SYSTEMS"),
+            Some("go.Open"),
+            None,
+            None,
+        );
+        assert_eq!(
+            run.differences(&other),
+            vec![
+                "manufacturer SIEMENS (baseline GE MEDICAL SYSTEMS)".to_string(),
+                "station CT1 (baseline CT2)".to_string(),
+                "serial number SN1 (baseline SN2)".to_string()
+            ]
         );
     }
 

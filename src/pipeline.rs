@@ -14,6 +14,7 @@ use crate::analysis::{
 };
 use crate::baseline::BaselineProtocol;
 use crate::dicom::{self, DicomError, SeriesMeta};
+use crate::identity::ProtocolField;
 use crate::phantom::{PhantomDef, PhantomError, PhantomSet};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -252,7 +253,7 @@ fn load_step(
 /// the plausibility bands are (an explicit option, in tests, wins).
 fn with_scan_kvp(mut options: AnalysisOptions, meta: &SeriesMeta) -> AnalysisOptions {
     if options.kvp.is_none() {
-        options.kvp = meta.kvp.filter(|k| k.is_finite() && *k > 0.0);
+        options.kvp = meta.acquisition.kvp.filter(|k| k.is_finite() && *k > 0.0);
     }
     options
 }
@@ -342,7 +343,7 @@ pub fn apply_baseline(
     };
     let mut warnings = Vec::new();
     let m = &outcome.measurement;
-    if let Some(other) = bp.phantom().filter(|p| *p != m.phantom_id) {
+    if let Some(other) = bp.phantom.as_deref().filter(|p| *p != m.phantom_id) {
         if m.family.as_deref() == Some(other) {
             warnings.push(crate::baseline::family_baseline_note(
                 &format!("the baseline ({})", b.source),
@@ -360,11 +361,23 @@ pub fn apply_baseline(
             ));
         }
     }
-    let current = crate::report::Metadata::from_series(&outcome.meta).protocol_fields();
-    let diffs = bp.differences(&current);
+    let (run, base) = (&outcome.meta.acquisition, &bp.acquisition);
+    let diffs = run
+        .protocol()
+        .differences(&base.protocol(), &ProtocolField::ALL);
     if !diffs.is_empty() {
         warnings.push(format!(
-            "the acquisition differs from the baseline's ({}): {}; HU depend on the protocol, so compare with a baseline of the same protocol",
+            "the protocol differs from the baseline's, or the baseline does not record it ({}): {}; HU depend on the protocol, so compare with a baseline of the same protocol",
+            b.source,
+            diffs.join(", ")
+        ));
+    }
+    let diffs = run
+        .scanner(None, None)
+        .differences(&base.scanner(None, None));
+    if !diffs.is_empty() {
+        warnings.push(format!(
+            "the baseline ({}) was measured on another scanner: {}; HU differ between scanners, so compare with a baseline of this scanner",
             b.source,
             diffs.join(", ")
         ));
@@ -456,11 +469,14 @@ mod tests {
                 })
                 .collect(),
         };
-        let mut protocol = BaselineProtocol::default();
-        protocol.fields.insert("KVP".into(), "100".into());
-        protocol
-            .fields
-            .insert("phantom".into(), "catphan_ctp404".into());
+        let protocol = BaselineProtocol {
+            acquisition: dicom::Acquisition {
+                kvp: Some(100.0),
+                ..Default::default()
+            },
+            phantom: Some("catphan_ctp404".into()),
+            ..Default::default()
+        };
         let sim = render(&params(), set.get("cirs062").unwrap()).unwrap();
         let mut req = request(labelled(sim.objects));
         req.baseline = Some(baseline);
@@ -469,7 +485,10 @@ mod tests {
         assert!(out.evaluation.has_baseline);
         assert_eq!(out.evaluation.pass, Some(true));
         let w = out.warnings.join("\n");
-        assert!(w.contains("KVP 120 (baseline: 100)"), "{w}");
+        assert!(w.contains("kVp 120 (baseline 100)"), "{w}");
+        // the file records no kernel and no slice thickness: not silently the same protocol
+        assert!(w.contains("kernel STANDARD (baseline unknown)"), "{w}");
+        assert!(w.contains("slice thickness 2 (baseline unknown)"), "{w}");
         assert!(w.contains("measured on phantom 'catphan_ctp404'"), "{w}");
     }
 
@@ -487,10 +506,10 @@ mod tests {
         variant.warnings.clear();
         variant.measurement.phantom_id = "catphan_604".into();
         variant.measurement.family = Some("catphan_ctp404".into());
-        let mut legacy = BaselineProtocol::default();
-        legacy
-            .fields
-            .insert("phantom".into(), "catphan_ctp404".into());
+        let legacy = BaselineProtocol {
+            phantom: Some("catphan_ctp404".into()),
+            ..Default::default()
+        };
         let b = req_baseline(&out);
         apply_baseline(&mut variant, Some(&b), Some(&legacy));
         let w = variant.warnings.join("\n");
@@ -505,8 +524,10 @@ mod tests {
             "{w}"
         );
         // another variant's baseline is a mismatch
-        let mut other = BaselineProtocol::default();
-        other.fields.insert("phantom".into(), "catphan_504".into());
+        let other = BaselineProtocol {
+            phantom: Some("catphan_504".into()),
+            ..Default::default()
+        };
         variant.warnings.clear();
         apply_baseline(&mut variant, Some(&b), Some(&other));
         assert!(variant

@@ -7,7 +7,7 @@ use crate::identity::{Protocol, ProtocolField};
 use crate::phantom::PhantomSet;
 use crate::report::format::fixed;
 use crate::store::{BaselineFilter, BaselineRow, NewBaseline, NewBaselineEntry, RunStatus, Store};
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -277,39 +277,41 @@ async fn import(
     json: bool,
 ) -> anyhow::Result<()> {
     let parsed = crate::baseline::read_baseline(file)?;
-    if let Some(p) = parsed.protocol.phantom().filter(|p| *p != phantom) {
+    if let Some(p) = parsed.protocol.phantom.as_deref().filter(|p| *p != phantom) {
         bail!(
             "{} was measured on phantom {p:?} (its 'phantom' column), not {phantom:?}",
             file.display()
         );
     }
-    let meta = |k: &str| parsed.protocol.fields.get(k).cloned();
-    let num = |k: &str| -> anyhow::Result<Option<f64>> {
-        meta(k)
-            .map(|v| {
-                v.trim()
-                    .parse::<f64>()
-                    .with_context(|| format!("{}: {k} {v:?} is not a number", file.display()))
-            })
-            .transpose()
+    let recorded = &parsed.protocol.acquisition;
+    // a number column the file holds text in is refused, unless the value is given
+    let given_for = |column: &str| match column {
+        "KVP" => given.kvp.is_some(),
+        "SliceThickness" => given.slice_thickness.is_some(),
+        _ => false,
     };
+    if let Some((column, v)) = parsed
+        .protocol
+        .not_numbers
+        .iter()
+        .find(|(c, _)| !given_for(c))
+    {
+        bail!("{}: {column} {v:?} is not a number", file.display());
+    }
+    let from_file = recorded.protocol();
     let protocol = Protocol {
-        kvp: match given.kvp {
-            Some(v) => Some(v),
-            None => num("KVP")?,
-        },
-        kernel: given.kernel.or_else(|| meta("ReconstructionKernel")),
-        slice_thickness_mm: match given.slice_thickness {
-            Some(v) => Some(v),
-            None => num("SliceThickness")?,
-        },
+        kvp: given.kvp.or(from_file.kvp),
+        kernel: given.kernel.or(from_file.kernel),
+        slice_thickness_mm: given.slice_thickness.or(from_file.slice_thickness_mm),
     };
     let (scanner_id, label) = resolve_scanner(store, scanner).await?;
     let b = NewBaseline {
         scanner_id: scanner_id.clone(),
         scanner_label: Some(label),
-        manufacturer: given.manufacturer.or_else(|| meta("Manufacturer")),
-        model: given.model.or_else(|| meta("ManufacturerModelName")),
+        manufacturer: given.manufacturer.or_else(|| recorded.manufacturer.clone()),
+        model: given
+            .model
+            .or_else(|| recorded.manufacturer_model_name.clone()),
         phantom_id: phantom.to_string(),
         protocol_key: protocol.key(fields),
         kvp: protocol.kvp,

@@ -115,7 +115,7 @@ fn positions_by_instance_number(
     }
     let step = headers[0]
         .spacing_between_slices
-        .or(headers[0].slice_thickness)
+        .or(headers[0].acquisition.slice_thickness)
         .unwrap_or(1.0);
     let warning = format!(
         "ImagePositionPatient/ImageOrientationPatient missing or invalid in {} file(s) ({}): slices ordered by InstanceNumber, positions assumed {step} mm apart",

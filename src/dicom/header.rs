@@ -9,6 +9,7 @@ use dicom_dictionary_std::{tags, uids};
 use dicom_object::{DefaultDicomObject, InMemDicomObject};
 
 use super::raw::FileLayout;
+use super::Acquisition;
 
 /// Where a slice's pixel data comes from when it is decoded.
 #[derive(Debug, Clone)]
@@ -32,19 +33,11 @@ pub(crate) struct SliceHeader {
     pub series_instance_uid: String,
     pub study_instance_uid: String,
     pub image_type: Vec<String>,
-    pub series_description: Option<String>,
-    pub protocol_name: Option<String>,
-    pub kvp: Option<f64>,
-    pub manufacturer: Option<String>,
-    pub manufacturer_model_name: Option<String>,
-    pub station_name: Option<String>,
-    pub device_serial_number: Option<String>,
-    pub study_date: Option<String>,
-    pub study_time: Option<String>,
+    /// Who scanned, how and when (for one frame of an Enhanced CT object: the frame's slice
+    /// thickness).
+    pub acquisition: Acquisition,
     pub series_number: Option<i64>,
-    pub slice_thickness: Option<f64>,
     pub spacing_between_slices: Option<f64>,
-    pub reconstruction_kernel: Option<String>,
     pub instance_number: Option<i64>,
     pub image_position: Option<[f64; 3]>,
     pub image_orientation: Option<[f64; 6]>,
@@ -234,6 +227,40 @@ fn fg<T>(
         .or_else(|| shared.and_then(|s| first_item(s, seq)).and_then(&f))
 }
 
+/// The acquisition metadata of a data set; an Enhanced CT object's kVp and kernel from its
+/// shared functional groups when they are not at the top level.
+fn acquisition(ds: &InMemDicomObject, enhanced: bool) -> Acquisition {
+    let kvp = float(ds, tags::KVP).or_else(|| {
+        enhanced
+            .then(|| shared_attr(ds, tags::CTX_RAY_DETAILS_SEQUENCE, |o| float(o, tags::KVP)))
+            .flatten()
+    });
+    let reconstruction_kernel = strings(ds, tags::CONVOLUTION_KERNEL)
+        .or_else(|| {
+            enhanced
+                .then(|| {
+                    shared_attr(ds, tags::CT_RECONSTRUCTION_SEQUENCE, |o| {
+                        strings(o, tags::CONVOLUTION_KERNEL)
+                    })
+                })
+                .flatten()
+        })
+        .map(|v| v.join("\\"));
+    Acquisition {
+        series_description: string(ds, tags::SERIES_DESCRIPTION),
+        protocol_name: string(ds, tags::PROTOCOL_NAME),
+        kvp,
+        manufacturer: string(ds, tags::MANUFACTURER),
+        manufacturer_model_name: string(ds, tags::MANUFACTURER_MODEL_NAME),
+        station_name: string(ds, tags::STATION_NAME),
+        study_date: string(ds, tags::STUDY_DATE),
+        study_time: string(ds, tags::STUDY_TIME),
+        slice_thickness: float(ds, tags::SLICE_THICKNESS).filter(|t| *t > 0.0),
+        reconstruction_kernel,
+        device_serial_number: string(ds, tags::DEVICE_SERIAL_NUMBER),
+    }
+}
+
 fn frame_infos(ds: &InMemDicomObject, n_frames: usize) -> Vec<FrameInfo> {
     let shared = first_item(ds, tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE);
     let per_frame: &[InMemDicomObject] = ds
@@ -338,23 +365,6 @@ impl SliceHeader {
         } else {
             Vec::new()
         };
-        let kvp = float(ds, tags::KVP).or_else(|| {
-            enhanced
-                .then(|| shared_attr(ds, tags::CTX_RAY_DETAILS_SEQUENCE, |o| float(o, tags::KVP)))
-                .flatten()
-        });
-        let reconstruction_kernel = strings(ds, tags::CONVOLUTION_KERNEL)
-            .or_else(|| {
-                enhanced
-                    .then(|| {
-                        shared_attr(ds, tags::CT_RECONSTRUCTION_SEQUENCE, |o| {
-                            strings(o, tags::CONVOLUTION_KERNEL)
-                        })
-                    })
-                    .flatten()
-            })
-            .map(|v| v.join("\\"));
-
         SliceHeader {
             source,
             label,
@@ -365,19 +375,9 @@ impl SliceHeader {
             series_instance_uid: string(ds, tags::SERIES_INSTANCE_UID).unwrap_or_default(),
             study_instance_uid: string(ds, tags::STUDY_INSTANCE_UID).unwrap_or_default(),
             image_type: strings(ds, tags::IMAGE_TYPE).unwrap_or_default(),
-            series_description: string(ds, tags::SERIES_DESCRIPTION),
-            protocol_name: string(ds, tags::PROTOCOL_NAME),
-            kvp,
-            manufacturer: string(ds, tags::MANUFACTURER),
-            manufacturer_model_name: string(ds, tags::MANUFACTURER_MODEL_NAME),
-            station_name: string(ds, tags::STATION_NAME),
-            device_serial_number: string(ds, tags::DEVICE_SERIAL_NUMBER),
-            study_date: string(ds, tags::STUDY_DATE),
-            study_time: string(ds, tags::STUDY_TIME),
+            acquisition: acquisition(ds, enhanced),
             series_number: int(ds, tags::SERIES_NUMBER),
-            slice_thickness: float(ds, tags::SLICE_THICKNESS).filter(|t| *t > 0.0),
             spacing_between_slices: float(ds, tags::SPACING_BETWEEN_SLICES).filter(|t| *t > 0.0),
-            reconstruction_kernel,
             instance_number: int(ds, tags::INSTANCE_NUMBER),
             image_position,
             image_orientation,
@@ -428,7 +428,7 @@ impl SliceHeader {
                 h.image_position = f.position.or(h.image_position);
                 h.image_orientation = f.orientation.or(h.image_orientation);
                 h.pixel_spacing = f.pixel_spacing.or(h.pixel_spacing);
-                h.slice_thickness = f.slice_thickness.or(h.slice_thickness);
+                h.acquisition.slice_thickness = f.slice_thickness.or(h.acquisition.slice_thickness);
                 h.spacing_between_slices = f.spacing_between_slices.or(h.spacing_between_slices);
                 h.rescale_slope = f.rescale_slope.or(h.rescale_slope);
                 h.rescale_intercept = f.rescale_intercept.or(h.rescale_intercept);
@@ -509,19 +509,12 @@ impl SliceHeader {
             series_instance_uid: "1.2.3".into(),
             study_instance_uid: "1.2".into(),
             image_type: vec!["ORIGINAL".into(), "PRIMARY".into(), "AXIAL".into()],
-            series_description: None,
-            protocol_name: None,
-            kvp: None,
-            manufacturer: None,
-            manufacturer_model_name: None,
-            station_name: None,
-            device_serial_number: None,
-            study_date: None,
-            study_time: None,
+            acquisition: Acquisition {
+                slice_thickness: Some(2.0),
+                ..Acquisition::default()
+            },
             series_number: None,
-            slice_thickness: Some(2.0),
             spacing_between_slices: None,
-            reconstruction_kernel: None,
             instance_number,
             image_position: position,
             image_orientation: orientation,
@@ -653,12 +646,15 @@ mod tests {
         assert_eq!(h.modality, "CT");
         assert_eq!(h.rescale_intercept, Some(-1024.0));
         assert_eq!(h.pixel_spacing, Some([0.48828125, 0.5]));
-        assert_eq!(h.reconstruction_kernel.as_deref(), Some("FC13\\AIDR 3D"));
+        assert_eq!(
+            h.acquisition.reconstruction_kernel.as_deref(),
+            Some("FC13\\AIDR 3D")
+        );
         assert_eq!(h.padding_value, Some(-2000));
         assert!(h.is_localizer());
         assert_eq!(h.instance_number, Some(12));
         assert_eq!(h.image_position, None, "two values are not a position");
-        assert_eq!(h.series_description, None);
+        assert_eq!(h.acquisition.series_description, None);
         assert_eq!(h.transfer_syntax, uids::IMPLICIT_VR_LITTLE_ENDIAN);
     }
 

@@ -25,6 +25,7 @@
 //!
 //! This is blocking, CPU-bound code (rayon inside): call it from `spawn_blocking` in async code.
 
+mod acquisition;
 mod geometry;
 mod header;
 mod pixels;
@@ -46,6 +47,7 @@ use raw::FileLayout;
 use scan::Scanned;
 use series::assemble;
 
+pub use acquisition::{Acquisition, FieldValue};
 pub use pixels::MIN_VALID_HU;
 
 /// A usable series needs at least this many slices once damaged files are left out.
@@ -137,19 +139,9 @@ pub struct SeriesMeta {
     pub study_instance_uid: String,
     pub sop_class_uid: String,
     pub modality: String,
-    pub series_description: Option<String>,
-    pub protocol_name: Option<String>,
-    pub kvp: Option<f64>,
-    pub manufacturer: Option<String>,
-    pub manufacturer_model_name: Option<String>,
-    pub station_name: Option<String>,
-    pub device_serial_number: Option<String>,
-    pub study_date: Option<String>,
-    pub study_time: Option<String>,
+    /// Who scanned, how and when (the first slice's).
+    pub acquisition: Acquisition,
     pub series_number: Option<i64>,
-    pub slice_thickness: Option<f64>,
-    /// ConvolutionKernel, multiple values joined by a backslash.
-    pub reconstruction_kernel: Option<String>,
     /// `[row spacing, column spacing]`, mm.
     pub pixel_spacing: [f64; 2],
     pub rows: usize,

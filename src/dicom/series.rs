@@ -35,6 +35,7 @@ fn list(items: &[String], max: usize) -> String {
 fn describe_series(uid: &str, hs: &[SliceHeader], what: &str) -> String {
     let h = &hs[0];
     let desc = h
+        .acquisition
         .series_description
         .as_deref()
         .map(|d| format!(" \"{d}\""))
@@ -617,18 +618,8 @@ fn series_meta(
         study_instance_uid: first.study_instance_uid.clone(),
         sop_class_uid: first.sop_class_uid.clone(),
         modality: first.modality.clone(),
-        series_description: first.series_description.clone(),
-        protocol_name: first.protocol_name.clone(),
-        kvp: first.kvp,
-        manufacturer: first.manufacturer.clone(),
-        manufacturer_model_name: first.manufacturer_model_name.clone(),
-        station_name: first.station_name.clone(),
-        device_serial_number: first.device_serial_number.clone(),
-        study_date: first.study_date.clone(),
-        study_time: first.study_time.clone(),
+        acquisition: first.acquisition.clone(),
         series_number: first.series_number,
-        slice_thickness: first.slice_thickness,
-        reconstruction_kernel: first.reconstruction_kernel.clone(),
         pixel_spacing,
         rows,
         columns,
@@ -681,7 +672,7 @@ fn build_series(
 
     let slices = slice_recipes(&headers, &sorted.order, (rows, columns), uid, &mut warnings);
     let first = &headers[sorted.order[0]];
-    let thickness_mm = match first.slice_thickness {
+    let thickness_mm = match first.acquisition.slice_thickness {
         Some(t) => t,
         None => {
             let t = geometry::median_spacing(&sorted.z_mm).unwrap_or(1.0);

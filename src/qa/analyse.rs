@@ -283,7 +283,7 @@ impl BlockingRun {
     ) -> Option<String> {
         let name = report::preview_png_name(id);
         let mut lines = vec![format!("Could not analyse: {error}")];
-        if let Some(d) = &summary.metadata.series_description {
+        if let Some(d) = &summary.metadata.acquisition.series_description {
             lines.push(format!("Series: {d}"));
         }
         if let Some(n) = summary.metadata.n_slices {

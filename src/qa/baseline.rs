@@ -116,21 +116,15 @@ pub(super) fn identity_of(
     series: &SeriesRow,
     scanner: Option<&ScannerConfig>,
 ) -> (ScannerIdentity, Protocol) {
-    let identity = ScannerIdentity::new(
-        meta.and_then(|m| m.device_serial_number.as_deref()),
-        meta.and_then(|m| m.station_name.as_deref())
-            .or(series.station_name.as_deref()),
-        meta.and_then(|m| m.manufacturer.as_deref()),
-        meta.and_then(|m| m.manufacturer_model_name.as_deref()),
+    let mut acquisition = meta.map(|m| m.acquisition.clone()).unwrap_or_default();
+    if acquisition.station_name.is_none() {
+        acquisition.station_name = series.station_name.clone();
+    }
+    let identity = acquisition.scanner(
         series.calling_ae.as_deref(),
         scanner.map(|s| s.name.as_str()),
     );
-    let protocol = Protocol {
-        kvp: meta.and_then(|m| m.kvp),
-        kernel: meta.and_then(|m| m.reconstruction_kernel.clone()),
-        slice_thickness_mm: meta.and_then(|m| m.slice_thickness),
-    };
-    (identity, protocol)
+    (identity, acquisition.protocol())
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ pub(super) async fn store_run(
     let study_date = outcome
         .summary
         .as_ref()
-        .and_then(|s| s.metadata.study_date.as_deref())
+        .and_then(|s| s.metadata.acquisition.study_date.as_deref())
         .and_then(format::iso_date);
     let fields = &ctx.settings.protocol_fields;
     let mut run = run_row(&start, &outcome, finished_ms);

@@ -11,7 +11,7 @@ use crate::pipeline;
 use crate::report::email::{
     self, BaselineInfo, ReportData, ReportKind, ScannerInfo, Trend, TrendRun,
 };
-use crate::report::{format, utc_date_of_ms, Metadata, Summary};
+use crate::report::{format, utc_date_of_ms, Summary};
 use crate::store::{now_ms, NewOutboxMessage, OutboxKind, Verdict};
 use tracing::warn;
 
@@ -195,7 +195,9 @@ pub(super) fn trend_of(ctx: &BaselineContext, o: &pipeline::AnalyzeOutcome) -> T
     };
     runs.push(TrendRun {
         run_id: 0,
-        date: Metadata::from_series(&o.meta)
+        date: o
+            .meta
+            .acquisition
             .study_date
             .as_deref()
             .and_then(format::iso_date)

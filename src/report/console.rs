@@ -185,13 +185,19 @@ fn write_header(s: &mut String, summary: &Summary) -> std::fmt::Result {
 /// 0.488 mm · slice 2 mm` (what is known of it).
 fn series_text(md: &Metadata) -> String {
     let mut series = Vec::new();
-    if let Some(d) = md.series_description.as_deref().filter(|d| !d.is_empty()) {
+    if let Some(d) = md
+        .acquisition
+        .series_description
+        .as_deref()
+        .filter(|d| !d.is_empty())
+    {
         series.push(format!("\"{d}\""));
     }
-    if let Some(kv) = md.kvp {
+    if let Some(kv) = md.acquisition.kvp {
         series.push(format!("{} kV", tol(kv)));
     }
     if let Some(k) = md
+        .acquisition
         .reconstruction_kernel
         .as_deref()
         .filter(|k| !k.is_empty())
@@ -204,7 +210,7 @@ fn series_text(md: &Metadata) -> String {
     if let Some(ps) = md.pixel_spacing_mm {
         series.push(format!("pixel {} mm", fixed(Some(ps[1]), 3)));
     }
-    if let Some(t) = md.slice_thickness {
+    if let Some(t) = md.acquisition.slice_thickness {
         series.push(format!("slice {} mm", tol(t)));
     }
     series.join(" · ")

@@ -15,20 +15,15 @@ use super::format::{cell_fixed, cell_flag, cell_shortest};
 use super::summary::{material_check, MaterialCheck};
 use super::{write_atomically, ReportError, Summary};
 use crate::analysis::{InsertConstancy, MaterialResult, MaterialStatus};
+use crate::dicom::Acquisition;
 use std::path::Path;
 
-/// The header, in order.
-pub const CSV_COLUMNS: [&str; 50] = [
-    "SeriesDescription",
-    "ProtocolName",
-    "KVP",
-    "Manufacturer",
-    "ManufacturerModelName",
-    "StationName",
-    "StudyDate",
-    "StudyTime",
-    "SliceThickness",
-    "ReconstructionKernel",
+/// The header, in order: the acquisition's script columns ([`Acquisition::SCRIPT_COLUMNS`]),
+/// then `COLUMNS_AFTER_ACQUISITION`.
+pub const CSV_COLUMNS: [&str; 50] = concat(Acquisition::SCRIPT_COLUMNS, COLUMNS_AFTER_ACQUISITION);
+
+/// The columns after the acquisition's: the rest of the script's, then hu-red's.
+const COLUMNS_AFTER_ACQUISITION: [&str; 40] = [
     "PixelSpacing",
     "selected_slice_index",
     "phantom",
@@ -71,6 +66,25 @@ pub const CSV_COLUMNS: [&str; 50] = [
     "check_reason",
     "check_notes",
 ];
+
+/// `a` then `b` (`N` = their lengths' sum, checked when compiled).
+const fn concat<const A: usize, const B: usize, const N: usize>(
+    a: [&'static str; A],
+    b: [&'static str; B],
+) -> [&'static str; N] {
+    assert!(A + B == N, "concat: N must be A + B");
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < A {
+        out[i] = a[i];
+        i += 1;
+    }
+    while i < N {
+        out[i] = b[i - A];
+        i += 1;
+    }
+    out
+}
 
 /// HU values: 3 decimals (far below any measurement's precision, so a baseline made from this
 /// file compares equal to the run it came from); empty when not finite.

@@ -6,8 +6,8 @@ use crate::analysis::{
     AbsoluteChecks, AssignmentMethod, Candidate, Curve, Detection, MaterialResult, MaterialStatus,
     Measurement, Plan, Pose, SlicesUsed, ToleranceEvaluation, UnassignedHole,
 };
+use crate::dicom::{Acquisition, FieldValue};
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 /// Wall time of each stage of one analysis, milliseconds (`timings_ms` in the summary JSON;
@@ -30,31 +30,15 @@ pub enum Status {
     Error,
 }
 
-/// Acquisition metadata: the script's 11 DICOM fields under the script's names, the script's
-/// `selected_slice_index`, `phantom` and `dicom_path`, then hu-red's additions.
+/// Acquisition metadata: the script's 11 DICOM fields under the script's names (the
+/// acquisition's, flattened, then `PixelSpacing`), the script's `selected_slice_index`,
+/// `phantom` and `dicom_path`, then hu-red's additions. The acquisition's `DeviceSerialNumber`
+/// comes with it, before `PixelSpacing`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Metadata {
-    #[serde(rename = "SeriesDescription")]
-    pub series_description: Option<String>,
-    #[serde(rename = "ProtocolName")]
-    pub protocol_name: Option<String>,
-    #[serde(rename = "KVP")]
-    pub kvp: Option<f64>,
-    #[serde(rename = "Manufacturer")]
-    pub manufacturer: Option<String>,
-    #[serde(rename = "ManufacturerModelName")]
-    pub manufacturer_model_name: Option<String>,
-    #[serde(rename = "StationName")]
-    pub station_name: Option<String>,
-    #[serde(rename = "StudyDate")]
-    pub study_date: Option<String>,
-    #[serde(rename = "StudyTime")]
-    pub study_time: Option<String>,
-    #[serde(rename = "SliceThickness")]
-    pub slice_thickness: Option<f64>,
-    /// From ConvolutionKernel, as the script names it.
-    #[serde(rename = "ReconstructionKernel")]
-    pub reconstruction_kernel: Option<String>,
+    /// Who scanned, how and when, under the script's names (`KVP`, `ReconstructionKernel`, …).
+    #[serde(flatten)]
+    pub acquisition: Acquisition,
     /// Row and column spacing joined by "," (the script's form).
     #[serde(rename = "PixelSpacing")]
     pub pixel_spacing: Option<String>,
@@ -72,8 +56,6 @@ pub struct Metadata {
     pub modality: Option<String>,
     #[serde(rename = "SeriesNumber")]
     pub series_number: Option<i64>,
-    #[serde(rename = "DeviceSerialNumber")]
-    pub device_serial_number: Option<String>,
     #[serde(rename = "Rows")]
     pub rows: Option<usize>,
     #[serde(rename = "Columns")]
@@ -93,16 +75,7 @@ impl Metadata {
         let ps = meta.pixel_spacing;
         let ps_ok = ps.iter().all(|v| v.is_finite() && *v > 0.0);
         Metadata {
-            series_description: meta.series_description.clone(),
-            protocol_name: meta.protocol_name.clone(),
-            kvp: meta.kvp.and_then(finite),
-            manufacturer: meta.manufacturer.clone(),
-            manufacturer_model_name: meta.manufacturer_model_name.clone(),
-            station_name: meta.station_name.clone(),
-            study_date: meta.study_date.clone(),
-            study_time: meta.study_time.clone(),
-            slice_thickness: meta.slice_thickness.and_then(finite),
-            reconstruction_kernel: meta.reconstruction_kernel.clone(),
+            acquisition: meta.acquisition.clone(),
             pixel_spacing: ps_ok.then(|| format!("{},{}", ps[0], ps[1])),
             selected_slice_index: None,
             phantom: String::new(),
@@ -112,7 +85,6 @@ impl Metadata {
             sop_class_uid: Some(meta.sop_class_uid.clone()),
             modality: Some(meta.modality.clone()),
             series_number: meta.series_number,
-            device_serial_number: meta.device_serial_number.clone(),
             rows: Some(meta.rows),
             columns: Some(meta.columns),
             transfer_syntax_uid: Some(meta.transfer_syntax.clone()),
@@ -121,34 +93,26 @@ impl Metadata {
         }
     }
 
-    /// The 11 script columns as CSV cells (missing = empty), in the script's order.
+    /// The 11 script columns as CSV cells (missing = empty), in the script's order: the
+    /// acquisition's ([`Acquisition::SCRIPT_COLUMNS`]), then `PixelSpacing`.
     pub fn script_cells(&self) -> [String; 11] {
-        let s = |v: &Option<String>| v.clone().unwrap_or_default();
-        let n = super::format::cell_shortest;
+        let [a, b, c, d, e, f, g, h, i, j] = self.acquisition.script_values().map(|v| match v {
+            FieldValue::Text(t) => t.unwrap_or_default().to_string(),
+            FieldValue::Number(n) => super::format::cell_shortest(n),
+        });
         [
-            s(&self.series_description),
-            s(&self.protocol_name),
-            n(self.kvp),
-            s(&self.manufacturer),
-            s(&self.manufacturer_model_name),
-            s(&self.station_name),
-            s(&self.study_date),
-            s(&self.study_time),
-            n(self.slice_thickness),
-            s(&self.reconstruction_kernel),
-            s(&self.pixel_spacing),
+            a,
+            b,
+            c,
+            d,
+            e,
+            f,
+            g,
+            h,
+            i,
+            j,
+            self.pixel_spacing.clone().unwrap_or_default(),
         ]
-    }
-
-    /// The script's column name → value (non-empty only), for comparing protocols with a
-    /// baseline file (see `baseline::BaselineProtocol::differences`).
-    pub fn protocol_fields(&self) -> BTreeMap<String, String> {
-        crate::baseline::METADATA_COLUMNS
-            .iter()
-            .zip(self.script_cells())
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| (k.to_string(), v))
-            .collect()
     }
 }
 

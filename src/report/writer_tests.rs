@@ -34,12 +34,15 @@ fn evaluation(
 
 fn summary_of(m: &Measurement, ev: &ToleranceEvaluation) -> Summary {
     let metadata = Metadata {
-        series_description: Some("QA HU-RED".into()),
-        kvp: Some(120.0),
-        station_name: Some("CT01".into()),
-        study_date: Some("20240312".into()),
-        reconstruction_kernel: Some("B30f".into()),
-        slice_thickness: Some(2.0),
+        acquisition: crate::dicom::Acquisition {
+            series_description: Some("QA HU-RED".into()),
+            kvp: Some(120.0),
+            station_name: Some("CT01".into()),
+            study_date: Some("20240312".into()),
+            reconstruction_kernel: Some("B30f".into()),
+            slice_thickness: Some(2.0),
+            ..Default::default()
+        },
         pixel_spacing: Some("0.8,0.8".into()),
         pixel_spacing_mm: Some([0.8, 0.8]),
         rows: Some(N),
@@ -197,7 +200,12 @@ fn csv_has_script_columns_first_and_no_nan() {
     assert!(!text.to_lowercase().contains("nan"), "{text}");
     let mut r = csv::Reader::from_path(&path).unwrap();
     let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
-    assert_eq!(&header[..11], &crate::baseline::METADATA_COLUMNS[..]);
+    // the acquisition's script columns, then PixelSpacing
+    assert_eq!(
+        &header[..10],
+        &crate::dicom::Acquisition::SCRIPT_COLUMNS[..]
+    );
+    assert_eq!(header[10], "PixelSpacing");
     // the script's 23 columns first, in its order (the fixture's header is the script's)
     let script = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/script_baseline.csv"),
@@ -242,7 +250,10 @@ fn csv_has_script_columns_first_and_no_nan() {
         .unwrap();
     assert_eq!(w.hu_mean, Some(35.0));
     assert_eq!(w.red, Some(1.0));
-    assert_eq!(back.protocol.fields["KVP"], "120");
+    assert_eq!(back.protocol.acquisition.kvp, Some(120.0));
+    // the whole acquisition reads back as written (the serial number is no script column)
+    assert_eq!(back.protocol.acquisition, s.metadata.acquisition);
+    assert_eq!(back.protocol.pixel_spacing.as_deref(), Some("0.8,0.8"));
 }
 
 #[test]

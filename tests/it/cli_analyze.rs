@@ -501,7 +501,12 @@ fn baseline_in_the_scripts_csv_format() {
     // the protocol differs from the baseline's: a warning says so
     let warnings = v["warnings"].to_string();
     assert!(
-        warnings.contains("ReconstructionKernel STANDARD (baseline: B30f)"),
+        warnings.contains("kernel STANDARD (baseline B30f)"),
+        "{warnings}"
+    );
+    // and the scanner: a warning of its own, compared by identity
+    assert!(
+        warnings.contains("manufacturer hu-red (baseline SIEMENS)"),
         "{warnings}"
     );
     let out = stdout(&o);

@@ -381,7 +381,7 @@ fn real_enhanced_ct_frames_match_dcmtk_raw_pixels() {
         s.slice_labels()
     );
     assert_eq!(s.meta.pixel_spacing, [0.388672, 0.388672]);
-    assert_eq!(s.meta.slice_thickness, Some(10.0));
+    assert_eq!(s.meta.acquisition.slice_thickness, Some(10.0));
     let st = s.full_resolution(&[0, 1]).unwrap();
 
     let work = tempfile::tempdir().unwrap();

@@ -86,7 +86,7 @@ fn analyse(
     let series = dicom::load_series_from_objects(objects, None).unwrap();
     let ov = series.overview(2.0).unwrap();
     let opts = AnalysisOptions {
-        kvp: series.meta.kvp,
+        kvp: series.meta.acquisition.kvp,
         ..AnalysisOptions::default()
     };
     let result = analysis::plan(&ov, &set.phantoms, &opts)
@@ -121,7 +121,7 @@ fn run_with(case: &Case, params: SimParams) -> (Truth, Measurement) {
 fn plan_and_measure(set: &PhantomSet, series: &dicom::Series, phantom: &str) -> Measurement {
     let ov = series.overview(2.0).unwrap();
     let opts = AnalysisOptions {
-        kvp: series.meta.kvp,
+        kvp: series.meta.acquisition.kvp,
         ..AnalysisOptions::default()
     };
     let plan = analysis::plan(&ov, &set.phantoms, &opts)
@@ -667,7 +667,7 @@ fn run_cases(
             let ov = series.overview(2.0).unwrap();
             let opts = AnalysisOptions {
                 phantom: Some(id.into()),
-                kvp: series.meta.kvp,
+                kvp: series.meta.acquisition.kvp,
                 ..AnalysisOptions::default()
             };
             let plan = analysis::plan(&ov, &set.phantoms, &opts).unwrap();

@@ -79,16 +79,22 @@ fn picks_largest_axial_ct_series_and_names_the_others() {
     );
     assert_eq!(s.meta.modality, "CT");
     assert_eq!(s.meta.rows, 8);
-    assert_eq!(s.meta.kvp, Some(120.0));
-    assert_eq!(s.meta.reconstruction_kernel.as_deref(), Some("B30f"));
-    assert_eq!(s.meta.study_date.as_deref(), Some("20240115"));
+    assert_eq!(s.meta.acquisition.kvp, Some(120.0));
+    assert_eq!(
+        s.meta.acquisition.reconstruction_kernel.as_deref(),
+        Some("B30f")
+    );
+    assert_eq!(s.meta.acquisition.study_date.as_deref(), Some("20240115"));
     assert_eq!(s.meta.transfer_syntax, uids::EXPLICIT_VR_LITTLE_ENDIAN);
 
     // an explicit choice wins, and does not warn about the others
     let a = load_series(dir.path(), Some(A)).unwrap();
     assert_eq!(a.meta.series_instance_uid, A);
     assert_eq!(a.meta.n_slices, 4);
-    assert_eq!(a.meta.series_description.as_deref(), Some("Small recon"));
+    assert_eq!(
+        a.meta.acquisition.series_description.as_deref(),
+        Some("Small recon")
+    );
     assert!(!has_warning(&a.warnings, &[B]), "{:?}", a.warnings);
 
     // an unknown UID lists what exists
@@ -682,9 +688,12 @@ fn enhanced_ct_frames_are_sorted_and_rescaled_per_frame() {
         );
         assert_eq!(s.meta.sop_class_uid, uids::ENHANCED_CT_IMAGE_STORAGE);
         assert_eq!(s.meta.pixel_spacing, [0.5, 0.5]);
-        assert_eq!(s.meta.slice_thickness, Some(1.5));
-        assert_eq!(s.meta.kvp, Some(140.0));
-        assert_eq!(s.meta.reconstruction_kernel.as_deref(), Some("FC17"));
+        assert_eq!(s.meta.acquisition.slice_thickness, Some(1.5));
+        assert_eq!(s.meta.acquisition.kvp, Some(140.0));
+        assert_eq!(
+            s.meta.acquisition.reconstruction_kernel.as_deref(),
+            Some("FC17")
+        );
         assert!(s.warnings.is_empty(), "{:?}", s.warnings);
         let st = s.full_resolution(&[0, 1, 2, 3]).unwrap();
         for (k, z) in st.z_mm.iter().enumerate() {

@@ -47,17 +47,23 @@ fn load_series_takes_the_ct_series_and_leaves_out_the_structure_set() {
     assert_eq!((m.rows, m.columns), (512, 512));
     assert!((m.pixel_spacing[0] - PIXEL_MM).abs() < 1e-9, "{m:?}");
     assert!((m.pixel_spacing[1] - PIXEL_MM).abs() < 1e-9, "{m:?}");
-    assert_eq!(m.slice_thickness, Some(2.5));
+    assert_eq!(m.acquisition.slice_thickness, Some(2.5));
     assert!((series.thickness_mm() - 2.5).abs() < 1e-9);
-    assert_eq!(m.manufacturer.as_deref(), Some("Varian Medical Systems"));
     assert_eq!(
-        m.manufacturer_model_name.as_deref(),
+        m.acquisition.manufacturer.as_deref(),
+        Some("Varian Medical Systems")
+    );
+    assert_eq!(
+        m.acquisition.manufacturer_model_name.as_deref(),
         Some("OBI Cone-beam CT")
     );
-    assert_eq!(m.kvp, Some(100.0));
-    assert_eq!(m.reconstruction_kernel.as_deref(), Some("Ram-Lak"));
-    assert_eq!(m.study_date.as_deref(), Some("20120620"));
-    assert_eq!(m.series_description, None);
+    assert_eq!(m.acquisition.kvp, Some(100.0));
+    assert_eq!(
+        m.acquisition.reconstruction_kernel.as_deref(),
+        Some("Ram-Lak")
+    );
+    assert_eq!(m.acquisition.study_date.as_deref(), Some("20120620"));
+    assert_eq!(m.acquisition.series_description, None);
 
     // Every slice is a CT file; the RT Structure Set is not among them.
     let labels = series.slice_labels();
@@ -165,7 +171,7 @@ fn run_engine(set: &PhantomSet, slab_mm: f64) -> (Plan, Measurement) {
     let opts = AnalysisOptions {
         phantom: None,
         slab_mm,
-        kvp: series.meta.kvp,
+        kvp: series.meta.acquisition.kvp,
     };
     let plan = analysis::plan(&overview, &set.phantoms, &opts)
         .unwrap_or_else(|e| panic!("plan failed on the real Catphan: {e}"));

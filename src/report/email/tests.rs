@@ -140,12 +140,15 @@ pub(super) fn no_constancy() -> ToleranceEvaluation {
 
 pub(super) fn metadata() -> Metadata {
     Metadata {
-        series_description: Some("QA HU-RED 120kV".into()),
-        kvp: Some(120.0),
-        manufacturer: Some("SIEMENS".into()),
-        station_name: Some("CTSIM1".into()),
-        study_date: Some("20261125".into()),
-        study_time: Some("102233.500".into()),
+        acquisition: crate::dicom::Acquisition {
+            series_description: Some("QA HU-RED 120kV".into()),
+            kvp: Some(120.0),
+            manufacturer: Some("SIEMENS".into()),
+            station_name: Some("CTSIM1".into()),
+            study_date: Some("20261125".into()),
+            study_time: Some("102233.500".into()),
+            ..Default::default()
+        },
         series_instance_uid: Some("1.2.826.0.1.3680043.2.1125.1".into()),
         modality: Some("CT".into()),
         n_slices: Some(120),

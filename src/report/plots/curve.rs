@@ -429,19 +429,35 @@ fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
 fn subtitle(summary: &Summary) -> String {
     let md = &summary.metadata;
     let mut parts = Vec::new();
-    if let Some(s) = md.series_description.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(s) = md
+        .acquisition
+        .series_description
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
         parts.push(s.to_string());
     }
-    if let Some(s) = md.station_name.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(s) = md
+        .acquisition
+        .station_name
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
         parts.push(s.to_string());
     }
-    if let Some(d) = md.study_date.as_deref().filter(|s| s.len() == 8) {
+    if let Some(d) = md
+        .acquisition
+        .study_date
+        .as_deref()
+        .filter(|s| s.len() == 8)
+    {
         parts.push(dicom_date(d));
     }
-    if let Some(k) = md.kvp {
+    if let Some(k) = md.acquisition.kvp {
         parts.push(format!("{} kV", tol(k)));
     }
     if let Some(k) = md
+        .acquisition
         .reconstruction_kernel
         .as_deref()
         .filter(|s| !s.is_empty())

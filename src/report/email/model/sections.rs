@@ -127,8 +127,12 @@ pub(super) fn error(d: &ReportData) -> Vec<Section> {
 fn seen_fields(s: &Summary) -> Vec<(&'static str, String)> {
     let md = &s.metadata;
     let mut seen: Vec<(&'static str, String)> = Vec::new();
-    push_opt(&mut seen, "Series", md.series_description.as_deref());
-    push_opt(&mut seen, "Station", md.station_name.as_deref());
+    push_opt(
+        &mut seen,
+        "Series",
+        md.acquisition.series_description.as_deref(),
+    );
+    push_opt(&mut seen, "Station", md.acquisition.station_name.as_deref());
     push_opt(&mut seen, "Modality", md.modality.as_deref());
     seen.push((
         "Slices",
@@ -145,7 +149,7 @@ fn seen_fields(s: &Summary) -> Vec<(&'static str, String)> {
             format!("{} × {} mm", fixed(Some(ps[1]), 3), fixed(Some(ps[0]), 3)),
         ));
     }
-    if let Some(t) = md.slice_thickness.and_then(finite) {
+    if let Some(t) = md.acquisition.slice_thickness.and_then(finite) {
         seen.push(("Slice thickness", format!("{} mm", tol(t))));
     }
     if s.phantom.detection == Detection::Forced {
@@ -217,26 +221,30 @@ pub(super) fn scanner_and_series(d: &ReportData, label: &str) -> Section {
     push_opt(
         &mut f,
         "Manufacturer",
-        sc.manufacturer.as_deref().or(md.manufacturer.as_deref()),
+        sc.manufacturer
+            .as_deref()
+            .or(md.acquisition.manufacturer.as_deref()),
     );
     push_opt(
         &mut f,
         "Model",
         sc.model
             .as_deref()
-            .or(md.manufacturer_model_name.as_deref()),
+            .or(md.acquisition.manufacturer_model_name.as_deref()),
     );
     push_opt(
         &mut f,
         "Station",
-        sc.station_name.as_deref().or(md.station_name.as_deref()),
+        sc.station_name
+            .as_deref()
+            .or(md.acquisition.station_name.as_deref()),
     );
     push_opt(
         &mut f,
         "Serial number",
         sc.device_serial
             .as_deref()
-            .or(md.device_serial_number.as_deref()),
+            .or(md.acquisition.device_serial_number.as_deref()),
     );
     push_opt(&mut f, "Calling AE", sc.calling_ae.as_deref());
     let protocol = one_line(&d.protocol);
@@ -248,14 +256,20 @@ pub(super) fn scanner_and_series(d: &ReportData, label: &str) -> Section {
             protocol
         },
     ));
-    push_opt(&mut f, "Series", md.series_description.as_deref());
+    push_opt(
+        &mut f,
+        "Series",
+        md.acquisition.series_description.as_deref(),
+    );
     push_opt(&mut f, "Series UID", md.series_instance_uid.as_deref());
     let date = md
+        .acquisition
         .study_date
         .as_deref()
         .map(dicom_date)
         .unwrap_or_else(|| one_line(&d.date));
     let time = md
+        .acquisition
         .study_time
         .as_deref()
         .map(dicom_time)

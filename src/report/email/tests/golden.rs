@@ -200,7 +200,7 @@ fn error_cases() -> Vec<Case> {
     // ERROR: a forced phantom, no plan, pixel spacing and slice thickness known, no hints
     let mut md = metadata();
     md.pixel_spacing_mm = Some([0.977, 0.9766]);
-    md.slice_thickness = Some(2.5);
+    md.acquisition.slice_thickness = Some(2.5);
     let s = Summary::error(
         "/var/lib/hu-red/incoming/1.2.4",
         "catphan_504",
