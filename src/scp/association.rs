@@ -15,7 +15,7 @@ use tracing::{debug, info, warn};
 
 use super::dimse::{self, status, Command};
 use super::negotiation::{self, AePolicy};
-use super::storage::{is_valid_uid, Failure, Origin, TempInstance};
+use super::storage::{self, is_valid_uid, Failure, Origin, TempInstance};
 use super::{Level, Shared, StoredInstance};
 
 /// Largest command set we accept (real ones are a few hundred bytes).
@@ -688,11 +688,25 @@ impl Connection {
                 }
                 Err(f)
             }
-            // A file in place but not recorded is recorded at the next start; the sender is
-            // told the instance failed and sends it again.
-            (_, Err(e)) => Err(Failure::resources(format!(
-                "cannot record the instance: {e}"
-            ))),
+            // Not recorded: the sender is told the instance failed (0xA700) and sends it again;
+            // nothing unacknowledged is kept (a file in place is removed).
+            (filed, Err(e)) => {
+                if filed.is_ok() {
+                    let path = stored.path.clone();
+                    let removed =
+                        tokio::task::spawn_blocking(move || storage::remove_stored(&path)).await;
+                    if !matches!(removed, Ok(Ok(()))) {
+                        warn!(
+                            sop_instance_uid = %stored.record.sop_instance_uid,
+                            "the file of an instance that could not be recorded cannot be \
+                             removed; the next start of the service records it"
+                        );
+                    }
+                }
+                Err(Failure::resources(format!(
+                    "cannot record the instance: {e}"
+                )))
+            }
         }
     }
 

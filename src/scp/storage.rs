@@ -407,6 +407,15 @@ impl Drop for TempInstance {
     }
 }
 
+/// Remove a stored instance's file that could not be recorded, durably (its folder fsynced).
+pub(crate) fn remove_stored(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => path.parent().map_or(Ok(()), durable::sync_dir),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// What the SCP reads from a received data set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Header {

@@ -74,6 +74,20 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A pooled connection may be handed out (again) only outside any transaction. A transaction
+/// whose statement or commit failed (disk full, I/O error, the server gone) is rolled back when
+/// dropped; when that rollback fails too, the connection would stay inside the transaction and
+/// every later `BEGIN` on it would fail ("non-zero transaction depth") until a restart. Such a
+/// connection is closed instead (checked when returned and again before reuse), and the pool
+/// opens a fresh one: the next write after the cause is gone succeeds.
+fn usable<C: sqlx::Connection>(conn: &C) -> bool {
+    let ok = !conn.is_in_transaction();
+    if !ok {
+        tracing::warn!("a database connection left inside a failed transaction is closed");
+    }
+    ok
+}
+
 /// Pool settings for [`Store::connect_with`].
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -251,7 +265,14 @@ impl Store {
                 .foreign_keys(true)
                 .busy_timeout(opts.busy_timeout);
             let ingest_options = options.clone().synchronous(SqliteSynchronous::Normal);
-            let pool = SqlitePoolOptions::new()
+            let mut pool_options = SqlitePoolOptions::new();
+            if !in_memory {
+                // (an in-memory database lives as long as its one connection: never closed)
+                pool_options = pool_options
+                    .before_acquire(|c, _| Box::pin(async move { Ok(usable(&*c)) }))
+                    .after_release(|c, _| Box::pin(async move { Ok(usable(&*c)) }));
+            }
+            let pool = pool_options
                 // An in-memory database lives as long as its one connection.
                 .max_connections(if in_memory { 1 } else { max })
                 .min_connections(if in_memory { 1 } else { 0 })
@@ -284,6 +305,8 @@ impl Store {
                 pool.clone()
             } else {
                 SqlitePoolOptions::new()
+                    .before_acquire(|c, _| Box::pin(async move { Ok(usable(&*c)) }))
+                    .after_release(|c, _| Box::pin(async move { Ok(usable(&*c)) }))
                     .max_connections(2)
                     .min_connections(0)
                     .idle_timeout(Some(std::time::Duration::from_secs(600)))
@@ -303,6 +326,8 @@ impl Store {
                 reason: e.to_string(),
             })?;
             let pool = PgPoolOptions::new()
+                .before_acquire(|c, _| Box::pin(async move { Ok(usable(&*c)) }))
+                .after_release(|c, _| Box::pin(async move { Ok(usable(&*c)) }))
                 .max_connections(max)
                 .acquire_timeout(opts.acquire_timeout)
                 .connect_with(options)

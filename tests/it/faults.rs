@@ -19,7 +19,11 @@ impl Immutable {
                 .arg(f)
                 .status()
                 .is_ok_and(|s| s.success());
-            assert!(ok, "chattr +i {} (the test needs root and e2fsprogs)", f.display());
+            assert!(
+                ok,
+                "chattr +i {} (the test needs root and e2fsprogs)",
+                f.display()
+            );
         }
         Immutable(files.to_vec())
     }
@@ -80,7 +84,10 @@ fn an_unwritable_sqlite_database_fails_stores_then_heals_without_a_restart() {
     let wal = h.data_dir().join("hu-red.sqlite-wal");
     let mut locked = Immutable::set(&[db, wal]);
     let (acked, text) = acknowledged(&server, &s.files[1]);
-    assert_eq!(acked, 0, "a store the database refused is not acknowledged:\n{text}");
+    assert_eq!(
+        acked, 0,
+        "a store the database refused is not acknowledged:\n{text}"
+    );
     assert!(
         text.contains("OutOfResources") || text.to_lowercase().contains("a700"),
         "answered 0xA700:\n{text}\n{}",
