@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod dicom;
 pub mod durable;
+pub mod health;
 pub mod identity;
 pub mod notify;
 pub mod phantom;

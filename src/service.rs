@@ -257,7 +257,19 @@ fn supervised_tasks(
             })
         })
     };
+    let watch: supervisor::TaskFactory = {
+        let (store, data_dir, stop) =
+            (store.clone(), config.storage.data_dir.clone(), stop.clone());
+        Arc::new(move || {
+            let run = crate::health::watch_database(store.clone(), data_dir.clone(), stop.clone());
+            Box::pin(async move {
+                run.await;
+                Ok(())
+            })
+        })
+    };
     vec![
+        ("database watch", watch),
         ("assembler", assembler),
         ("QA workers", workers),
         ("report sender", sender),

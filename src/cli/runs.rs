@@ -19,6 +19,11 @@ pub struct RunsArgs {
 
 pub fn run(args: RunsArgs) -> anyhow::Result<()> {
     let config = load_config(args.config.as_ref())?;
+    // Said first: the service's database watch may know what this command cannot open.
+    let health = crate::health::read_status(&config.storage.data_dir);
+    if !args.json {
+        print_health(&health);
+    }
     crate::cli::runtime()?.block_on(async move {
         let store = crate::cli::open_existing_store(&config).await?;
         let series = store.list_series(args.limit).await?;
@@ -27,6 +32,7 @@ pub fn run(args: RunsArgs) -> anyhow::Result<()> {
         store.close().await;
         if args.json {
             let doc = serde_json::json!({
+                "database_unusable": health.as_ref().ok().cloned().flatten(),
                 "series": series,
                 "runs": runs,
                 "undelivered_reports": undelivered,
@@ -92,4 +98,26 @@ pub fn run(args: RunsArgs) -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })
+}
+
+/// What the running service found about the database, when it is not well.
+fn print_health(health: &Result<Option<crate::health::Unusable>, String>) {
+    match health {
+        Ok(None) => {}
+        Ok(Some(u)) => {
+            println!(
+                "DATABASE UNUSABLE: the service has found the database refusing writes since {} \
+                 (last checked {}): {}. Every instance sent meanwhile is refused (0xA700) and \
+                 must be sent again once it is fixed.",
+                crate::report::utc_timestamp_of_ms(u.since_ms),
+                crate::report::utc_timestamp_of_ms(u.checked_ms),
+                u.error
+            );
+            println!();
+        }
+        Err(e) => {
+            println!("The service's database status cannot be read: {e}");
+            println!();
+        }
+    }
 }

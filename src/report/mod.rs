@@ -21,7 +21,7 @@ pub use summary::{
     absolute_failures, material_check, verdict, Constancy, MaterialCheck, Metadata, OkParts,
     Outputs, PhantomSummary, RunVerdict, Status, Summary, Timings,
 };
-pub use time::{utc_date_of_ms, utc_timestamp};
+pub use time::{utc_date_of_ms, utc_timestamp, utc_timestamp_of_ms};
 
 use std::path::{Path, PathBuf};
 

@@ -18,6 +18,11 @@ pub fn utc_timestamp(t: SystemTime) -> String {
     )
 }
 
+/// Unix milliseconds as an RFC 3339 UTC timestamp (before 1970: the epoch).
+pub fn utc_timestamp_of_ms(ms: i64) -> String {
+    utc_timestamp(UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+}
+
 /// Unix milliseconds as a UTC date `YYYY-MM-DD` (before 1970: the epoch).
 pub fn utc_date_of_ms(ms: i64) -> String {
     let t = UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));

@@ -384,6 +384,27 @@ impl Store {
         with_pool!(self, pool => pool.close().await)
     }
 
+    /// A small committed write (the time of the last check, in `settings`): does the database
+    /// take writes now? The service's database watch calls it periodically.
+    pub async fn probe_write(&self) -> Result<(), StoreError> {
+        let what = "checking that the database takes writes";
+        let now = now_ms().to_string();
+        let _writing = self.write_guard().await;
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(self.err(what))?;
+            sqlx::query(
+                "INSERT INTO settings (key, value) VALUES ('last_write_check', $1) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(&now)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err(what))?;
+            tx.commit().await.map_err(self.err(what))?;
+            Ok(())
+        })
+    }
+
     /// The settings in force, for the start-up log and tests: SQLite `journal_mode`,
     /// `synchronous` (2 = FULL), `foreign_keys`, `busy_timeout` (ms); Postgres
     /// `server_version`, `search_path`.

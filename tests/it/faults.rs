@@ -98,7 +98,24 @@ fn an_unwritable_sqlite_database_fails_stores_then_heals_without_a_restart() {
         1,
         "the refused instance's file is not kept"
     );
+    // a database that stays unusable is visible: an error in the log, and `hu-red runs`
+    let status = h.data_dir().join("database-status.json");
+    wait_until("the database watch to notice", &server, || {
+        status.is_file().then_some(())
+    });
+    assert!(
+        server.log_text().contains("the database does not take writes"),
+        "{}",
+        server.log_tail()
+    );
+    let out = h.cli(&["runs"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("DATABASE UNUSABLE"), "hu-red runs:\n{text}");
     locked.release();
+    wait_until("the database watch to see it heal", &server, || {
+        (!status.exists()).then_some(())
+    });
+    assert!(server.log_text().contains("the database takes writes again"));
 
     // the cause gone: the next stores succeed, no restart
     send(&server, &s.files[2..], &[]);
