@@ -635,7 +635,10 @@ impl Connection {
     async fn store(&self, mut temp: Box<TempInstance>) -> Result<StoredInstance, Failure> {
         let data_dir = self.shared.settings.data_dir.clone();
         let t0 = Instant::now();
-        // The header is normally in the bytes kept in memory: parsed here, no I/O.
+        // Header and completeness: a data set held whole in the bytes kept in memory (not
+        // deflated) is checked here, without I/O; a larger one (every CT image) is walked in its
+        // temp file off the reactor (element headers only, values skipped by seeking). Nothing
+        // is recorded or renamed before this passed.
         let (temp, stored) = match temp.describe(&data_dir)? {
             Some(stored) => (temp, stored),
             None => {

@@ -23,15 +23,26 @@
 //!    from the first 64 KiB kept in memory (from the temp file when the header is longer, or
 //!    deflated beyond them; the reader inflates deflate): SOP Instance/Class UID (must
 //!    equal the command's), Study/Series Instance UID (valid UIDs: they become path components),
-//!    Modality, StationName, SeriesDescription.
+//!    Modality, StationName, SeriesDescription. Then the data set is walked to its end in the
+//!    negotiated transfer syntax (`completeness`; from memory when the whole data set is there
+//!    and not deflated, else from the temp file off the reactor): element headers only, values
+//!    skipped by seeking (deflated ones inflated as a stream and dropped), so a 512 MiB instance
+//!    costs a few KiB of reads. No element may run past the end of the data set or of its
+//!    item/sequence, every undefined-length sequence and item must be delimited, native Pixel
+//!    Data must hold Rows × Columns × SamplesPerPixel × BitsAllocated/8 × NumberOfFrames bytes
+//!    (padded to even or not), encapsulated Pixel Data must end with its sequence delimitation
+//!    item, and an image SOP class (or a data set with Rows/Columns) must have Pixel Data.
+//!    Otherwise: 0xC000 with the reason in the Error Comment, the temp file removed, nothing
+//!    recorded.
 //! 4. fsync of the file, rename to `data_dir/<Study>/<Series>/<SOP>.dcm` (directories created,
 //!    their parents fsynced when created; a re-sent instance replaces the file), fsync of the
 //!    series directory.
 //! 5. [`InstanceSink::record`] (the service records it in the database, durable when it returns).
-//! 6. Only then C-STORE-RSP 0x0000. Any failure gives a failure status (see [`status`]) and never
-//!    success: out of resources (0xA700) for disk and database errors, cannot understand (0xC000)
-//!    for unparsable data sets and missing/invalid UIDs, 0xA900 when the data set's SOP Class
-//!    differs from the command's.
+//! 6. Only then C-STORE-RSP 0x0000: the data set is complete, its file durable in place and its
+//!    row committed. Any failure gives a failure status (see [`status`]) and never
+//!    success: out of resources (0xA700) for disk and database errors (and a temp file that
+//!    cannot be read back), cannot understand (0xC000) for unparsable or incomplete data sets and
+//!    missing/invalid UIDs, 0xA900 when the data set's SOP Class differs from the command's.
 //!
 //! # Accepted SOP classes and transfer syntaxes
 //! See [`ACCEPTED_SOP_CLASSES`] and [`TRANSFER_SYNTAXES`]; anything else is rejected per
@@ -55,6 +66,7 @@
 //!   is aborted without a response (its temp file removed; the sender sees the instance failed).
 
 mod association;
+mod completeness;
 pub mod dimse;
 mod negotiation;
 mod storage;

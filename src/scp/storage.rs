@@ -11,6 +11,7 @@ use dicom_dictionary_std::tags;
 use dicom_object::file::ReadPreamble;
 use dicom_object::{FileMetaTableBuilder, OpenFileOptions};
 
+use super::completeness::{self, requires_pixel_data, Incomplete};
 use super::dimse::{status, trim_value};
 use super::negotiation::is_analysable_sop_class;
 use super::{InstanceRecord, StoredInstance};
@@ -51,6 +52,18 @@ impl Failure {
         Failure {
             status: status::CANNOT_UNDERSTAND,
             reason: reason.into(),
+        }
+    }
+}
+
+impl From<Incomplete> for Failure {
+    /// An incomplete data set cannot be understood; a temp file that cannot be read back is
+    /// ours to fix.
+    fn from(e: Incomplete) -> Self {
+        if e.is_local() {
+            Failure::resources(e.to_string())
+        } else {
+            Failure::cannot_understand(e.to_string())
         }
     }
 }
@@ -268,29 +281,54 @@ impl TempInstance {
             .and_then(|obj| header_of(&obj).ok())
     }
 
-    /// Everything received: parse and check the data set's header and say where the instance
-    /// goes. Cheap and free of I/O when the header is in the bytes kept in memory (the usual
-    /// case: call it on the reactor and, on `Ok(None)`, call [`TempInstance::describe_from_file`]
-    /// off it).
+    /// Everything received: parse and check the data set's header, check that the data set is
+    /// complete (see [`completeness`]) and say where the instance goes. Cheap and free of I/O
+    /// when the whole data set is in the bytes kept in memory and not deflated (call it on the
+    /// reactor and, on `Ok(None)`, call [`TempInstance::describe_from_file`] off it).
     pub fn describe(&self, data_dir: &Path) -> Result<Option<StoredInstance>, Failure> {
         if self.data_len == 0 {
             return Err(Failure::cannot_understand("empty data set"));
         }
-        match self.header_from_memory() {
-            Some(h) => self.stored(h, data_dir).map(Some),
-            None => Ok(None),
+        let in_memory = self.data_len == self.prefix.len() as u64
+            && !completeness::is_deflated(&self.origin.transfer_syntax);
+        if !in_memory {
+            return Ok(None);
         }
+        let Some(header) = self.header_from_memory() else {
+            return Ok(None);
+        };
+        let stored = self.stored(header, data_dir)?;
+        completeness::check_bytes(
+            &self.prefix,
+            &self.origin.transfer_syntax,
+            requires_pixel_data(&self.sop_class),
+        )?;
+        Ok(Some(stored))
     }
 
-    /// [`TempInstance::describe`] reading the header from the temp file (blocking: writes the
-    /// bytes not yet written first).
+    /// [`TempInstance::describe`] with the temp file (blocking): writes the bytes not yet
+    /// written, reads the header from memory or else from the file, and walks the data set in
+    /// the file (its element headers only: values are skipped by seeking, deflated ones inflated
+    /// as a stream).
     pub fn describe_from_file(&mut self, data_dir: &Path) -> Result<StoredInstance, Failure> {
         self.write_rest()?;
         if self.data_len == 0 {
             return Err(Failure::cannot_understand("empty data set"));
         }
-        let header = read_header(&self.path)?;
-        self.stored(header, data_dir)
+        let header = match self.header_from_memory() {
+            Some(h) => h,
+            None => read_header(&self.path)?,
+        };
+        let stored = self.stored(header, data_dir)?;
+        let file = File::open(&self.path).map_err(|e| self.io_failure("open", &e))?;
+        completeness::check_file(
+            file,
+            self.header.len() as u64,
+            self.data_len,
+            &self.origin.transfer_syntax,
+            requires_pixel_data(&self.sop_class),
+        )?;
+        Ok(stored)
     }
 
     fn write_rest(&mut self) -> Result<(), Failure> {
@@ -508,8 +546,13 @@ mod tests {
         }
     }
 
-    /// A minimal explicit VR LE data set.
+    /// A minimal explicit VR LE data set with a 2×2 image.
     fn data_set(sop: &str, class: &str, study: &str, series: &str) -> Vec<u8> {
+        image_data_set(sop, class, study, series, 2)
+    }
+
+    /// An explicit VR LE data set with a `side`×`side` 16-bit image.
+    fn image_data_set(sop: &str, class: &str, study: &str, series: &str, side: u16) -> Vec<u8> {
         use dicom_core::{DataElement, PrimitiveValue, VR};
         use dicom_object::InMemDicomObject;
         let mut obj = InMemDicomObject::new_empty();
@@ -523,6 +566,20 @@ mod tests {
         ] {
             obj.put(DataElement::new(tag, vr, PrimitiveValue::from(v)));
         }
+        for (tag, v) in [
+            (tags::SAMPLES_PER_PIXEL, 1u16),
+            (tags::ROWS, side),
+            (tags::COLUMNS, side),
+            (tags::BITS_ALLOCATED, 16),
+        ] {
+            obj.put(DataElement::new(tag, VR::US, PrimitiveValue::from(v)));
+        }
+        let pixels = vec![0x0400u16; usize::from(side) * usize::from(side)];
+        obj.put(DataElement::new(
+            tags::PIXEL_DATA,
+            VR::OW,
+            PrimitiveValue::U16(pixels.into()),
+        ));
         let mut out = Vec::new();
         obj.write_dataset_with_ts(
             &mut out,
@@ -684,6 +741,54 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!(e.status, 0xA700);
+    }
+
+    /// Issue 11: a data set cut short, or one byte long, is refused with 0xC000 and leaves
+    /// nothing; checked from memory (small) and from the temp file (larger than the bytes kept
+    /// in memory), written in chunks as the SCP writes it.
+    #[test]
+    fn incomplete_data_sets_are_refused_from_memory_and_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("tmp");
+        prepare_tmp_dir(&tmp).unwrap();
+        let ct = "1.2.840.10008.5.1.4.1.1.2";
+        // 2×2 (in memory) and 256×256 (128 KiB of pixels: from the file)
+        for side in [2u16, 256] {
+            let full = image_data_set("1.2.3.4", ct, "1.2.3", "1.2.3.1", side);
+            let pixels = usize::from(side) * usize::from(side) * 2;
+            let mut longer = full.clone();
+            longer.push(0);
+            for (what, data) in [
+                (
+                    "cut at 50 % of Pixel Data",
+                    &full[..full.len() - pixels / 2],
+                ),
+                ("one byte short", &full[..full.len() - 1]),
+                ("one byte too many", &longer[..]),
+            ] {
+                let mut t = TempInstance::create(&tmp, "1-5", ct, "1.2.3.4", origin()).unwrap();
+                let mut spare = Vec::new();
+                for piece in data.chunks(40_000) {
+                    t.push(piece);
+                    if t.should_flush() {
+                        spare = t.take_chunk(spare).unwrap().write().unwrap();
+                    }
+                }
+                let in_memory = t.describe(dir.path());
+                assert_eq!(in_memory.is_err(), side == 2, "{side}: {what}");
+                let err = t.finish(dir.path()).unwrap_err();
+                assert_eq!(err.status, 0xC000, "{side}: {what}: {}", err.reason);
+                assert!(
+                    err.reason.contains("truncated") || err.reason.contains("Pixel Data"),
+                    "{side}: {what}: {}",
+                    err.reason
+                );
+            }
+            let mut t = TempInstance::create(&tmp, "1-6", ct, "1.2.3.4", origin()).unwrap();
+            t.push(&full);
+            t.finish(dir.path()).unwrap();
+        }
+        assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0, "no temp file left");
     }
 
     #[test]

@@ -1169,3 +1169,135 @@ fn graceful_shutdown_acknowledges_only_what_is_stored() {
     // no more connections accepted
     assert!(!echoscu(server.port, "CT01", AE).ok);
 }
+
+// ---------------------------------------------------------------- incomplete data sets
+
+/// Copy of a Part-10 file (explicit VR LE, Pixel Data the last element) whose Pixel Data keeps
+/// only `keep(len)` bytes, its element length saying so: a data set DCMTK reads and storescu
+/// sends as it is (an element that claims more than the file holds is refused by storescu
+/// itself: "larger than remaining bytes in file").
+fn with_pixel_data_cut(src: &Path, to: &Path, keep: impl FnOnce(usize) -> usize) {
+    let bytes = fs::read(src).unwrap();
+    let header = [0xe0, 0x7f, 0x10, 0x00, b'O', b'W', 0, 0];
+    let at = bytes
+        .windows(8)
+        .position(|w| w == header)
+        .expect("an OW Pixel Data element");
+    let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+    assert_eq!(at + 12 + len, bytes.len(), "Pixel Data is the last element");
+    let n = keep(len);
+    let mut out = bytes[..at + 8].to_vec();
+    out.extend_from_slice(&(n as u32).to_le_bytes());
+    out.extend_from_slice(&bytes[at + 12..at + 12 + n]);
+    fs::write(to, out).unwrap();
+}
+
+/// The .dcm files under data_dir (temp files apart).
+fn stored_files(data_dir: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(data_dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && !e.path().starts_with(data_dir.join("tmp")))
+        .map(|e| e.path().to_path_buf())
+        .collect()
+}
+
+/// Issue 11: a data set cut short (or too long) is answered 0xC000 with the reason, and
+/// nothing of it is kept (no file, no row, no temp file); a complete instance after it is
+/// stored.
+#[test]
+fn incomplete_data_sets_are_refused_and_nothing_is_kept() {
+    let server = Server::start(|_| {});
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let files = series(&w.join("s"), 111, 5, "CT", Syntax::Explicit);
+
+    // storescu: Pixel Data cut at 50 %, and one byte short (an odd length; storescu sends the
+    // odd length and pads the value with a copy of its last byte: one stray byte follows)
+    let half = w.join("half.dcm");
+    let short = w.join("short.dcm");
+    with_pixel_data_cut(&files[0], &half, |n| n / 2);
+    with_pixel_data_cut(&files[1], &short, |n| n - 1);
+    let r = storescu(server.port, "CT01", &["-nh", "-v"], &[half, short]);
+    assert!(!r.text.contains(common_service::STORE_OK), "{}", r.text);
+    assert_eq!(
+        r.text.matches("Received Store Response").count(),
+        2,
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        r.text
+            .matches("Received Store Response (Error: CannotUnderstand)")
+            .count(),
+        2,
+        "storescu should report 0xC000 twice: {}",
+        r.text
+    );
+
+    // a raw peer: the data set bytes cut inside Pixel Data (its element claims more than
+    // follows), one byte short, and one byte too many
+    let (_, sop, data) = part10(&files[2]);
+    let pixel_at = data
+        .windows(6)
+        .position(|w| w == [0xe0, 0x7f, 0x10, 0x00, b'O', b'W'])
+        .unwrap();
+    let cut_half = data[..pixel_at + 12 + (data.len() - pixel_at - 12) / 2].to_vec();
+    let one_short = data[..data.len() - 1].to_vec();
+    let mut one_more = data.clone();
+    one_more.push(0);
+    let (mut s, ac) = raw_associate(server.port, &[(1, CT, &[EXPLICIT])]);
+    assert!(matches!(ac, Pdu::AssociationAC(_)));
+    for (id, bytes) in [(1u16, cut_half), (2, one_short), (3, one_more)] {
+        s.write_all(&pdata(vec![(
+            1,
+            true,
+            true,
+            dimse::encode_c_store_rq(id, CT, &sop),
+        )]))
+        .unwrap();
+        for (i, c) in bytes.chunks(8000).enumerate() {
+            let last = (i + 1) * 8000 >= bytes.len();
+            s.write_all(&pdata(vec![(1, false, last, c.to_vec())]))
+                .unwrap();
+        }
+        let Pdu::PData { data } = read_pdu(&mut s) else {
+            panic!("expected P-DATA")
+        };
+        let rsp = dimse::parse_command(&data[0].data).unwrap();
+        assert_eq!(
+            (rsp.message_id_responded, rsp.status),
+            (Some(id), Some(0xC000)),
+            "message {id}: {:?}",
+            rsp.error_comment
+        );
+        // the reason, in the Error Comment (64 characters at most)
+        let comment = rsp.error_comment.unwrap_or_default();
+        assert!(comment.starts_with("truncated"), "message {id}: {comment}");
+    }
+    let mut buf = Vec::new();
+    dicom_ul::write_pdu(&mut buf, &Pdu::ReleaseRQ).unwrap();
+    s.write_all(&buf).unwrap();
+    assert_eq!(read_pdu(&mut s), Pdu::ReleaseRP);
+
+    // nothing kept
+    for f in &files[..3] {
+        assert!(!server.in_db(&part10(f).1), "{} recorded", f.display());
+    }
+    assert!(server.recorded().is_empty());
+    assert_eq!(stored_files(&server.data_dir), Vec::<PathBuf>::new());
+    assert_eq!(server.tmp_files(), 0, "temp files left behind");
+
+    // complete instances after them are stored
+    let r = storescu(server.port, "CT01", &["-v"], &files[3..]);
+    assert!(r.ok, "{}", r.text);
+    assert_eq!(
+        r.text.matches(common_service::STORE_OK).count(),
+        2,
+        "{}",
+        r.text
+    );
+    assert_stored_identical(&server, &files[3..]);
+    assert_eq!(stored_files(&server.data_dir).len(), 2);
+    server.shutdown();
+}
