@@ -104,7 +104,9 @@ fn an_unwritable_sqlite_database_fails_stores_then_heals_without_a_restart() {
         status.is_file().then_some(())
     });
     assert!(
-        server.log_text().contains("the database does not take writes"),
+        server
+            .log_text()
+            .contains("the database does not take writes"),
         "{}",
         server.log_tail()
     );
@@ -115,7 +117,9 @@ fn an_unwritable_sqlite_database_fails_stores_then_heals_without_a_restart() {
     wait_until("the database watch to see it heal", &server, || {
         (!status.exists()).then_some(())
     });
-    assert!(server.log_text().contains("the database takes writes again"));
+    assert!(server
+        .log_text()
+        .contains("the database takes writes again"));
 
     // the cause gone: the next stores succeed, no restart
     send(&server, &s.files[2..], &[]);
