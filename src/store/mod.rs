@@ -74,6 +74,36 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The SQLite connection options of `url` (WAL, synchronous FULL, foreign keys, the busy
+/// timeout; the file created if missing, its folder too unless the database is in memory).
+fn sqlite_options(
+    url: &str,
+    db: &str,
+    in_memory: bool,
+    opts: &StoreOptions,
+) -> Result<SqliteConnectOptions, StoreError> {
+    let parsed = SqliteConnectOptions::from_str(url).map_err(|e| StoreError::Url {
+        db: db.to_string(),
+        reason: e.to_string(),
+    })?;
+    if !in_memory {
+        let path = parsed.get_filename().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                db: db.to_string(),
+                dir: dir.to_path_buf(),
+                source,
+            })?;
+        }
+    }
+    Ok(parsed
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(opts.busy_timeout))
+}
+
 /// A pooled connection may be handed out (again) only outside any transaction. A transaction
 /// whose statement or commit failed (disk full, I/O error, the server gone) is rolled back when
 /// dropped; when that rollback fails too, the connection would stay inside the transaction and
@@ -243,27 +273,8 @@ impl Store {
         let lower = url.to_ascii_lowercase();
         let max = opts.max_connections.max(1);
         let (backend, ingest) = if lower.starts_with("sqlite:") {
-            let parsed = SqliteConnectOptions::from_str(url).map_err(|e| StoreError::Url {
-                db: db.to_string(),
-                reason: e.to_string(),
-            })?;
-            let path = parsed.get_filename().to_path_buf();
             let in_memory = lower.contains(":memory:") || lower.contains("mode=memory");
-            if !in_memory {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
-                        db: db.to_string(),
-                        dir: dir.to_path_buf(),
-                        source,
-                    })?;
-                }
-            }
-            let options = parsed
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Full)
-                .foreign_keys(true)
-                .busy_timeout(opts.busy_timeout);
+            let options = sqlite_options(url, &db, in_memory, opts)?;
             let ingest_options = options.clone().synchronous(SqliteSynchronous::Normal);
             let mut pool_options = SqlitePoolOptions::new();
             if !in_memory {
