@@ -129,7 +129,7 @@ async fn keep_running(
 }
 
 /// The text of a panic payload (`&str` or `String`), else a placeholder.
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {

@@ -77,11 +77,7 @@ async fn finished(
         return;
     };
     let cause = if e.is_panic() {
-        let p = e.into_panic();
-        p.downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "(no message)".into())
+        crate::supervisor::panic_message(e.into_panic())
     } else {
         e.to_string()
     };

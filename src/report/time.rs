@@ -25,8 +25,7 @@ pub fn utc_timestamp_of_ms(ms: i64) -> String {
 
 /// Unix milliseconds as a UTC date `YYYY-MM-DD` (before 1970: the epoch).
 pub fn utc_date_of_ms(ms: i64) -> String {
-    let t = UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
-    utc_timestamp(t).chars().take(10).collect()
+    utc_timestamp_of_ms(ms).chars().take(10).collect()
 }
 
 /// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
