@@ -52,16 +52,9 @@ pub(super) fn render(m: &Model) -> String {
         };
         h.push_str(&format!("<p style=\"{style}\">{}</p>\n", esc(&n.text)));
     }
-    let mut sections = m.sections.iter().peekable();
-    if m.kind == ReportKind::Error {
-        while let Some(s) = sections.next_if(|s| {
-            matches!(
-                s.title,
-                "What went wrong" | "What was seen" | "What to check"
-            )
-        }) {
-            html_section(&mut h, s);
-        }
+    let (above, below) = m.sections_above_and_below();
+    for s in above {
+        html_section(&mut h, s);
     }
     if let Some(t) = &m.table {
         h.push_str(&heading("Materials"));
@@ -70,7 +63,7 @@ pub(super) fn render(m: &Model) -> String {
     if let Some(p) = &m.pearson {
         h.push_str(&format!("<p>{}</p>\n", esc(p)));
     }
-    for s in sections {
+    for s in below {
         html_section(&mut h, s);
     }
     h.push_str(&heading("How to re-run or re-baseline"));

@@ -3,7 +3,6 @@
 //! sections underlined.
 
 use super::model::{Body, Level, Model, Section, Table};
-use super::ReportKind;
 
 /// Longest text line aimed at (wrapped at word boundaries where possible).
 const TEXT_WIDTH: usize = 96;
@@ -34,17 +33,10 @@ pub(super) fn render(m: &Model) -> String {
             }
         }
     }
-    let mut sections = m.sections.iter().peekable();
     // ERROR reports lead with what went wrong; the others with the table
-    if m.kind == ReportKind::Error {
-        while let Some(s) = sections.next_if(|s| {
-            matches!(
-                s.title,
-                "What went wrong" | "What was seen" | "What to check"
-            )
-        }) {
-            text_section(&mut line, s);
-        }
+    let (above, below) = m.sections_above_and_below();
+    for s in above {
+        text_section(&mut line, s);
     }
     if let Some(t) = &m.table {
         line("");
@@ -56,7 +48,7 @@ pub(super) fn render(m: &Model) -> String {
         line("");
         line(p);
     }
-    for s in sections {
+    for s in below {
         text_section(&mut line, s);
     }
     line("");
@@ -183,8 +175,8 @@ fn pad(s: &str, w: usize, right: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::email::render;
     use crate::report::email::tests::{baseline, constancy, data, measurement, summary, MATERIALS};
+    use crate::report::email::{render, ReportKind};
 
     #[test]
     fn wrap_breaks_at_word_boundaries() {

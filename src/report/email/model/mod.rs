@@ -83,6 +83,28 @@ impl Model {
     }
 }
 
+impl Model {
+    /// The sections shown above the materials table — an ERROR report leads with what went
+    /// wrong, what was seen and what to check — and those below it: one order for both
+    /// renderers.
+    pub(super) fn sections_above_and_below(&self) -> (&[Section], &[Section]) {
+        let lead = if self.kind == ReportKind::Error {
+            self.sections
+                .iter()
+                .take_while(|s| {
+                    matches!(
+                        s.title,
+                        "What went wrong" | "What was seen" | "What to check"
+                    )
+                })
+                .count()
+        } else {
+            0
+        };
+        self.sections.split_at(lead)
+    }
+}
+
 /// The absolute checks that failed, on one line each (none for an ERROR report).
 fn absolute_failures(d: &ReportData) -> Vec<String> {
     if d.kind == ReportKind::Error {
