@@ -19,11 +19,7 @@
 //!    reactor while the next PDUs are received (never the whole instance in memory); the kernel
 //!    is asked to start writing each chunk back at once (Linux `sync_file_range`), so that the
 //!    fsync of step 4 has little left to do.
-//! 3. When the last data fragment arrived, the header of the data set is parsed up to Pixel Data
-//!    from the first 64 KiB kept in memory (from the temp file when the header is longer, or
-//!    deflated beyond them; the reader inflates deflate): SOP Instance/Class UID (must
-//!    equal the command's), Study/Series Instance UID (valid UIDs: they become path components),
-//!    Modality, StationName, SeriesDescription. Then the data set is walked to its end in the
+//! 3. When the last data fragment arrived, the data set is first walked to its end in the
 //!    negotiated transfer syntax (`completeness`; from memory when the whole data set is there
 //!    and not deflated, else from the temp file off the reactor): element headers only, values
 //!    skipped by seeking (deflated ones inflated as a stream and dropped), so a 512 MiB instance
@@ -32,8 +28,14 @@
 //!    Data must hold Rows × Columns × SamplesPerPixel × BitsAllocated/8 × NumberOfFrames bytes
 //!    (padded to even or not), encapsulated Pixel Data must end with its sequence delimitation
 //!    item, and an image SOP class (or a data set with Rows/Columns) must have Pixel Data.
-//!    Otherwise: 0xC000 with the reason in the Error Comment, the temp file removed, nothing
-//!    recorded.
+//!    Only then (dicom-object reserves what an element length says, so lengths must be known
+//!    true first) is the header of the data set parsed up to Pixel Data from the first 64 KiB
+//!    kept in memory (from the temp file when the header is longer, or deflated beyond them;
+//!    the reader inflates deflate): SOP Instance/Class UID (must equal the command's),
+//!    Study/Series Instance UID (valid UIDs: they become path components), Modality,
+//!    StationName, SeriesDescription. Any failure: 0xC000 with the reason in the Error Comment,
+//!    the temp file removed, nothing recorded. (Command sets get the same walk before they are
+//!    parsed.)
 //! 4. fsync of the file, rename to `data_dir/<Study>/<Series>/<SOP>.dcm` (directories created,
 //!    their parents fsynced when created; a re-sent instance replaces the file), fsync of the
 //!    series directory.
@@ -70,6 +72,8 @@ mod completeness;
 pub mod dimse;
 mod negotiation;
 mod storage;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use association::chain as error_chain;
 pub use dimse::status;
