@@ -158,16 +158,21 @@ fn main() -> ExitCode {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
-    let Some(command) = &cli.command else {
-        eprintln!("hu-red: a command is needed; see `hu-red --help`");
-        return ExitCode::from(2);
-    };
     // The service logs each association and run at INFO by default; one-shot commands are quiet.
     let base = match command {
         Command::Serve(_) => 1,
         _ => 0,
     };
     init_logging(cli.verbose.max(base), cli.log_format);
+    // Fault injection for the tests (the `fail` crate): its fail points exist only in builds
+    // with its `failpoints` feature, which the dev-dependency turns on for `cargo test`;
+    // release builds ignore FAILPOINTS.
+    let _failpoints = fail::has_failpoints().then(|| {
+        if let Ok(points) = std::env::var("FAILPOINTS") {
+            tracing::warn!(%points, "test build: injecting faults (FAILPOINTS)");
+        }
+        fail::FailScenario::setup()
+    });
     let code = match command {
         Command::Analyze(args) => analyze::run(args),
         Command::Simulate(args) => exit_code(simulate::run(args.as_ref().clone())),

@@ -27,32 +27,39 @@ pub async fn run_workers(
     workers: usize,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    // fault injection in test builds (`FAILPOINTS=qa::workers=...`; no-op in release builds)
+    fail::fail_point!("qa::workers");
     let slots = Arc::new(Semaphore::new(workers.max(1)));
     let mut running = JoinSet::new();
     let mut uids: HashMap<tokio::task::Id, String> = HashMap::new();
     loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = shutdown.changed() => break,
+        // a free slot, then a job (both cancel-safe: dropped unfinished, they take nothing)
+        let next = async {
+            let permit = slots.clone().acquire_owned().await.ok()?;
+            let job = queue.lock().await.recv().await?;
+            Some((permit, job))
         };
-        let job = tokio::select! {
-            j = async { queue.lock().await.recv().await } => match j { Some(j) => j, None => break },
-            _ = shutdown.changed() => break,
-        };
-        let uid = job.series_instance_uid;
-        let task_ctx = ctx.clone();
-        let span = tracing::info_span!("series", uid = %uid);
-        let task_uid = uid.clone();
-        let handle = running.spawn(
-            async move {
-                process(&task_ctx, &task_uid).await;
-                drop(permit);
+        tokio::select! {
+            // a run that ended (or panicked) is dealt with at once, not when the next job comes
+            Some(done) = running.join_next_with_id(), if !running.is_empty() => {
+                finished(&ctx, &mut uids, done).await;
             }
-            .instrument(span),
-        );
-        uids.insert(handle.id(), uid);
-        while let Some(done) = running.try_join_next_with_id() {
-            finished(&ctx, &mut uids, done).await;
+            next = next => {
+                let Some((permit, job)) = next else { break };
+                let uid = job.series_instance_uid;
+                let task_ctx = ctx.clone();
+                let span = tracing::info_span!("series", uid = %uid);
+                let task_uid = uid.clone();
+                let handle = running.spawn(
+                    async move {
+                        process(&task_ctx, &task_uid).await;
+                        drop(permit);
+                    }
+                    .instrument(span),
+                );
+                uids.insert(handle.id(), uid);
+            }
+            _ = shutdown.changed() => break,
         }
     }
     while let Some(done) = running.join_next_with_id().await {
@@ -96,7 +103,7 @@ pub async fn process(ctx: &Context, uid: &str) {
         .claim_series(uid, SeriesState::Stable, SeriesState::Analysing)
         .await
     {
-        Ok(true) => {}
+        Ok(true) => fail::fail_point!("qa::series"),
         Ok(false) => return,
         Err(e) => {
             error!("cannot claim the series for analysis: {e}");

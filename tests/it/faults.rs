@@ -128,3 +128,70 @@ fn an_unwritable_sqlite_database_fails_stores_then_heals_without_a_restart() {
     let series = h.series(&s.uid).expect("the series");
     assert_eq!(series.n_instances, 4);
 }
+
+/// Issue 11 (4), with the real binary: faults injected through the `fail` crate's FAILPOINTS
+/// (its fail points exist in `cargo test` builds only). The QA worker pool panics when it starts
+/// and the first series' analysis panics mid-run: the supervisor logs the pool's panic and
+/// starts it again, the panicked series ends as an ERROR run that names the cause, and the next
+/// series is analysed as usual by the same process.
+#[test]
+fn an_injected_worker_panic_is_restarted_and_its_series_reported() {
+    use hu_red::store::{SeriesState, Verdict};
+    let h = Harness::new(Kind::Sqlite);
+    let first = cirs(&h.root().join("first"), 111, 12);
+    let second = cirs(&h.root().join("second"), 112, 12);
+    let server = h.serve_with(
+        1,
+        &[(
+            "FAILPOINTS",
+            "qa::workers=1*panic(injected pool fault);qa::series=1*panic(injected series fault)",
+        )],
+    );
+    wait_until(
+        "the pool's panic logged and the pool started again",
+        &server,
+        || {
+            let log = server.log_text();
+            (log.contains("injected pool fault") && log.contains("task started again"))
+                .then_some(())
+        },
+    );
+
+    send(&server, &first.files, &[]);
+    let row = h.wait_finished(&server, &first.uid, first.n());
+    assert_eq!(row.state, SeriesState::Failed, "{}", server.log_tail());
+    let runs = h.runs_of(&first.uid);
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].verdict, Verdict::Error);
+    let error = runs[0].error.as_deref().unwrap_or_default();
+    assert!(error.contains("injected series fault"), "{error}");
+
+    send(&server, &second.files, &[]);
+    let row = h.wait_finished(&server, &second.uid, second.n());
+    assert_eq!(row.state, SeriesState::Done, "{}", server.log_tail());
+    let runs = h.runs_of(&second.uid);
+    assert_eq!(runs.len(), 1);
+    assert_ne!(runs[0].verdict, Verdict::Error, "{:?}", runs[0].error);
+}
+
+/// Issue 11 (4): a task that keeps failing (the worker pool panicking at every start) stops the
+/// service with a non-zero exit after the supervisor's budget (more than 5 failures in 10
+/// minutes; backoff 1, 2, 4, 8, 16 s), so that systemd restarts it; the log says why.
+#[test]
+fn a_worker_pool_that_keeps_panicking_stops_the_service_non_zero() {
+    let h = Harness::new(Kind::Sqlite);
+    let mut server = h.serve_with(
+        1,
+        &[("FAILPOINTS", "qa::workers=panic(injected pool fault)")],
+    );
+    let status = server
+        .wait_exit(std::time::Duration::from_secs(120))
+        .unwrap_or_else(|| panic!("still running after 120 s\n{}", server.log_tail()));
+    assert!(!status.success(), "{status}");
+    let log = server.log_text();
+    assert!(
+        log.contains("failed 6 times") && log.contains("injected pool fault"),
+        "{}",
+        server.log_tail()
+    );
+}
