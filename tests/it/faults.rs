@@ -195,3 +195,165 @@ fn a_worker_pool_that_keeps_panicking_stops_the_service_non_zero() {
         server.log_tail()
     );
 }
+
+/// A PostgreSQL cluster of this test's own (initdb in a temp folder, trust authentication on
+/// 127.0.0.1, a free port), so that it can be stopped and restarted without touching the
+/// shared test database. Stopped (by its postmaster's PID, through pg_ctl) when dropped.
+struct PrivatePostgres {
+    bin: PathBuf,
+    data: PathBuf,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl PrivatePostgres {
+    fn start() -> PrivatePostgres {
+        let root = Path::new("/usr/lib/postgresql");
+        let mut versions: Vec<u32> = fs::read_dir(root)
+            .unwrap_or_else(|e| panic!("{}: {e} (install postgresql)", root.display()))
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect();
+        versions.sort();
+        let version = versions.last().expect("a PostgreSQL version installed");
+        let bin = root.join(version.to_string()).join("bin");
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("pgdata");
+        fs::create_dir(&data).unwrap();
+        // the server refuses to run as root: the cluster belongs to the postgres user
+        let chown = |p: &Path| {
+            assert!(Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(p)
+                .status()
+                .unwrap()
+                .success());
+        };
+        chown(dir.path());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let pg = PrivatePostgres {
+            bin,
+            data,
+            port,
+            _dir: dir,
+        };
+        pg.as_postgres(&format!(
+            "{} -D {} -U postgres --auth=trust -E UTF8 --no-sync",
+            pg.bin.join("initdb").display(),
+            pg.data.display()
+        ));
+        pg.pg_ctl("start");
+        pg
+    }
+
+    fn as_postgres(&self, command: &str) {
+        let out = Command::new("su")
+            .args(["postgres", "-s", "/bin/sh", "-c", command])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{command}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `pg_ctl start|stop|restart`, waiting until done (stop: fast, the open connections cut).
+    fn pg_ctl(&self, action: &str) {
+        self.as_postgres(&format!(
+            "{} -D {} -w -m fast -l {}/log -o '-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off' {action}",
+            self.bin.join("pg_ctl").display(),
+            self.data.display(),
+            self.data.display(),
+            self.port,
+            self.data.display(),
+        ));
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = Command::new("su")
+            .args(["postgres", "-s", "/bin/sh", "-c"])
+            .arg(format!(
+                "{} -D {} -w -m immediate stop",
+                self.bin.join("pg_ctl").display(),
+                self.data.display()
+            ))
+            .output();
+    }
+}
+
+/// Issue 11 (1) on PostgreSQL: the cluster stopped under the SCP fails the stores (0xA700, the
+/// file not kept); started again, the next store succeeds without restarting hu-red. Then a
+/// restart of the cluster in the middle of a push: every acknowledged instance is recorded, and
+/// the ones refused meanwhile are stored when sent again.
+#[test]
+fn postgres_restarted_mid_push_fails_stores_then_heals_without_a_restart() {
+    if crate::common_db::postgres_kind("tests/it/faults.rs").is_none() {
+        return;
+    }
+    let pg = PrivatePostgres::start();
+    let h = Harness::new(Kind::Postgres(pg.url()));
+    let server = h.serve(600);
+    let dir = h.root().join("series");
+    fs::create_dir_all(&dir).unwrap();
+    let s = small(&dir, 72, 24, |_| {});
+    send(&server, &s.files[..1], &[]);
+    assert_eq!(stored_files(&h.data_dir()).len(), 1);
+
+    pg.pg_ctl("stop");
+    let (acked, text) = acknowledged(&server, &s.files[1]);
+    assert_eq!(acked, 0, "no database, no acknowledgement:\n{text}");
+    assert!(
+        text.contains("OutOfResources") || text.to_lowercase().contains("a700"),
+        "answered 0xA700:\n{text}\n{}",
+        server.log_tail()
+    );
+    assert_eq!(
+        stored_files(&h.data_dir()).len(),
+        1,
+        "the refused file is not kept"
+    );
+    pg.pg_ctl("start");
+    let (acked, text) = acknowledged(&server, &s.files[1]);
+    assert_eq!(
+        acked,
+        1,
+        "healed without a restart:\n{text}\n{}",
+        server.log_tail()
+    );
+
+    // a restart while a push is under way
+    let files = s.files[2..].to_vec();
+    let port = server.port;
+    let push = std::thread::spawn(move || {
+        run(tool("storescu")
+            .args(["-v", "-aet", "CTSIM1", "-aec", AE])
+            .arg("127.0.0.1")
+            .arg(port.to_string())
+            .args(&files))
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    pg.pg_ctl("restart");
+    let out = push.join().unwrap();
+    let acked_mid = out.text.matches(STORE_OK).count();
+    // what was acknowledged is recorded, and only those files (plus the first two) are kept
+    let recorded = h.series(&s.uid).map(|r| r.n_instances).unwrap_or(0);
+    assert_eq!(recorded as usize, 2 + acked_mid, "{}", out.text);
+    assert_eq!(stored_files(&h.data_dir()).len(), 2 + acked_mid);
+    // the rest, sent again, is stored: nothing stays broken
+    send(&server, &s.files, &[]);
+    assert_eq!(stored_files(&h.data_dir()).len(), s.files.len());
+    let series = h.series(&s.uid).expect("the series");
+    assert_eq!(series.n_instances as usize, s.files.len());
+}
