@@ -149,8 +149,9 @@ impl Service {
     }
 }
 
-/// One association's sender: sends the files not yet acknowledged, again and again, until all
-/// were. Returns the acknowledged SOP Instance UIDs and how many sends were repeats.
+/// One association's sender: sends the files not yet acknowledged, again and again (200 ms
+/// apart while the service is down), until all were. Adds the acknowledged SOP Instance UIDs to
+/// `acked` and counts the store requests that went out again after a failed association.
 fn sender(
     port: u16,
     calling: String,
@@ -162,7 +163,6 @@ fn sender(
     let mut attempts = 0u32;
     while !left.is_empty() {
         if attempts > 0 {
-            resent.fetch_add(left.len(), Ordering::Relaxed);
             std::thread::sleep(Duration::from_millis(200));
         }
         attempts += 1;
@@ -185,6 +185,10 @@ fn sender(
         let mut current: Option<PathBuf> = None;
         let mut done = BTreeSet::new();
         for line in text.lines() {
+            if line.contains("Sending Store Request") && attempts > 1 {
+                // an instance sent again after a kill cut the association
+                resent.fetch_add(1, Ordering::Relaxed);
+            }
             if let Some(p) = line.split("Sending file: ").nth(1) {
                 current = Some(PathBuf::from(p.trim()));
             } else if line.contains("Received Store Response (Success)") {
