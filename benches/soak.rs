@@ -356,7 +356,7 @@ fn main() {
         "soak: {} cycles of {} associations × {} instances, {kills} SIGKILLs (0.3–1.5 × {:?} into each cycle)",
         s.cycles, s.associations, s.instances, s.kill_every
     );
-    println!("| instances | acknowledged | present | lost | re-sent | series | runs stored | duplicate runs | wall (s) |");
+    println!("| instances | acknowledged | present | lost | requests on retried associations | series | runs stored | duplicate runs | wall (s) |");
     println!("|---|---|---|---|---|---|---|---|---|");
     println!(
         "| {total} | {} | {present} | {} | {} | {} | {runs} | {duplicates} | {total_s:.0} |",
