@@ -50,7 +50,19 @@ pub struct ScpConfig {
     /// Empty = any calling AE title.
     #[serde(deserialize_with = "string_list")]
     pub allowed_calling_aes: Vec<String>,
+    /// Accepted associations at once.
     pub max_associations: usize,
+    /// Accepted associations at once of one calling AE title; 0 = no per-AE cap.
+    pub max_associations_per_ae: usize,
+    /// Connections still in their handshake (A-ASSOCIATE-RQ not yet answered).
+    pub max_handshakes: usize,
+    /// A new connection must send its whole A-ASSOCIATE-RQ within this.
+    pub handshake_seconds: u64,
+    /// An association is aborted this long after it was accepted.
+    pub max_association_seconds: u64,
+    /// Bytes per second a message in progress must average once it is older than
+    /// `read_timeout_seconds`; 0 = no minimum.
+    pub min_transfer_rate: u64,
     pub max_pdu: u32,
     pub read_timeout_seconds: u64,
     pub idle_timeout_seconds: u64,
@@ -356,6 +368,12 @@ impl ScpConfig {
     }
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_seconds)
+    }
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.handshake_seconds)
+    }
+    pub fn max_association_duration(&self) -> Duration {
+        Duration::from_secs(self.max_association_seconds)
     }
 }
 

@@ -85,6 +85,25 @@ impl RunningService {
     }
 }
 
+/// What the SCP is given of `[scp]` (and where it stores).
+fn scp_settings(scp: &crate::config::ScpConfig, data_dir: &std::path::Path) -> ScpSettings {
+    ScpSettings {
+        ae_title: scp.ae_title.clone(),
+        allowed_calling_aes: scp.allowed_calling_aes.clone(),
+        max_associations: scp.max_associations,
+        max_associations_per_ae: scp.max_associations_per_ae,
+        max_handshakes: scp.max_handshakes,
+        handshake_timeout: scp.handshake_timeout(),
+        max_association_duration: scp.max_association_duration(),
+        min_transfer_rate: scp.min_transfer_rate,
+        max_pdu: scp.max_pdu,
+        read_timeout: scp.read_timeout(),
+        idle_timeout: scp.idle_timeout(),
+        data_dir: data_dir.to_path_buf(),
+        ..ScpSettings::default()
+    }
+}
+
 /// Start everything; returns once the SCP is listening.
 pub async fn start(config: ValidConfig) -> Result<RunningService, ServiceError> {
     let data_dir = config.storage.data_dir.clone();
@@ -126,16 +145,7 @@ pub async fn start(config: ValidConfig) -> Result<RunningService, ServiceError> 
         addr: config.scp.bind.clone(),
         reason,
     })?;
-    let settings = ScpSettings {
-        ae_title: config.scp.ae_title.clone(),
-        allowed_calling_aes: config.scp.allowed_calling_aes.clone(),
-        max_associations: config.scp.max_associations,
-        max_pdu: config.scp.max_pdu,
-        read_timeout: config.scp.read_timeout(),
-        idle_timeout: config.scp.idle_timeout(),
-        data_dir: data_dir.clone(),
-        ..ScpSettings::default()
-    };
+    let settings = scp_settings(&config.scp, &data_dir);
     info!(
         %addr,
         ae_title = %config.scp.ae_title,

@@ -82,6 +82,13 @@ fn defaults_match_the_contract() {
     assert_eq!(c.scp.bind, "0.0.0.0:11112");
     assert!(c.scp.allowed_calling_aes.is_empty());
     assert_eq!(c.scp.max_associations, 16);
+    assert_eq!(c.scp.max_associations_per_ae, 8);
+    assert_eq!(c.scp.max_handshakes, 64);
+    assert_eq!(c.scp.handshake_seconds, 5);
+    assert_eq!(c.scp.handshake_timeout(), Duration::from_secs(5));
+    assert_eq!(c.scp.max_association_seconds, 3600);
+    assert_eq!(c.scp.max_association_duration(), Duration::from_secs(3600));
+    assert_eq!(c.scp.min_transfer_rate, 8192);
     assert_eq!(c.scp.max_pdu, 131072);
     assert_eq!(c.scp.read_timeout_seconds, 30);
     assert_eq!(c.scp.idle_timeout_seconds, 120);
@@ -152,6 +159,11 @@ fn precedence_default_file_env() {
             ("HURED__DATABASE__URL", "postgres://u@h/db"),
             ("HURED__QA__SLAB_MM", "2.5"),
             ("HURED__MAIL__SMTP_TLS", "tls"),
+            ("HURED__SCP__HANDSHAKE_SECONDS", "3"),
+            ("HURED__SCP__MAX_ASSOCIATIONS_PER_AE", "2"),
+            ("HURED__SCP__MAX_ASSOCIATION_SECONDS", "600"),
+            ("HURED__SCP__MAX_HANDSHAKES", "100"),
+            ("HURED__SCP__MIN_TRANSFER_RATE", "0"),
             // not ours: one underscore, different prefix
             ("HURED_SMTP_PASSWORD", "secret"),
             ("HUREDX__SCP__BIND", "junk"),
@@ -164,6 +176,16 @@ fn precedence_default_file_env() {
         "file value stays when env is silent"
     );
     assert_eq!(c.scp.max_pdu, 65536);
+    assert_eq!(
+        (
+            c.scp.handshake_seconds,
+            c.scp.max_associations_per_ae,
+            c.scp.max_association_seconds,
+            c.scp.max_handshakes,
+            c.scp.min_transfer_rate
+        ),
+        (3, 2, 600, 100, 0)
+    );
     assert_eq!(c.series.stable_seconds, 45);
     assert_eq!(c.database.url, "postgres://u@h/db");
     assert_eq!(c.qa.slab_mm, 2.5);
@@ -319,7 +341,31 @@ fn scp_value_rules() {
         "scp.idle_timeout_seconds",
         "more than 0",
     );
+    assert_problem(
+        &invalid_with(|c| c.scp.max_handshakes = 15),
+        "scp.max_handshakes",
+        "less than scp.max_associations (16)",
+    );
+    assert_problem(
+        &invalid_with(|c| c.scp.handshake_seconds = 0),
+        "scp.handshake_seconds",
+        "more than 0",
+    );
+    assert_problem(
+        &invalid_with(|c| c.scp.max_association_seconds = 0),
+        "scp.max_association_seconds",
+        "more than 0",
+    );
     let mut c = defaults();
+    // 0 = no per-AE cap, the caps may equal each other, and no minimum rate
+    c.scp.max_associations_per_ae = 0;
+    c.scp.max_handshakes = 16;
+    c.scp.min_transfer_rate = 0;
+    assert!(c.validate().is_ok());
+    // a per-AE cap above max_associations is that cap (lowering max_associations alone stays
+    // valid)
+    c.scp.max_associations_per_ae = 17;
+    assert!(c.validate().is_ok());
     c.scp.bind = "[::1]:104".into();
     c.scp.max_pdu = 4096;
     assert!(c.validate().is_ok());

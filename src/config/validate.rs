@@ -40,9 +40,7 @@ impl Config {
                 p.push(format!("scp.allowed_calling_aes[{i}]"), m);
             }
         }
-        if self.scp.max_associations == 0 {
-            p.push("scp.max_associations", "must be at least 1".to_string());
-        }
+        self.validate_scp_limits(p);
         if !MAX_PDU_RANGE.contains(&self.scp.max_pdu) {
             p.push(
                 "scp.max_pdu",
@@ -63,6 +61,33 @@ impl Config {
         if self.scp.idle_timeout_seconds == 0 {
             p.push(
                 "scp.idle_timeout_seconds",
+                "must be more than 0".to_string(),
+            );
+        }
+    }
+
+    /// `[scp]`: the caps and time limits of associations.
+    fn validate_scp_limits(&self, p: &mut Problems) {
+        let scp = &self.scp;
+        if scp.max_associations == 0 {
+            p.push("scp.max_associations", "must be at least 1".to_string());
+        }
+        if scp.max_handshakes < scp.max_associations {
+            p.push(
+                "scp.max_handshakes",
+                format!(
+                    "{} is less than scp.max_associations ({}): connections in their handshake \
+                     must be allowed at least as many",
+                    scp.max_handshakes, scp.max_associations
+                ),
+            );
+        }
+        if scp.handshake_seconds == 0 {
+            p.push("scp.handshake_seconds", "must be more than 0".to_string());
+        }
+        if scp.max_association_seconds == 0 {
+            p.push(
+                "scp.max_association_seconds",
                 "must be more than 0".to_string(),
             );
         }

@@ -1,7 +1,8 @@
-//! One connection: negotiation, then the DIMSE loop until release, abort, timeout or shutdown.
+//! One connection: its handshake (`admission`), then the DIMSE loop until release, abort, a
+//! timeout or limit (`limits`), or shutdown.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dicom_ul::association::{Association, AsyncServerAssociation, Error as UlError};
@@ -11,73 +12,34 @@ use dicom_ul::pdu::{
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, info, warn};
 
+use super::admission::{self, Admitted};
 use super::dimse::{self, status, Command};
-use super::negotiation::{self, AePolicy};
+use super::limits::{Expiry, Limits};
+use super::negotiation;
 use super::storage::{self, is_valid_uid, Failure, Origin, TempInstance};
-use super::{Level, Shared, StoredInstance};
+use super::{error_chain as chain, Level, Shared, StoredInstance};
 
 /// Largest command set we accept (real ones are a few hundred bytes).
 const MAX_COMMAND_BYTES: usize = 64 * 1024;
 
-/// Render an error with its sources.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(inner) = cur {
-        let t = inner.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = inner.source();
-    }
-    s
-}
-
-/// Accept (or reject) one connection and serve it.
-pub(crate) async fn handle(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64) {
-    let settings = &shared.settings;
-    let seen = Arc::new(Mutex::new(None));
-    let options = negotiation::server_options(
-        &settings.ae_title,
-        settings.max_pdu,
-        settings.read_timeout,
-        &shared.transfer_syntaxes,
-        AePolicy {
-            allowed_calling: Arc::from(settings.allowed_calling_aes.clone()),
-            seen: seen.clone(),
-        },
-    );
-    let established =
-        tokio::time::timeout(settings.read_timeout, options.establish_async(stream)).await;
-    let titles = || seen.lock().ok().and_then(|s| s.clone()).unwrap_or_default();
-    let assoc = match established {
-        Err(_) => {
-            warn!(
-                "no complete A-ASSOCIATE-RQ within {:?}: connection dropped",
-                settings.read_timeout
-            );
-            return;
-        }
-        Ok(Err(UlError::Rejected { association_rj, .. })) => {
-            let (calling, called) = titles();
-            info!(
-                calling_ae = %calling,
-                called_ae = %called,
-                "association rejected ({:?}): {}",
-                association_rj.result,
-                association_rj.source
-            );
-            return;
-        }
-        Ok(Err(e)) => {
-            warn!("connection dropped during negotiation: {}", chain(&e));
-            return;
-        }
-        Ok(Ok(a)) => a,
+/// Accept (or reject) one connection and serve it. The handshake permit is given back once
+/// the association is accepted (or the connection ends); the association's slot (its ticket)
+/// when it ends.
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    handshake_permit: OwnedSemaphorePermit,
+) {
+    let Some(Admitted { assoc, ticket }) = admission::handshake(&shared, stream).await else {
+        return;
     };
+    drop(handshake_permit);
+    let accepted_at = Instant::now();
     let calling = assoc.peer_ae_title().to_string();
     let called = assoc.called_ae_title().to_string();
     let span = tracing::Span::current();
@@ -117,8 +79,8 @@ pub(crate) async fn handle(shared: Arc<Shared>, stream: TcpStream, peer: SocketA
         pending: Pending::Idle,
         stats: Stats::default(),
         shutdown: shared.shutdown.clone(),
+        limits: Limits::new(&shared.settings, accepted_at),
     };
-    let started = Instant::now();
     let end = conn.run().await;
     let s = &conn.stats;
     info!(
@@ -130,9 +92,10 @@ pub(crate) async fn handle(shared: Arc<Shared>, stream: TcpStream, peer: SocketA
         failed = s.failed,
         echoes = s.echoes,
         bytes = s.bytes,
-        duration_ms = started.elapsed().as_millis() as u64,
+        duration_ms = accepted_at.elapsed().as_millis() as u64,
         "association ended"
     );
+    drop(ticket);
 }
 
 #[derive(Debug, Default)]
@@ -151,6 +114,14 @@ enum End {
     ClosedByPeer,
     IdleTimeout,
     ReadTimeout,
+    /// The message in progress averaged less than `min_transfer_rate`.
+    TooSlow {
+        bytes: u64,
+        elapsed: Duration,
+        rate: u64,
+    },
+    /// `max_association_duration` reached.
+    TimeLimit(Duration),
     Shutdown,
     ProtocolError(String),
     ConnectionError(String),
@@ -164,6 +135,21 @@ impl std::fmt::Display for End {
             End::ClosedByPeer => f.write_str("connection closed by peer without release"),
             End::IdleTimeout => f.write_str("aborted: idle timeout"),
             End::ReadTimeout => f.write_str("aborted: read timeout in the middle of a message"),
+            End::TooSlow {
+                bytes,
+                elapsed,
+                rate,
+            } => write!(
+                f,
+                "aborted: transfer too slow: {bytes} bytes of the message in progress in {:.1} s, \
+                 below {rate} bytes/s (scp.min_transfer_rate)",
+                elapsed.as_secs_f64()
+            ),
+            End::TimeLimit(limit) => write!(
+                f,
+                "aborted: association time limit of {} s reached (scp.max_association_seconds)",
+                limit.as_secs()
+            ),
             End::Shutdown => f.write_str("aborted: server shutdown"),
             End::ProtocolError(e) => write!(f, "aborted: protocol error: {e}"),
             End::ConnectionError(e) => write!(f, "connection error: {e}"),
@@ -231,6 +217,7 @@ struct Connection {
     pending: Pending,
     stats: Stats,
     shutdown: tokio::sync::watch::Receiver<Level>,
+    limits: Limits,
 }
 
 /// A fatal condition for this association (answered with A-ABORT).
@@ -248,11 +235,7 @@ impl Connection {
             if level == Level::Hard || (level == Level::Graceful && !busy) {
                 break End::Shutdown;
             }
-            let wait = if busy {
-                self.shared.settings.read_timeout
-            } else {
-                self.shared.settings.idle_timeout
-            };
+            let (deadline, expiry) = self.limits.deadline(Instant::now());
             let received = tokio::select! {
                 changed = self.shutdown.changed() => {
                     if changed.is_err() {
@@ -261,16 +244,10 @@ impl Connection {
                     }
                     continue;
                 }
-                r = tokio::time::timeout(wait, self.assoc.receive()) => r,
+                r = tokio::time::timeout_at(deadline.into(), self.assoc.receive()) => r,
             };
             let pdu = match received {
-                Err(_) => {
-                    break if busy {
-                        End::ReadTimeout
-                    } else {
-                        End::IdleTimeout
-                    }
-                }
+                Err(_) => break self.expired(expiry),
                 Ok(Err(UlError::ConnectionClosed { .. })) => break End::ClosedByPeer,
                 Ok(Err(e @ UlError::ReceivePdu { .. })) => {
                     let msg = chain(&e);
@@ -286,6 +263,12 @@ impl Connection {
                 Pdu::PData { data } => {
                     if let Err(Fatal(end)) = self.on_pdata(data).await {
                         break end;
+                    }
+                    if matches!(self.pending, Pending::Idle) {
+                        self.limits.message_done();
+                    }
+                    if let Some(expiry) = self.limits.check(Instant::now()) {
+                        break self.expired(expiry);
                     }
                 }
                 Pdu::ReleaseRQ => {
@@ -315,7 +298,8 @@ impl Connection {
                 None
             }
             End::IdleTimeout | End::Shutdown => Some(AbortRQSource::ServiceUser),
-            End::ReadTimeout => Some(AbortRQSource::ServiceProvider(
+            End::TimeLimit(_) => Some(AbortRQSource::ServiceUser),
+            End::ReadTimeout | End::TooSlow { .. } => Some(AbortRQSource::ServiceProvider(
                 AbortRQServiceProviderReason::ReasonNotSpecified,
             )),
             End::ProtocolError(e) => Some(AbortRQSource::ServiceProvider(
@@ -342,7 +326,22 @@ impl Connection {
         end
     }
 
+    /// How the association ends when a limit was reached.
+    fn expired(&self, expiry: Expiry) -> End {
+        match expiry {
+            Expiry::Idle => End::IdleTimeout,
+            Expiry::Read => End::ReadTimeout,
+            Expiry::TooSlow { bytes, elapsed } => End::TooSlow {
+                bytes,
+                elapsed,
+                rate: self.shared.settings.min_transfer_rate,
+            },
+            Expiry::TimeLimit => End::TimeLimit(self.shared.settings.max_association_duration),
+        }
+    }
+
     async fn on_pdata(&mut self, pdvs: Vec<PDataValue>) -> Result<(), Fatal> {
+        let now = Instant::now();
         for pdv in pdvs {
             let PDataValue {
                 presentation_context_id: pc,
@@ -350,6 +349,10 @@ impl Connection {
                 is_last,
                 data,
             } = pdv;
+            if matches!(self.pending, Pending::Idle) {
+                self.limits.start_message(now);
+            }
+            self.limits.add(data.len());
             match value_type {
                 PDataValueType::Command => {
                     match &self.pending {

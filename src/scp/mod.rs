@@ -2,8 +2,8 @@
 //! dicom-ul's async associations).
 //!
 //! dicom-ul stops at the PDU level; this module does the rest: association admission (called AE,
-//! calling-AE allow-list, a cap on concurrent associations answered with a hand-written
-//! A-ASSOCIATE-RJ), DIMSE (command sets in Implicit VR Little Endian, fragmented or not, data sets
+//! calling-AE allow-list, caps on accepted associations in all and per calling AE, answered with a
+//! hand-written A-ASSOCIATE-RJ; see `admission`), DIMSE (command sets in Implicit VR Little Endian, fragmented or not, data sets
 //! spanning many P-DATA PDUs, C-ECHO and C-STORE), timeouts, and the durable storage of every
 //! instance before it is acknowledged.
 //!
@@ -52,30 +52,46 @@
 //! contexts of the association proceed.
 //!
 //! # Timeouts, limits, shutdown
-//! - `read_timeout`: the A-ASSOCIATE-RQ must arrive within it; while a message is incomplete (a
-//!   command or data set in progress), the next PDU must arrive within it; it is also the write
-//!   timeout. `idle_timeout`: an association with no message in progress that receives nothing
-//!   for that long is aborted (A-ABORT).
+//! A connection holds nothing but a handshake permit until its A-ASSOCIATE-RQ is admitted; a
+//! peer that is not allowed in, or says nothing, cannot keep allowed callers out.
+//! - `max_handshakes`: connections accepted by TCP whose A-ASSOCIATE-RQ is not yet answered; one
+//!   more is closed at once without an answer. `handshake_timeout` (`scp.handshake_seconds`):
+//!   the whole A-ASSOCIATE-RQ must have arrived within it, else the connection is closed.
+//! - The A-ASSOCIATE-RQ is peeked and admitted once (`admission`): called AE ours, calling AE on
+//!   the allow-list (either refused: rejected-permanent with that reason, no slot taken), then a
+//!   slot: `max_associations` accepted associations in all and `max_associations_per_ae` of one
+//!   calling AE title (0 = no per-AE cap; above `max_associations`, the same as it). Beyond
+//!   either: A-ASSOCIATE-RJ rejected-transient, source service-provider (presentation), reason
+//!   local-limit-exceeded, the log naming the cap. The slot is given back when the association
+//!   ends.
+//! - `read_timeout`: while a message is incomplete (a command or data set in progress), the next
+//!   PDU must arrive within it; it is also the write timeout. `min_transfer_rate`: once a message
+//!   has been in progress for longer than `read_timeout`, its bytes must average at least this
+//!   per second since its first PDU (checked at each PDU and when the wait for the next one
+//!   would make it fail; 0 = no minimum), so a peer dripping a few bytes now and then is cut.
+//!   `idle_timeout`: an association with no message in progress that receives nothing for that
+//!   long is aborted. `max_association_duration` (`scp.max_association_seconds`): an association
+//!   is aborted that long after it was accepted, whatever it is doing. Each of these ends the
+//!   association with an A-ABORT; a message in progress is dropped (its temp file removed, never
+//!   acknowledged).
 //! - `max_pdu`: the largest P-DATA PDU we accept (announced in the A-ASSOCIATE-AC). dicom-ul runs
 //!   in strict mode: a peer PDU above it aborts that association (this bounds the memory a peer
 //!   can make us allocate). What we send is bounded by the peer's announced maximum.
-//! - `max_associations`: concurrent connections (negotiating or associated); one more is answered
-//!   with A-ASSOCIATE-RJ rejected-transient, source service-provider (presentation), reason
-//!   local-limit-exceeded.
 //! - Shutdown (the future given to [`serve`] completes): stop accepting; associations with no
 //!   message in progress are aborted at once; the others finish their current message (stored,
 //!   recorded, answered) and are then aborted; after `shutdown_grace` whatever is still running
 //!   is aborted without a response (its temp file removed; the sender sees the instance failed).
 
+mod admission;
 mod association;
 mod completeness;
 pub mod dimse;
+mod limits;
 mod negotiation;
 mod storage;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use association::chain as error_chain;
 pub use dimse::status;
 pub use negotiation::VERIFICATION as VERIFICATION_SOP_CLASS;
 pub use negotiation::{
@@ -108,11 +124,25 @@ pub struct ScpSettings {
     pub ae_title: String,
     /// Calling AE titles allowed to associate; empty = any.
     pub allowed_calling_aes: Vec<String>,
-    /// Concurrent connections (negotiating or associated) before new ones are rejected.
+    /// Accepted associations at once (counted once the calling AE is known and admitted);
+    /// one more is rejected transient, local limit exceeded.
     pub max_associations: usize,
+    /// Accepted associations at once of one calling AE title (0 = no per-AE cap; above
+    /// `max_associations` it is `max_associations`).
+    pub max_associations_per_ae: usize,
+    /// Connections still in the handshake (accepted by TCP, A-ASSOCIATE-RQ not yet answered);
+    /// one more is closed without an answer. At least `max_associations`.
+    pub max_handshakes: usize,
+    /// A new connection must have sent its whole A-ASSOCIATE-RQ within this.
+    pub handshake_timeout: Duration,
+    /// An association is aborted this long after it was accepted, whatever it is doing.
+    pub max_association_duration: Duration,
+    /// Bytes per second a message (command and data set) must average once it has been in
+    /// progress for longer than `read_timeout`; 0 = no minimum.
+    pub min_transfer_rate: u64,
     /// Maximum P-DATA PDU length we receive (announced to the peer).
     pub max_pdu: u32,
-    /// A-ASSOCIATE-RQ deadline, gap allowed between PDUs of one message, write timeout.
+    /// Gap allowed between PDUs of one message, write timeout.
     pub read_timeout: Duration,
     /// An association with no message in progress is aborted after this long without a PDU.
     pub idle_timeout: Duration,
@@ -128,6 +158,11 @@ impl Default for ScpSettings {
             ae_title: "HURED_QA".into(),
             allowed_calling_aes: Vec::new(),
             max_associations: 16,
+            max_associations_per_ae: 8,
+            max_handshakes: 64,
+            handshake_timeout: Duration::from_secs(5),
+            max_association_duration: Duration::from_secs(3600),
+            min_transfer_rate: 8192,
             max_pdu: 131_072,
             read_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(120),
@@ -236,6 +271,15 @@ impl ScpSettings {
         if self.max_associations == 0 {
             return bad("max_associations", "must be at least 1");
         }
+        if self.max_handshakes < self.max_associations {
+            return bad("max_handshakes", "must be at least max_associations");
+        }
+        if self.handshake_timeout.is_zero() {
+            return bad("handshake_timeout", "must be positive");
+        }
+        if self.max_association_duration.is_zero() {
+            return bad("max_association_duration", "must be positive");
+        }
         if !(4096..=dicom_ul::pdu::MAXIMUM_PDU_SIZE).contains(&self.max_pdu) {
             return bad("max_pdu", "must be between 4096 and 4294967288 bytes");
         }
@@ -247,6 +291,21 @@ impl ScpSettings {
         }
         Ok(())
     }
+}
+
+/// Render an error with its sources.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        let t = inner.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = inner.source();
+    }
+    s
 }
 
 /// Shutdown level broadcast to the association tasks.
@@ -262,6 +321,8 @@ pub(crate) enum Level {
 /// What every association task shares.
 pub(crate) struct Shared {
     pub settings: ScpSettings,
+    /// Who gets an association slot.
+    pub admission: Arc<admission::Admission>,
     pub sink: Arc<dyn InstanceSink>,
     pub tmp_dir: PathBuf,
     pub transfer_syntaxes: Vec<&'static str>,
@@ -300,24 +361,24 @@ where
         addr = %local,
         ae_title = %settings.ae_title,
         max_associations = settings.max_associations,
+        max_associations_per_ae = settings.max_associations_per_ae,
+        max_handshakes = settings.max_handshakes,
         max_pdu = settings.max_pdu,
         transfer_syntaxes = ?transfer_syntaxes,
         "DICOM SCP listening"
     );
 
     let (level_tx, level_rx) = watch::channel(Level::Running);
-    let max = settings.max_associations;
+    let handshakes = Arc::new(Semaphore::new(settings.max_handshakes));
     let grace = settings.shutdown_grace;
     let shared = Arc::new(Shared {
+        admission: admission::Admission::new(&settings),
         settings,
         sink,
         tmp_dir,
         transfer_syntaxes,
         shutdown: level_rx,
     });
-    let slots = Arc::new(Semaphore::new(max));
-    // connections being told "too busy" (bounded too: beyond it they are just closed)
-    let reject_slots = Arc::new(Semaphore::new(max.clamp(4, 64)));
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
 
@@ -329,7 +390,7 @@ where
                     if let Err(e) = stream.set_nodelay(true) {
                         warn!(%peer, "cannot set TCP_NODELAY: {e}");
                     }
-                    spawn_connection(&shared, &slots, &reject_slots, &mut tasks, stream, peer);
+                    spawn_connection(&shared, &handshakes, &mut tasks, stream, peer);
                 }
                 Err(e) => {
                     // e.g. EMFILE: keep serving, but do not spin
@@ -387,10 +448,11 @@ fn log_join(done: Result<(), tokio::task::JoinError>) {
     }
 }
 
+/// One task per connection, if a handshake permit is free (else the connection is closed at
+/// once, without an answer: `max_handshakes` connections are still in their handshake).
 fn spawn_connection(
     shared: &Arc<Shared>,
-    slots: &Arc<Semaphore>,
-    reject_slots: &Arc<Semaphore>,
+    handshakes: &Arc<Semaphore>,
     tasks: &mut JoinSet<()>,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
@@ -403,35 +465,18 @@ fn spawn_connection(
         calling_ae = tracing::field::Empty,
         called_ae = tracing::field::Empty
     );
-    match slots.clone().try_acquire_owned() {
+    match handshakes.clone().try_acquire_owned() {
         Ok(permit) => {
             let shared = shared.clone();
-            tasks.spawn(
-                async move {
-                    association::handle(shared, stream, peer, id).await;
-                    drop(permit);
-                }
-                .instrument(span),
-            );
+            tasks.spawn(association::handle(shared, stream, peer, id, permit).instrument(span));
         }
-        Err(_) => match reject_slots.clone().try_acquire_owned() {
-            Ok(permit) => {
-                let read_timeout = shared.settings.read_timeout.min(Duration::from_secs(10));
-                let max_pdu = shared.settings.max_pdu;
-                let max = shared.settings.max_associations;
-                tasks.spawn(
-                    async move {
-                        negotiation::reject_busy(stream, read_timeout, max_pdu, max).await;
-                        drop(permit);
-                    }
-                    .instrument(span),
-                );
-            }
-            Err(_) => {
-                let _enter = span.enter();
-                warn!("too many connections: closed without an answer");
-                drop(stream);
-            }
-        },
+        Err(_) => {
+            let _enter = span.enter();
+            warn!(
+                "{} connections are in their handshake (scp.max_handshakes): closed without an answer",
+                shared.settings.max_handshakes
+            );
+            drop(stream);
+        }
     }
 }

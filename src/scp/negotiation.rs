@@ -1,7 +1,6 @@
-//! Association negotiation: what we accept, AE title policy, and the hand-written
-//! "too busy" rejection.
+//! Association negotiation: what we accept, the acceptor options, and the hand-written
+//! "too busy" rejection (who is accepted is `admission`'s).
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
@@ -9,7 +8,7 @@ use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use dicom_ul::association::server::{AccessControl, ServerAssociationOptions};
 use dicom_ul::pdu::{
     AssociationRJ, AssociationRJResult, AssociationRJServiceProviderPresentationReason,
-    AssociationRJServiceUserReason, AssociationRJSource, Pdu, UserIdentity,
+    AssociationRJSource, Pdu,
 };
 use tokio::io::AsyncWriteExt;
 use tracing::{info, warn};
@@ -160,48 +159,14 @@ pub fn accepted_transfer_syntaxes() -> Vec<&'static str> {
         .collect()
 }
 
-/// Called AE must be ours; calling AE must be on the allow-list when there is one. Records the
-/// AE titles it saw so that rejections can be logged with them.
-pub(crate) struct AePolicy {
-    pub allowed_calling: Arc<[String]>,
-    pub seen: Arc<Mutex<Option<(String, String)>>>,
-}
-
-impl AccessControl for AePolicy {
-    fn check_access(
-        &self,
-        this_ae_title: &str,
-        calling_ae_title: &str,
-        called_ae_title: &str,
-        _user_identity: Option<&UserIdentity>,
-    ) -> Result<(), AssociationRJServiceUserReason> {
-        if let Ok(mut seen) = self.seen.lock() {
-            *seen = Some((calling_ae_title.to_string(), called_ae_title.to_string()));
-        }
-        if called_ae_title.trim() != this_ae_title.trim() {
-            return Err(AssociationRJServiceUserReason::CalledAETitleNotRecognized);
-        }
-        if !self.allowed_calling.is_empty()
-            && !self
-                .allowed_calling
-                .iter()
-                .any(|a| a.trim() == calling_ae_title.trim())
-        {
-            return Err(AssociationRJServiceUserReason::CallingAETitleNotRecognized);
-        }
-        Ok(())
-    }
-}
-
-/// The dicom-ul acceptor options for one connection.
-pub(crate) fn server_options(
+/// The dicom-ul acceptor options for one connection, `policy` deciding who is accepted.
+pub(crate) fn server_options<A: AccessControl>(
     ae_title: &str,
     max_pdu: u32,
     write_timeout: Duration,
     transfer_syntaxes: &[&'static str],
-    policy: AePolicy,
-) -> ServerAssociationOptions<'static, AePolicy, dicom_ul::association::server::DefaultNegotiation>
-{
+    policy: A,
+) -> ServerAssociationOptions<'static, A, dicom_ul::association::server::DefaultNegotiation> {
     let mut options = ServerAssociationOptions::new()
         .ae_access_control(policy)
         .ae_title(ae_title.trim().to_string())
@@ -218,14 +183,15 @@ pub(crate) fn server_options(
     options
 }
 
-/// Answer a connection beyond `max_associations`: read its A-ASSOCIATE-RQ (so that the reply is
-/// not lost to a reset), then A-ASSOCIATE-RJ rejected-transient, source service-provider
-/// (presentation related), reason local-limit-exceeded.
+/// Answer a connection that is admitted no slot because of a cap (`why`, for the log): read its
+/// A-ASSOCIATE-RQ (so that the reply is not lost to a reset), then A-ASSOCIATE-RJ
+/// rejected-transient, source service-provider (presentation related), reason
+/// local-limit-exceeded. `read_timeout` bounds the whole exchange.
 pub(crate) async fn reject_busy(
     mut stream: tokio::net::TcpStream,
     read_timeout: Duration,
     max_pdu: u32,
-    max_associations: usize,
+    why: &str,
 ) {
     let mut buf = bytes::BytesMut::with_capacity(16 * 1024);
     let rq = tokio::time::timeout(
@@ -262,7 +228,7 @@ pub(crate) async fn reject_busy(
         warn!("cannot encode A-ASSOCIATE-RJ: {e}");
         return;
     }
-    let sent = tokio::time::timeout(read_timeout, async {
+    let sent = tokio::time::timeout(read_timeout.max(Duration::from_secs(1)), async {
         stream.write_all(&out).await?;
         stream.shutdown().await
     })
@@ -270,7 +236,7 @@ pub(crate) async fn reject_busy(
     match sent {
         Ok(Ok(())) => info!(
             calling_ae = %calling,
-            "association rejected (transient, local limit exceeded): {max_associations} associations in progress"
+            "association rejected (transient, local limit exceeded): {why}"
         ),
         Ok(Err(e)) => warn!(calling_ae = %calling, "cannot send A-ASSOCIATE-RJ: {e}"),
         Err(_) => warn!(calling_ae = %calling, "cannot send A-ASSOCIATE-RJ: timed out"),
@@ -302,34 +268,5 @@ mod tests {
         for (i, a) in ACCEPTED_SOP_CLASSES.iter().enumerate() {
             assert!(ACCEPTED_SOP_CLASSES[i + 1..].iter().all(|b| b.uid != a.uid));
         }
-    }
-
-    #[test]
-    fn ae_policy() {
-        let p = AePolicy {
-            allowed_calling: Arc::from(vec!["CT01".to_string()]),
-            seen: Arc::default(),
-        };
-        assert_eq!(p.check_access("HURED_QA", "CT01", "HURED_QA", None), Ok(()));
-        assert_eq!(
-            p.check_access("HURED_QA", "CT01", "OTHER", None),
-            Err(AssociationRJServiceUserReason::CalledAETitleNotRecognized)
-        );
-        assert_eq!(
-            p.check_access("HURED_QA", "CT02", "HURED_QA", None),
-            Err(AssociationRJServiceUserReason::CallingAETitleNotRecognized)
-        );
-        assert_eq!(
-            p.seen.lock().unwrap().clone(),
-            Some(("CT02".to_string(), "HURED_QA".to_string()))
-        );
-        let any = AePolicy {
-            allowed_calling: Arc::from(Vec::<String>::new()),
-            seen: Arc::default(),
-        };
-        assert_eq!(
-            any.check_access("HURED_QA", "WHOEVER", "HURED_QA", None),
-            Ok(())
-        );
     }
 }

@@ -21,19 +21,19 @@ use hu_red::scp::{
 use hu_red::simulate::{self, SimParams, Syntax};
 use hu_red::store::{NewInstance, Store};
 
-const CT: &str = "1.2.840.10008.5.1.4.1.1.2";
+pub(crate) const CT: &str = "1.2.840.10008.5.1.4.1.1.2";
 const MR: &str = "1.2.840.10008.5.1.4.1.1.4";
-const EXPLICIT: &str = "1.2.840.10008.1.2.1";
+pub(crate) const EXPLICIT: &str = "1.2.840.10008.1.2.1";
 const IMPLICIT: &str = "1.2.840.10008.1.2";
 const DEFLATE: &str = "1.2.840.10008.1.2.1.99";
-const AE: &str = "HURED_QA";
+pub(crate) const AE: &str = "HURED_QA";
 
 use crate::common_service;
 use common_service::{run, tool, Out};
 
 // ---------------------------------------------------------------- DCMTK
 
-fn echoscu(port: u16, calling: &str, called: &str) -> Out {
+pub(crate) fn echoscu(port: u16, calling: &str, called: &str) -> Out {
     run(tool("echoscu")
         .args(["-aet", calling, "-aec", called, "127.0.0.1"])
         .arg(port.to_string()))
@@ -56,7 +56,13 @@ fn storescu(port: u16, calling: &str, extra: &[&str], files: &[PathBuf]) -> Out 
 // ---------------------------------------------------------------- test data
 
 /// A small simulated series (`hu-red simulate`); the DICOM files only, in z order.
-fn series(dir: &Path, seed: u64, n: usize, modality: &str, syntax: Syntax) -> Vec<PathBuf> {
+pub(crate) fn series(
+    dir: &Path,
+    seed: u64,
+    n: usize,
+    modality: &str,
+    syntax: Syntax,
+) -> Vec<PathBuf> {
     series_with(dir, seed, n, modality, syntax, |_| {})
 }
 
@@ -105,7 +111,7 @@ fn transcode(name: &str, args: &[&str], files: &[PathBuf], out_dir: &Path) -> Ve
 }
 
 /// (transfer syntax, SOP instance UID, data set bytes) of a Part-10 file.
-fn part10(path: &Path) -> (String, String, Vec<u8>) {
+pub(crate) fn part10(path: &Path) -> (String, String, Vec<u8>) {
     let bytes = fs::read(path).unwrap();
     assert_eq!(&bytes[128..132], b"DICM", "{}", path.display());
     let mut r = &bytes[128..];
@@ -155,9 +161,9 @@ impl InstanceSink for StoreSink {
     }
 }
 
-struct Server {
+pub(crate) struct Server {
     rt: tokio::runtime::Runtime,
-    port: u16,
+    pub(crate) port: u16,
     data_dir: PathBuf,
     sink: Arc<StoreSink>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -166,7 +172,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(tweak: impl FnOnce(&mut ScpSettings)) -> Server {
+    pub(crate) fn start(tweak: impl FnOnce(&mut ScpSettings)) -> Server {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
@@ -216,17 +222,17 @@ impl Server {
         }
     }
 
-    fn recorded(&self) -> Vec<StoredInstance> {
+    pub(crate) fn recorded(&self) -> Vec<StoredInstance> {
         self.sink.log.lock().unwrap().clone()
     }
 
-    fn in_db(&self, sop: &str) -> bool {
+    pub(crate) fn in_db(&self, sop: &str) -> bool {
         self.rt
             .block_on(self.sink.store.instance_exists(sop))
             .unwrap()
     }
 
-    fn tmp_files(&self) -> usize {
+    pub(crate) fn tmp_files(&self) -> usize {
         fs::read_dir(self.data_dir.join("tmp"))
             .map(|d| d.count())
             .unwrap_or(0)
@@ -248,7 +254,7 @@ impl Server {
         assert!(r.is_ok(), "{r:?}");
     }
 
-    fn shutdown(mut self) {
+    pub(crate) fn shutdown(mut self) {
         self.stop_and_wait();
     }
 }
@@ -347,12 +353,12 @@ fn raw_associate(port: u16, contexts: &[(u8, &str, &[&str])]) -> (TcpStream, Pdu
     (s, pdu)
 }
 
-fn read_pdu(s: &mut TcpStream) -> Pdu {
+pub(crate) fn read_pdu(s: &mut TcpStream) -> Pdu {
     let mut buf = bytes::BytesMut::new();
     dicom_ul::association::read_pdu_from_wire(s, &mut buf, 1 << 20, false).unwrap()
 }
 
-fn pdata(values: Vec<(u8, bool, bool, Vec<u8>)>) -> Vec<u8> {
+pub(crate) fn pdata(values: Vec<(u8, bool, bool, Vec<u8>)>) -> Vec<u8> {
     let pdu = Pdu::PData {
         data: values
             .into_iter()
@@ -374,7 +380,7 @@ fn pdata(values: Vec<(u8, bool, bool, Vec<u8>)>) -> Vec<u8> {
 }
 
 /// Is the connection closed by the server within `within`?
-fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+pub(crate) fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
     s.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     let start = Instant::now();
@@ -395,7 +401,7 @@ fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
     false
 }
 
-fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
         assert!(start.elapsed() < within, "timed out waiting for {what}");
@@ -718,7 +724,10 @@ fn fragmented_commands_shared_pdus_and_message_ids() {
 
 #[test]
 fn random_bytes_and_truncated_pdus_drop_only_that_connection() {
-    let server = Server::start(|s| s.read_timeout = Duration::from_secs(2));
+    let server = Server::start(|s| {
+        s.read_timeout = Duration::from_secs(2);
+        s.handshake_timeout = Duration::from_secs(2);
+    });
     // random bytes
     let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     let noise: Vec<u8> = (0..4096u32)
@@ -731,7 +740,7 @@ fn random_bytes_and_truncated_pdus_drop_only_that_connection() {
     );
     assert!(echoscu(server.port, "CT01", AE).ok);
 
-    // a truncated A-ASSOCIATE-RQ, connection left open: dropped after read_timeout
+    // a truncated A-ASSOCIATE-RQ, connection left open: dropped after handshake_timeout
     let rq = Pdu::AssociationRQ(AssociationRQ {
         protocol_version: 1,
         calling_ae_title: "RAW".into(),
