@@ -9,13 +9,15 @@ use dicom_ul::pdu::{
     AbortRQServiceProviderReason, AbortRQSource, PDataValue, PDataValueType, Pdu,
     PresentationContextResultReason,
 };
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::error::Elapsed;
 use tracing::{debug, info, warn};
 
 use super::dimse::{self, status, Command};
 use super::negotiation::{self, AePolicy};
 use super::storage::{self, is_valid_uid, Failure, Origin, TempInstance};
+use super::tls::Transport;
 use super::{Level, Shared, StoredInstance};
 
 /// Largest command set we accept (real ones are a few hundred bytes).
@@ -36,8 +38,15 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// Accept (or reject) one connection and serve it.
-pub(crate) async fn handle(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64) {
+/// Accept (or reject) one connection and serve it: its TLS handshake first when it came in on
+/// the TLS port; the handshake and the A-ASSOCIATE-RQ within `read_timeout`.
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    transport: Transport,
+    peer: SocketAddr,
+    id: u64,
+) {
     let settings = &shared.settings;
     let seen = Arc::new(Mutex::new(None));
     let options = negotiation::server_options(
@@ -50,16 +59,35 @@ pub(crate) async fn handle(shared: Arc<Shared>, stream: TcpStream, peer: SocketA
             seen: seen.clone(),
         },
     );
-    let established =
-        tokio::time::timeout(settings.read_timeout, options.establish_async(stream)).await;
+    let limit = settings.read_timeout;
+    match transport {
+        Transport::Plain => {
+            let r = tokio::time::timeout(limit, options.establish_async(stream)).await;
+            if let Some(assoc) = established(r, &seen, limit) {
+                serve(shared, assoc, peer, id).await;
+            }
+        }
+        Transport::Tls(tls) => {
+            let options = options.tls_config(tls.config());
+            let r = tokio::time::timeout(limit, options.establish_tls_async(stream)).await;
+            if let Some(assoc) = established(r, &seen, limit) {
+                serve(shared, assoc, peer, id).await;
+            }
+        }
+    }
+}
+
+/// The association, or why there is none (logged).
+fn established<S>(
+    r: Result<Result<AsyncServerAssociation<S>, UlError>, Elapsed>,
+    seen: &Mutex<Option<(String, String)>>,
+    limit: Duration,
+) -> Option<AsyncServerAssociation<S>> {
     let titles = || seen.lock().ok().and_then(|s| s.clone()).unwrap_or_default();
-    let assoc = match established {
+    match r {
         Err(_) => {
-            warn!(
-                "no complete A-ASSOCIATE-RQ within {:?}: connection dropped",
-                settings.read_timeout
-            );
-            return;
+            warn!("no complete A-ASSOCIATE-RQ within {limit:?}: connection dropped");
+            None
         }
         Ok(Err(UlError::Rejected { association_rj, .. })) => {
             let (calling, called) = titles();
@@ -70,14 +98,31 @@ pub(crate) async fn handle(shared: Arc<Shared>, stream: TcpStream, peer: SocketA
                 association_rj.result,
                 association_rj.source
             );
-            return;
+            None
+        }
+        Ok(Err(e @ (UlError::TlsHandshake { .. } | UlError::TlsConnection { .. }))) => {
+            // the cause (rustls' words), without dicom-ul's "does the remote support TLS?"
+            let cause = std::error::Error::source(&e).map_or_else(|| chain(&e), chain);
+            warn!("TLS handshake failed, connection closed: {cause}");
+            None
+        }
+        Ok(Err(e @ UlError::TlsNotSupported)) => {
+            warn!("connection closed: {e} (a TLS client on the plain DICOM port?)");
+            None
         }
         Ok(Err(e)) => {
             warn!("connection dropped during negotiation: {}", chain(&e));
-            return;
+            None
         }
-        Ok(Ok(a)) => a,
-    };
+        Ok(Ok(a)) => Some(a),
+    }
+}
+
+/// Serve an established association until it ends.
+async fn serve<S>(shared: Arc<Shared>, assoc: AsyncServerAssociation<S>, peer: SocketAddr, id: u64)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let calling = assoc.peer_ae_title().to_string();
     let called = assoc.called_ae_title().to_string();
     let span = tracing::Span::current();
@@ -223,9 +268,9 @@ impl Receiving {
     }
 }
 
-struct Connection {
+struct Connection<S> {
     shared: Arc<Shared>,
-    assoc: AsyncServerAssociation<TcpStream>,
+    assoc: AsyncServerAssociation<S>,
     id: u64,
     origin: Origin,
     pending: Pending,
@@ -240,7 +285,10 @@ fn protocol(what: impl Into<String>) -> Fatal {
     Fatal(End::ProtocolError(what.into()))
 }
 
-impl Connection {
+impl<S> Connection<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     async fn run(&mut self) -> End {
         let end = loop {
             let busy = !matches!(self.pending, Pending::Idle);

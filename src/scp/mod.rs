@@ -49,8 +49,20 @@
 //! presentation context (abstract syntax / transfer syntaxes not supported) while the other
 //! contexts of the association proceed.
 //!
+//! # DICOM TLS
+//! [`serve_with_tls`] runs the same SCP on a second listener whose connections start with a TLS
+//! handshake (rustls, ring provider; see [`tls`]): the same settings, association cap, sink and
+//! shutdown as the plain listener, one accept loop for both. `tls::ServerTls::load` reads the
+//! PEM files (`[scp.tls]` `cert_file`, `key_file`, optional `client_ca_file`: then clients must
+//! present a certificate issued by that CA) and names the setting and the file when one is
+//! unusable. The association code is generic over the stream (TCP or TLS). A handshake that fails
+//! (an untrusted or missing client certificate, plain DICOM on the TLS port) is logged and the
+//! connection closed; a TLS client on the plain port likewise. A connection beyond the cap on the
+//! TLS port gets its "too busy" rejection inside TLS, after the handshake.
+//!
 //! # Timeouts, limits, shutdown
-//! - `read_timeout`: the A-ASSOCIATE-RQ must arrive within it; while a message is incomplete (a
+//! - `read_timeout`: the A-ASSOCIATE-RQ (on the TLS port: the TLS handshake and the
+//!   A-ASSOCIATE-RQ together) must arrive within it; while a message is incomplete (a
 //!   command or data set in progress), the next PDU must arrive within it; it is also the write
 //!   timeout. `idle_timeout`: an association with no message in progress that receives nothing
 //!   for that long is aborted (A-ABORT).
@@ -70,6 +82,7 @@ mod completeness;
 pub mod dimse;
 mod negotiation;
 mod storage;
+pub mod tls;
 
 pub(crate) use association::chain as error_chain;
 pub use dimse::status;
@@ -281,6 +294,21 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()> + Send,
 {
+    serve_with_tls(listener, None, settings, sink, shutdown).await
+}
+
+/// [`serve`] on the plain `listener` and, when given, the DICOM TLS listener `tls` beside it:
+/// one SCP (the same settings, association cap, sink and shutdown) on both.
+pub async fn serve_with_tls<F>(
+    listener: TcpListener,
+    tls: Option<tls::TlsListener>,
+    settings: ScpSettings,
+    sink: Arc<dyn InstanceSink>,
+    shutdown: F,
+) -> Result<(), ScpError>
+where
+    F: Future<Output = ()> + Send,
+{
     settings.validate()?;
     let tmp_dir = settings.data_dir.join("tmp");
     storage::prepare_tmp_dir(&tmp_dir).map_err(|source| ScpError::TempDir {
@@ -300,6 +328,9 @@ where
         transfer_syntaxes = ?transfer_syntaxes,
         "DICOM SCP listening"
     );
+    if let Some(t) = &tls {
+        t.log_listening();
+    }
 
     let (level_tx, level_rx) = watch::channel(Level::Running);
     let max = settings.max_associations;
@@ -320,12 +351,13 @@ where
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
+            (accepted, transport) = tls::accept(&listener, tls.as_ref()) => match accepted {
                 Ok((stream, peer)) => {
                     if let Err(e) = stream.set_nodelay(true) {
                         warn!(%peer, "cannot set TCP_NODELAY: {e}");
                     }
-                    spawn_connection(&shared, &slots, &reject_slots, &mut tasks, stream, peer);
+                    let (slots, rejects) = (&slots, &reject_slots);
+                    spawn_connection(&shared, slots, rejects, &mut tasks, stream, transport, peer);
                 }
                 Err(e) => {
                     // e.g. EMFILE: keep serving, but do not spin
@@ -337,6 +369,7 @@ where
         }
     }
     drop(listener);
+    drop(tls);
     info!(
         in_flight = tasks.len(),
         "DICOM SCP: shutting down, no longer accepting associations"
@@ -389,6 +422,7 @@ fn spawn_connection(
     reject_slots: &Arc<Semaphore>,
     tasks: &mut JoinSet<()>,
     stream: tokio::net::TcpStream,
+    transport: tls::Transport,
     peer: SocketAddr,
 ) {
     let id = NEXT_ASSOCIATION.fetch_add(1, Ordering::Relaxed);
@@ -396,6 +430,7 @@ fn spawn_connection(
         "association",
         id,
         peer = %peer,
+        tls = transport.is_tls(),
         calling_ae = tracing::field::Empty,
         called_ae = tracing::field::Empty
     );
@@ -404,7 +439,7 @@ fn spawn_connection(
             let shared = shared.clone();
             tasks.spawn(
                 async move {
-                    association::handle(shared, stream, peer, id).await;
+                    association::handle(shared, stream, transport, peer, id).await;
                     drop(permit);
                 }
                 .instrument(span),
@@ -417,7 +452,7 @@ fn spawn_connection(
                 let max = shared.settings.max_associations;
                 tasks.spawn(
                     async move {
-                        negotiation::reject_busy(stream, read_timeout, max_pdu, max).await;
+                        tls::reject_busy(transport, stream, read_timeout, max_pdu, max).await;
                         drop(permit);
                     }
                     .instrument(span),

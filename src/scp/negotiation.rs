@@ -221,12 +221,14 @@ pub(crate) fn server_options(
 /// Answer a connection beyond `max_associations`: read its A-ASSOCIATE-RQ (so that the reply is
 /// not lost to a reset), then A-ASSOCIATE-RJ rejected-transient, source service-provider
 /// (presentation related), reason local-limit-exceeded.
-pub(crate) async fn reject_busy(
-    mut stream: tokio::net::TcpStream,
+pub(crate) async fn reject_busy<S>(
+    mut stream: S,
     read_timeout: Duration,
     max_pdu: u32,
     max_associations: usize,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let mut buf = bytes::BytesMut::with_capacity(16 * 1024);
     let rq = tokio::time::timeout(
         read_timeout,

@@ -19,5 +19,6 @@ mod loader;
 mod mail;
 mod real_catphan;
 mod scp_dcmtk;
+mod scp_tls;
 mod service;
 mod store;
