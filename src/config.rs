@@ -66,6 +66,23 @@ pub struct ScpConfig {
     pub max_pdu: u32,
     pub read_timeout_seconds: u64,
     pub idle_timeout_seconds: u64,
+    /// DICOM TLS, a second listener beside `bind`.
+    pub tls: ScpTlsConfig,
+}
+
+/// `[scp.tls]`: DICOM TLS (off while `bind` is empty). Paths left empty are not set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScpTlsConfig {
+    /// IP:port of the TLS listener; empty = no TLS listener.
+    pub bind: String,
+    /// The server's certificate (PEM; then its intermediate certificates).
+    pub cert_file: PathBuf,
+    /// The server's private key (PEM).
+    pub key_file: PathBuf,
+    /// CA certificates (PEM) client certificates must chain to; empty = no client certificate
+    /// asked for.
+    pub client_ca_file: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -360,6 +377,23 @@ pub fn scanner_for<'a>(
         (s.calling_ae.is_some() && s.calling_ae.as_deref().map(str::trim) == ae)
             || (s.station_name.is_some() && s.station_name.as_deref().map(str::trim) == st)
     })
+}
+
+impl ScpTlsConfig {
+    /// The TLS listener is configured (`bind` not empty).
+    pub fn enabled(&self) -> bool {
+        !self.bind.trim().is_empty()
+    }
+
+    /// The files of the TLS listener, when it is enabled.
+    pub fn files(&self) -> Option<crate::scp::tls::ServerTlsFiles> {
+        self.enabled().then(|| crate::scp::tls::ServerTlsFiles {
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+            client_ca_file: (!self.client_ca_file.as_os_str().is_empty())
+                .then(|| self.client_ca_file.clone()),
+        })
+    }
 }
 
 impl ScpConfig {

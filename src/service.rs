@@ -15,6 +15,7 @@ use crate::config::{Config, ValidConfig};
 use crate::notify;
 use crate::phantom::{PhantomError, PhantomSet};
 use crate::qa::{self, RESULTS_DIR};
+use crate::scp::tls::{ServerTls, TlsError, TlsListener};
 use crate::scp::{self, ScpError, ScpSettings};
 use crate::series::{self, StoreSink};
 use crate::store::{Store, StoreError, StoreOptions};
@@ -38,11 +39,15 @@ pub enum ServiceError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("scp.bind {addr}: {reason} (is another DICOM server on that port? ports below 1024 need CAP_NET_BIND_SERVICE)")]
+    #[error("{key} {addr}: {reason} (is another DICOM server on that port? ports below 1024 need CAP_NET_BIND_SERVICE)")]
     Bind {
+        /// `scp.bind` or `scp.tls.bind`.
+        key: &'static str,
         addr: String,
         reason: std::io::Error,
     },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error(transparent)]
     Scp(#[from] ScpError),
     #[error(transparent)]
@@ -67,6 +72,8 @@ fn flatten(
 pub struct RunningService {
     /// The address the SCP listens on (the real port when `scp.bind` asked for port 0).
     pub addr: SocketAddr,
+    /// The DICOM TLS listener's address, when `scp.tls.bind` is set.
+    pub tls_addr: Option<SocketAddr>,
     pub store: Store,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<Result<(), ServiceError>>,
@@ -135,19 +142,21 @@ pub async fn start(config: ValidConfig) -> Result<RunningService, ServiceError> 
     store.sync_scanners(&config.scanners).await?;
     let installation = store.installation_id().await?;
 
-    let listener = TcpListener::bind(&config.scp.bind)
-        .await
-        .map_err(|reason| ServiceError::Bind {
-            addr: config.scp.bind.clone(),
-            reason,
-        })?;
-    let addr = listener.local_addr().map_err(|reason| ServiceError::Bind {
-        addr: config.scp.bind.clone(),
-        reason,
-    })?;
+    let (listener, addr) = bind("scp.bind", &config.scp.bind).await?;
+    let tls = match config.scp.tls.files() {
+        None => None,
+        Some(files) => {
+            let tls = ServerTls::load(&files)?;
+            let (listener, addr) = bind("scp.tls.bind", &config.scp.tls.bind).await?;
+            Some((TlsListener::new(listener, tls), addr))
+        }
+    };
+    let tls_addr = tls.as_ref().map(|(_, a)| *a);
+    let tls = tls.map(|(l, _)| l);
     let settings = scp_settings(&config.scp, &data_dir);
     info!(
         %addr,
+        tls_addr = %tls_addr.map_or_else(|| "off".to_string(), |a| a.to_string()),
         ae_title = %config.scp.ae_title,
         database = %store.display_url(),
         data_dir = %data_dir.display(),
@@ -189,7 +198,7 @@ pub async fn start(config: ValidConfig) -> Result<RunningService, ServiceError> 
         let sink = Arc::new(StoreSink {
             store: store2.clone(),
         });
-        let scp_result = scp::serve(listener, settings, sink, async move {
+        let scp_result = scp::serve_with_tls(listener, tls, settings, sink, async move {
             tokio::select! {
                 _ = scp_stop.wait_for(|stop| *stop) => {}
                 _ = gave_up.notified() => {}
@@ -208,10 +217,23 @@ pub async fn start(config: ValidConfig) -> Result<RunningService, ServiceError> 
     });
     Ok(RunningService {
         addr,
+        tls_addr,
         store,
         stop: stop_tx,
         task,
     })
+}
+
+/// A listener on `addr` (the value of the setting `key`) and its real address.
+async fn bind(key: &'static str, addr: &str) -> Result<(TcpListener, SocketAddr), ServiceError> {
+    let failed = |reason| ServiceError::Bind {
+        key,
+        addr: addr.to_string(),
+        reason,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(failed)?;
+    let local = listener.local_addr().map_err(failed)?;
+    Ok((listener, local))
 }
 
 /// The long-lived tasks of the service, each a factory the supervisor can start again: the

@@ -1,6 +1,7 @@
 //! `hu-red send`: push DICOM files or folders to a Storage SCP (C-STORE SCU), each file in its
 //! own transfer syntax. Prints a summary; fails (non-zero exit) when any file was not stored.
 
+use crate::scp::tls::{ClientTls, ClientTlsFiles};
 use crate::scu::{self, FileResult, ScuOptions};
 use anyhow::bail;
 use std::path::PathBuf;
@@ -26,9 +27,26 @@ pub struct SendArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// DICOM files, or folders searched recursively (files that are not DICOM are skipped).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+}
+
+/// DICOM TLS (`hu-red serve`'s `scp.tls.bind`, usually port 2762).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsArgs {
+    /// DICOM TLS: connect inside TLS and trust the server's certificate only if it chains to
+    /// these CA certificates (PEM) and names the host of --to.
+    #[arg(long = "tls-ca", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Our certificate (PEM), for a server that requires client certificates (with --tls-key).
+    #[arg(long = "tls-cert", value_name = "FILE", requires_all = ["tls_ca", "tls_key"])]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long = "tls-key", value_name = "FILE", requires_all = ["tls_ca", "tls_cert"])]
+    pub tls_key: Option<PathBuf>,
 }
 
 fn check_ae(flag: &str, ae: &str) -> anyhow::Result<()> {
@@ -42,12 +60,20 @@ fn check_ae(flag: &str, ae: &str) -> anyhow::Result<()> {
 pub fn run(args: SendArgs) -> anyhow::Result<()> {
     check_ae("--aet", &args.aet)?;
     check_ae("--aec", &args.aec)?;
+    let tls = match &args.tls.tls_ca {
+        None => None,
+        Some(ca) => Some(ClientTls::load(&ClientTlsFiles {
+            ca_file: ca.clone(),
+            cert_and_key: args.tls.tls_cert.clone().zip(args.tls.tls_key.clone()),
+        })?),
+    };
     let opts = ScuOptions {
         addr: args.to.clone(),
         called_ae: args.aet.trim().to_string(),
         calling_ae: args.aec.trim().to_string(),
         max_pdu: args.max_pdu,
         timeout: Duration::from_secs(args.timeout),
+        tls,
     };
     let summary = scu::send(&opts, &args.paths)?;
     let total = summary.files.len();
@@ -59,9 +85,10 @@ pub fn run(args: SendArgs) -> anyhow::Result<()> {
         .map(|(ts, n)| format!("{n} in {ts}"))
         .collect();
     println!(
-        "sent {stored} of {total} file(s) to {}@{}{}",
+        "sent {stored} of {total} file(s) to {}@{}{}{}",
         opts.called_ae,
         opts.addr,
+        if opts.tls.is_some() { " over TLS" } else { "" },
         if syntaxes.is_empty() {
             String::new()
         } else {

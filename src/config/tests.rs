@@ -599,3 +599,44 @@ fn all_problems_are_reported_together() {
         "{m}"
     );
 }
+
+#[test]
+fn scp_tls_is_off_by_default_and_checked_when_on() {
+    let c = defaults();
+    assert_eq!(c.scp.tls.bind, "");
+    assert!(!c.scp.tls.enabled());
+    assert!(c.scp.tls.files().is_none());
+    // env keys reach [scp.tls]: the files named there are the ones refused
+    let e = Config::load_with_env(
+        None,
+        env(&[
+            ("HURED__SCP__TLS__BIND", "0.0.0.0:2762"),
+            ("HURED__SCP__TLS__CERT_FILE", "/nonexistent/server.pem"),
+            ("HURED__SCP__TLS__KEY_FILE", "/nonexistent/server.key"),
+        ]),
+    )
+    .unwrap_err();
+    assert_problem(
+        e.problems(),
+        "scp.tls.cert_file",
+        "/nonexistent/server.pem: cannot read it",
+    );
+    // bind set, files missing
+    let p = invalid_with(|c| c.scp.tls.bind = "0.0.0.0:2762".into());
+    assert_problem(&p, "scp.tls.cert_file", "required when scp.tls.bind is set");
+    assert_problem(&p, "scp.tls.key_file", "required when scp.tls.bind is set");
+    // not an address; the plain listener's address
+    assert_problem(
+        &invalid_with(|c| c.scp.tls.bind = "2762".into()),
+        "scp.tls.bind",
+        "not an IP:port",
+    );
+    assert_problem(
+        &invalid_with(|c| c.scp.tls.bind = c.scp.bind.clone()),
+        "scp.tls.bind",
+        "is scp.bind too",
+    );
+    // an empty value from the environment switches it off again
+    let c = Config::load_with_env(None, env(&[("HURED__SCP__TLS__BIND", "")])).unwrap();
+    assert!(!c.scp.tls.enabled());
+}

@@ -64,6 +64,49 @@ impl Config {
                 "must be more than 0".to_string(),
             );
         }
+        self.validate_scp_tls(p);
+    }
+
+    /// `[scp.tls]`: when `bind` is set, an address other than `scp.bind`, and the certificate,
+    /// key and CA files read and checked as the listener will use them.
+    fn validate_scp_tls(&self, p: &mut Problems) {
+        let tls = &self.scp.tls;
+        if !tls.enabled() {
+            return;
+        }
+        match tls.bind.parse::<SocketAddr>() {
+            Err(e) => p.push(
+                "scp.tls.bind",
+                format!(
+                    "{:?} is not an IP:port socket address ({e}); example \"0.0.0.0:2762\" \
+                     (empty = no TLS listener)",
+                    tls.bind
+                ),
+            ),
+            Ok(a) if self.scp.bind.parse::<SocketAddr>() == Ok(a) && a.port() != 0 => p.push(
+                "scp.tls.bind",
+                format!("{a} is scp.bind too: the TLS listener needs its own port (usually 2762)"),
+            ),
+            Ok(_) => {}
+        }
+        let mut missing = false;
+        for (key, path) in [
+            ("scp.tls.cert_file", &tls.cert_file),
+            ("scp.tls.key_file", &tls.key_file),
+        ] {
+            if path.as_os_str().is_empty() {
+                p.push(key, "is required when scp.tls.bind is set".to_string());
+                missing = true;
+            }
+        }
+        if missing {
+            return;
+        }
+        if let Some(files) = tls.files() {
+            if let Err(e) = crate::scp::tls::ServerTls::load(&files) {
+                p.push(e.setting, format!("{}: {}", e.path.display(), e.problem));
+            }
+        }
     }
 
     /// `[scp]`: the caps and time limits of associations.

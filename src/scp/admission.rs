@@ -324,15 +324,15 @@ pub(crate) async fn screen(
 }
 
 /// An accepted association and its slot.
-pub(crate) struct Admitted {
-    pub assoc: AsyncServerAssociation<TcpStream>,
+pub(crate) struct Admitted<S> {
+    pub assoc: AsyncServerAssociation<S>,
     pub ticket: Ticket,
 }
 
 /// The handshake of a new plain TCP connection, within `handshake_timeout`: screened, then
 /// rejected busy, or negotiated by dicom-ul (see the module docs). `None` when it ended there
 /// (logged).
-pub(crate) async fn handshake(shared: &Shared, stream: TcpStream) -> Option<Admitted> {
+pub(crate) async fn handshake(shared: &Shared, stream: TcpStream) -> Option<Admitted<TcpStream>> {
     let settings = &shared.settings;
     let limit = settings.handshake_timeout;
     let deadline = Instant::now() + limit;
@@ -371,13 +371,66 @@ pub(crate) async fn handshake(shared: &Shared, stream: TcpStream) -> Option<Admi
         policy,
     );
     let established = tokio::time::timeout_at(deadline, options.establish_async(stream)).await;
+    negotiated(shared, established, &ticket, &seen).await
+}
+
+/// The handshake of a connection on the TLS port, within `handshake_timeout`: the TLS handshake
+/// and the A-ASSOCIATE-RQ, admitted by [`AePolicy`] (an encrypted request cannot be peeked).
+/// When every slot is taken before it starts, the request is answered rejected-transient,
+/// local-limit-exceeded inside TLS (`tls::reject_busy`); a per-AE cap reached can only be
+/// answered by dicom-ul's rejected-permanent (logged as such).
+pub(crate) async fn handshake_tls(
+    shared: &Shared,
+    stream: TcpStream,
+    tls: super::tls::ServerTls,
+) -> Option<Admitted<dicom_ul::association::server::AsyncTlsStream>> {
+    let settings = &shared.settings;
+    let limit = settings.handshake_timeout;
+    let deadline = Instant::now() + limit;
+    let (in_use, _) = shared.admission.in_use("");
+    if in_use >= settings.max_associations {
+        let why = format!(
+            "{in_use} associations in progress (scp.max_associations = {})",
+            settings.max_associations
+        );
+        let transport = super::tls::Transport::Tls(tls);
+        super::tls::reject_busy(transport, stream, limit, settings.max_pdu, &why).await;
+        return None;
+    }
+    let ticket = Arc::new(Mutex::new(None));
+    let policy = AePolicy::new(shared.admission.clone(), ticket.clone());
+    let seen = policy.seen.clone();
+    let options = negotiation::server_options(
+        &settings.ae_title,
+        settings.max_pdu,
+        settings.read_timeout,
+        &shared.transfer_syntaxes,
+        policy,
+    )
+    .tls_config(tls.config());
+    let established = tokio::time::timeout_at(deadline, options.establish_tls_async(stream)).await;
+    negotiated(shared, established, &ticket, &seen).await
+}
+
+/// The outcome of dicom-ul's negotiation: the association and its ticket, or why there is none
+/// (logged).
+async fn negotiated<S>(
+    shared: &Shared,
+    established: Result<Result<AsyncServerAssociation<S>, UlError>, tokio::time::error::Elapsed>,
+    ticket: &Mutex<Option<Ticket>>,
+    seen: &Mutex<Option<Seen>>,
+) -> Option<Admitted<S>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+{
+    let limit = shared.settings.handshake_timeout;
     let assoc = match established {
         Err(_) => {
             warn!("association not negotiated within {limit:?} (scp.handshake_seconds): closed");
             return None;
         }
         Ok(Err(UlError::Rejected { association_rj, .. })) => {
-            let seen = lock(&seen).clone().unwrap_or_default();
+            let seen = lock(seen).clone().unwrap_or_default();
             let why = seen.refusal.map(|r| format!(": {r}")).unwrap_or_default();
             info!(
                 calling_ae = %seen.calling,
@@ -388,13 +441,23 @@ pub(crate) async fn handshake(shared: &Shared, stream: TcpStream) -> Option<Admi
             );
             return None;
         }
+        Ok(Err(e @ (UlError::TlsHandshake { .. } | UlError::TlsConnection { .. }))) => {
+            // the cause (rustls' words), without dicom-ul's "does the remote support TLS?"
+            let cause = std::error::Error::source(&e).map_or_else(|| chain(&e), chain);
+            warn!("TLS handshake failed, connection closed: {cause}");
+            return None;
+        }
+        Ok(Err(e @ UlError::TlsNotSupported)) => {
+            warn!("connection closed: {e} (a TLS client on the plain DICOM port?)");
+            return None;
+        }
         Ok(Err(e)) => {
             warn!("connection dropped during negotiation: {}", chain(&e));
             return None;
         }
         Ok(Ok(a)) => a,
     };
-    let Some(ticket) = lock(&ticket).take() else {
+    let Some(ticket) = lock(ticket).take() else {
         // cannot happen: the access control accepts only with a ticket
         warn!("association accepted without a slot: aborted");
         let _ = tokio::time::timeout(Duration::from_secs(2), assoc.abort()).await;

@@ -10,7 +10,7 @@ use dicom_ul::pdu::{
     AbortRQServiceProviderReason, AbortRQSource, PDataValue, PDataValueType, Pdu,
     PresentationContextResultReason,
 };
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, info, warn};
@@ -20,25 +20,48 @@ use super::dimse::{self, status, Command};
 use super::limits::{Expiry, Limits};
 use super::negotiation;
 use super::storage::{self, is_valid_uid, Failure, Origin, TempInstance};
+use super::tls::Transport;
 use super::{error_chain as chain, Level, Shared, StoredInstance};
 
 /// Largest command set we accept (real ones are a few hundred bytes).
 const MAX_COMMAND_BYTES: usize = 64 * 1024;
 
-/// Accept (or reject) one connection and serve it. The handshake permit is given back once
-/// the association is accepted (or the connection ends); the association's slot (its ticket)
-/// when it ends.
+/// Accept (or reject) one connection and serve it: on the TLS port its TLS handshake first
+/// (the TLS handshake and the A-ASSOCIATE-RQ within `handshake_timeout`). The handshake permit
+/// is given back once the association is accepted (or the connection ends); the association's
+/// slot (its ticket) when it ends.
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     stream: TcpStream,
+    transport: Transport,
     peer: SocketAddr,
     id: u64,
     handshake_permit: OwnedSemaphorePermit,
 ) {
-    let Some(Admitted { assoc, ticket }) = admission::handshake(&shared, stream).await else {
-        return;
-    };
-    drop(handshake_permit);
+    match transport {
+        Transport::Plain => {
+            let Some(admitted) = admission::handshake(&shared, stream).await else {
+                return;
+            };
+            drop(handshake_permit);
+            serve(shared, admitted, peer, id).await;
+        }
+        Transport::Tls(tls) => {
+            let Some(admitted) = admission::handshake_tls(&shared, stream, tls).await else {
+                return;
+            };
+            drop(handshake_permit);
+            serve(shared, admitted, peer, id).await;
+        }
+    }
+}
+
+/// Serve an admitted association until it ends; its slot is given back then.
+async fn serve<S>(shared: Arc<Shared>, admitted: Admitted<S>, peer: SocketAddr, id: u64)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let Admitted { assoc, ticket } = admitted;
     let accepted_at = Instant::now();
     let calling = assoc.peer_ae_title().to_string();
     let called = assoc.called_ae_title().to_string();
@@ -209,9 +232,9 @@ impl Receiving {
     }
 }
 
-struct Connection {
+struct Connection<S> {
     shared: Arc<Shared>,
-    assoc: AsyncServerAssociation<TcpStream>,
+    assoc: AsyncServerAssociation<S>,
     id: u64,
     origin: Origin,
     pending: Pending,
@@ -227,7 +250,10 @@ fn protocol(what: impl Into<String>) -> Fatal {
     Fatal(End::ProtocolError(what.into()))
 }
 
-impl Connection {
+impl<S> Connection<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     async fn run(&mut self) -> End {
         let end = loop {
             let busy = !matches!(self.pending, Pending::Idle);

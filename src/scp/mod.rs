@@ -51,12 +51,24 @@
 //! presentation context (abstract syntax / transfer syntaxes not supported) while the other
 //! contexts of the association proceed.
 //!
+//! # DICOM TLS
+//! [`serve_with_tls`] runs the same SCP on a second listener whose connections start with a TLS
+//! handshake (rustls, ring provider; see [`tls`]): the same settings, association cap, sink and
+//! shutdown as the plain listener, one accept loop for both. `tls::ServerTls::load` reads the
+//! PEM files (`[scp.tls]` `cert_file`, `key_file`, optional `client_ca_file`: then clients must
+//! present a certificate issued by that CA) and names the setting and the file when one is
+//! unusable. The association code is generic over the stream (TCP or TLS). A handshake that fails
+//! (an untrusted or missing client certificate, plain DICOM on the TLS port) is logged and the
+//! connection closed; a TLS client on the plain port likewise. A connection beyond the cap on the
+//! TLS port gets its "too busy" rejection inside TLS, after the handshake.
+//!
 //! # Timeouts, limits, shutdown
 //! A connection holds nothing but a handshake permit until its A-ASSOCIATE-RQ is admitted; a
 //! peer that is not allowed in, or says nothing, cannot keep allowed callers out.
 //! - `max_handshakes`: connections accepted by TCP whose A-ASSOCIATE-RQ is not yet answered; one
 //!   more is closed at once without an answer. `handshake_timeout` (`scp.handshake_seconds`):
-//!   the whole A-ASSOCIATE-RQ must have arrived within it, else the connection is closed.
+//!   the whole A-ASSOCIATE-RQ (on the TLS port: the TLS handshake and the A-ASSOCIATE-RQ together)
+//!   must have arrived within it, else the connection is closed.
 //! - The A-ASSOCIATE-RQ is peeked and admitted once (`admission`): called AE ours, calling AE on
 //!   the allow-list (either refused: rejected-permanent with that reason, no slot taken), then a
 //!   slot: `max_associations` accepted associations in all and `max_associations_per_ae` of one
@@ -91,6 +103,7 @@ mod negotiation;
 mod storage;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 
 pub use dimse::status;
 pub use negotiation::VERIFICATION as VERIFICATION_SOP_CLASS;
@@ -346,6 +359,21 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()> + Send,
 {
+    serve_with_tls(listener, None, settings, sink, shutdown).await
+}
+
+/// [`serve`] on the plain `listener` and, when given, the DICOM TLS listener `tls` beside it:
+/// one SCP (the same settings, association cap, sink and shutdown) on both.
+pub async fn serve_with_tls<F>(
+    listener: TcpListener,
+    tls: Option<tls::TlsListener>,
+    settings: ScpSettings,
+    sink: Arc<dyn InstanceSink>,
+    shutdown: F,
+) -> Result<(), ScpError>
+where
+    F: Future<Output = ()> + Send,
+{
     settings.validate()?;
     let tmp_dir = settings.data_dir.join("tmp");
     storage::prepare_tmp_dir(&tmp_dir).map_err(|source| ScpError::TempDir {
@@ -367,6 +395,9 @@ where
         transfer_syntaxes = ?transfer_syntaxes,
         "DICOM SCP listening"
     );
+    if let Some(t) = &tls {
+        t.log_listening();
+    }
 
     let (level_tx, level_rx) = watch::channel(Level::Running);
     let handshakes = Arc::new(Semaphore::new(settings.max_handshakes));
@@ -385,12 +416,12 @@ where
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
+            (accepted, transport) = tls::accept(&listener, tls.as_ref()) => match accepted {
                 Ok((stream, peer)) => {
                     if let Err(e) = stream.set_nodelay(true) {
                         warn!(%peer, "cannot set TCP_NODELAY: {e}");
                     }
-                    spawn_connection(&shared, &handshakes, &mut tasks, stream, peer);
+                    spawn_connection(&shared, &handshakes, &mut tasks, stream, transport, peer);
                 }
                 Err(e) => {
                     // e.g. EMFILE: keep serving, but do not spin
@@ -402,6 +433,7 @@ where
         }
     }
     drop(listener);
+    drop(tls);
     info!(
         in_flight = tasks.len(),
         "DICOM SCP: shutting down, no longer accepting associations"
@@ -455,6 +487,7 @@ fn spawn_connection(
     handshakes: &Arc<Semaphore>,
     tasks: &mut JoinSet<()>,
     stream: tokio::net::TcpStream,
+    transport: tls::Transport,
     peer: SocketAddr,
 ) {
     let id = NEXT_ASSOCIATION.fetch_add(1, Ordering::Relaxed);
@@ -462,13 +495,16 @@ fn spawn_connection(
         "association",
         id,
         peer = %peer,
+        tls = transport.is_tls(),
         calling_ae = tracing::field::Empty,
         called_ae = tracing::field::Empty
     );
     match handshakes.clone().try_acquire_owned() {
         Ok(permit) => {
             let shared = shared.clone();
-            tasks.spawn(association::handle(shared, stream, peer, id, permit).instrument(span));
+            tasks.spawn(
+                association::handle(shared, stream, transport, peer, id, permit).instrument(span),
+            );
         }
         Err(_) => {
             let _enter = span.enter();

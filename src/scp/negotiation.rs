@@ -186,13 +186,11 @@ pub(crate) fn server_options<A: AccessControl>(
 /// Answer a connection that is admitted no slot because of a cap (`why`, for the log): read its
 /// A-ASSOCIATE-RQ (so that the reply is not lost to a reset), then A-ASSOCIATE-RJ
 /// rejected-transient, source service-provider (presentation related), reason
-/// local-limit-exceeded. `read_timeout` bounds the whole exchange.
-pub(crate) async fn reject_busy(
-    mut stream: tokio::net::TcpStream,
-    read_timeout: Duration,
-    max_pdu: u32,
-    why: &str,
-) {
+/// local-limit-exceeded. `read_timeout` bounds the whole exchange. Plain or inside TLS.
+pub(crate) async fn reject_busy<S>(mut stream: S, read_timeout: Duration, max_pdu: u32, why: &str)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let mut buf = bytes::BytesMut::with_capacity(16 * 1024);
     let rq = tokio::time::timeout(
         read_timeout,

@@ -20,5 +20,6 @@ mod mail;
 mod real_catphan;
 mod scp_dcmtk;
 mod scp_slots;
+mod scp_tls;
 mod service;
 mod store;

@@ -932,6 +932,7 @@ fn hu_red_send_to_the_scp() {
         aec: "HURED_SCU".into(),
         max_pdu: 16_384,
         timeout: 10,
+        tls: Default::default(),
         paths,
     };
     // a folder (recursively; truth.json files are skipped)
@@ -1052,6 +1053,7 @@ fn hu_red_send_to_dcmtk_storescp() {
         aec: "HURED_SCU".into(),
         max_pdu: 131_072,
         timeout: 10,
+        tls: Default::default(),
         paths,
     };
 
@@ -1113,6 +1115,7 @@ fn hu_red_send_sends_raw_data_sets_as_they_are() {
         aec: "HURED_SCU".into(),
         max_pdu: 131_072,
         timeout: 10,
+        tls: Default::default(),
         paths: vec![dir.clone()],
     })
     .unwrap();

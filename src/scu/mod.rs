@@ -8,24 +8,30 @@
 //! never transcoded: if the SCP refuses their syntax they fail. At most 128 presentation
 //! contexts fit in one association; more pairs make several associations, one after the other.
 //! Every C-STORE-RQ carries a new MessageID and its response must answer it.
+//!
+//! With [`ScuOptions::tls`] every association runs inside TLS (DICOM TLS, `hu-red send
+//! --tls-ca`): see `connect.rs`.
+
+mod connect;
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
-use std::net::TcpStream;
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
 use dicom_object::meta::FileMetaTable;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
-use dicom_ul::association::client::ClientAssociation;
-use dicom_ul::association::{ClientAssociationOptions, Error as UlError};
+use dicom_ul::association::client::{ClientAssociation, CloseSocket};
+use dicom_ul::association::Error as UlError;
 use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
 use tracing::{debug, info, warn};
 
 use crate::dicom::raw::{self, FileLayout};
 use crate::scp::dimse::{self, status};
+use crate::scp::tls::ClientTls;
+use connect::{establish, options, Connected};
 
 const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
 const IMPLICIT_LE: &str = "1.2.840.10008.1.2";
@@ -45,6 +51,9 @@ pub struct ScuOptions {
     pub max_pdu: u32,
     /// Connection, read and write timeout.
     pub timeout: Duration,
+    /// DICOM TLS: the server's certificate must chain to these CAs (and carry the host of
+    /// `addr`); `None` = plain TCP.
+    pub tls: Option<ClientTls>,
 }
 
 impl Default for ScuOptions {
@@ -55,6 +64,7 @@ impl Default for ScuOptions {
             calling_ae: "HURED_SCU".into(),
             max_pdu: 131_072,
             timeout: Duration::from_secs(60),
+            tls: None,
         }
     }
 }
@@ -341,18 +351,22 @@ pub fn send(opts: &ScuOptions, paths: &[PathBuf]) -> Result<SendSummary, ScuErro
     Ok(summary)
 }
 
-fn options<'a>(opts: &'a ScuOptions) -> ClientAssociationOptions<'a> {
-    ClientAssociationOptions::new()
-        .calling_ae_title(opts.calling_ae.as_str())
-        .called_ae_title(opts.called_ae.as_str())
-        .max_pdu_length(opts.max_pdu)
-        .connection_timeout(opts.timeout)
-        .read_timeout(opts.timeout)
-        .write_timeout(opts.timeout)
-}
-
 fn describe_ul(e: &UlError) -> String {
     crate::scp::error_chain(e)
+}
+
+/// Every file of `files` failed for the same reason.
+fn fail_all(summary: &mut SendSummary, files: &[&FileInfo], why: &str) {
+    for f in files {
+        summary.files.push(report(
+            f,
+            None,
+            FileResult::Failed {
+                status: None,
+                reason: why.to_string(),
+            },
+        ));
+    }
 }
 
 fn send_chunk(
@@ -365,20 +379,9 @@ fn send_chunk(
     for (class, ts) in pairs {
         o = o.with_presentation_context(class.clone(), proposal(ts));
     }
-    let fail_all = |summary: &mut SendSummary, files: &[&FileInfo], why: &str| {
-        for f in files {
-            summary.files.push(report(
-                f,
-                None,
-                FileResult::Failed {
-                    status: None,
-                    reason: why.to_string(),
-                },
-            ));
-        }
-    };
-    let mut assoc = match o.establish(opts.addr.as_str()) {
-        Ok(a) => a,
+    match establish(opts, o) {
+        Ok(Connected::Plain(assoc)) => send_files(assoc, files, summary),
+        Ok(Connected::Tls(assoc)) => send_files(*assoc, files, summary),
         Err(e) => {
             let why = format!(
                 "association with {}@{} failed: {}",
@@ -388,13 +391,15 @@ fn send_chunk(
             );
             warn!("{why}");
             fail_all(summary, files, &why);
-            return;
         }
-    };
-    // no Nagle: a C-STORE ends with a short segment and then waits for the response
-    if let Err(e) = assoc.inner_stream().set_nodelay(true) {
-        warn!("cannot set TCP_NODELAY: {e}");
     }
+}
+
+/// Send `files` on an established association, then release it.
+fn send_files<S>(mut assoc: ClientAssociation<S>, files: &[&FileInfo], summary: &mut SendSummary)
+where
+    S: CloseSocket + Read + Write,
+{
     let accepted: Vec<(u8, String, String)> = assoc
         .presentation_contexts()
         .iter()
@@ -502,8 +507,8 @@ fn payload(f: &FileInfo, ts: &str) -> Result<Payload, FileResult> {
 }
 
 /// One C-STORE. `Err` = the association is no longer usable.
-fn store_one(
-    assoc: &mut ClientAssociation<TcpStream>,
+fn store_one<S: CloseSocket + Read + Write>(
+    assoc: &mut ClientAssociation<S>,
     pc: u8,
     ts: &str,
     f: &FileInfo,
@@ -595,10 +600,22 @@ pub fn echo(opts: &ScuOptions) -> Result<(), ScuError> {
         called_ae: opts.called_ae.clone(),
         what,
     };
-    let mut assoc = options(opts)
-        .with_abstract_syntax(crate::scp::VERIFICATION_SOP_CLASS)
-        .establish(opts.addr.as_str())
-        .map_err(|e| assoc_err(describe_ul(&e)))?;
+    let o = options(opts).with_abstract_syntax(crate::scp::VERIFICATION_SOP_CLASS);
+    match establish(opts, o).map_err(|e| assoc_err(describe_ul(&e)))? {
+        Connected::Plain(assoc) => echo_on(opts, assoc),
+        Connected::Tls(assoc) => echo_on(opts, *assoc),
+    }
+}
+
+fn echo_on<S: CloseSocket + Read + Write>(
+    opts: &ScuOptions,
+    mut assoc: ClientAssociation<S>,
+) -> Result<(), ScuError> {
+    let assoc_err = |what: String| ScuError::Association {
+        addr: opts.addr.clone(),
+        called_ae: opts.called_ae.clone(),
+        what,
+    };
     let pc = assoc
         .presentation_contexts()
         .first()
