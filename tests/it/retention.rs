@@ -7,6 +7,7 @@
 //! is what a real old series has too (older than the purge's start).
 
 use std::fs;
+use std::path::Path;
 use std::time::Duration;
 
 use hu_red::store::{
@@ -24,6 +25,7 @@ const PATIENT_NAME: &str = "DOE^JANE";
 const PATIENT_ID: &str = "PID-4711";
 
 both!(
+    migration_backfills_phantom_recognised,
     selection_by_class_age_and_state,
     purge_transaction_is_compare_and_set,
     purge_removes_unrecognised_series_files_and_keeps_its_run,
@@ -381,6 +383,76 @@ fn purge_transaction_is_compare_and_set(kind: Kind) {
             1
         );
     });
+}
+
+/// Runs stored before migration 0003 get `phantom_recognised` from what they recorded: an
+/// analysed run recognised its phantom, a failed one did when its summary has a pose.
+fn migration_backfills_phantom_recognised(kind: Kind) {
+    let h = Harness::new(kind);
+    let (dialect, url) = match &h.kind {
+        Kind::Sqlite => ("sqlite", format!("{}?mode=rwc", h.url)),
+        Kind::Postgres(_) => ("postgres", h.url.clone()),
+    };
+    // The database as hu-red left it before 0003: its first two migrations, as released.
+    let old = tempfile::tempdir().unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(dialect);
+    for f in ["0001_initial.sql", "0002_baselines_reports.sql"] {
+        fs::copy(dir.join(f), old.path().join(f)).unwrap();
+    }
+    fs::create_dir_all(h.data_dir()).unwrap();
+    let series = "INSERT INTO series (series_instance_uid, study_instance_uid, state, \
+                  state_changed_at, first_received_at, last_received_at) \
+                  VALUES ('1.2.3', '1.2', 'failed', 1, 1, 1)";
+    let run = "INSERT INTO runs (series_instance_uid, started_at, finished_at, status, verdict, \
+               instance_count, instance_fingerprint, summary_json) \
+               VALUES ('1.2.3', 1, 2, $1, $2, 1, 'x', $3)";
+    let runs: [(&str, &str, Option<&str>); 5] = [
+        ("ok", "NONE", Some("{\n  \"pose\": {\n    \"x\": 1\n  }\n}")),
+        (
+            "failed",
+            "ERROR",
+            Some("{\n  \"status\": \"error\",\n  \"pose\": null\n}"),
+        ),
+        (
+            "failed",
+            "ERROR",
+            Some("{\n  \"pose\": {\n    \"x\": 1\n  }\n}"),
+        ),
+        ("error", "ERROR", None),
+        ("failed", "ERROR", None),
+    ];
+    h.rt.block_on(async {
+        let migrator = sqlx::migrate::Migrator::new(old.path()).await.unwrap();
+        macro_rules! fill {
+            ($pool:expr) => {{
+                let pool = $pool;
+                migrator.run(&pool).await.unwrap();
+                sqlx::query(series).execute(&pool).await.unwrap();
+                for (status, verdict, summary) in runs {
+                    sqlx::query(run)
+                        .bind(status)
+                        .bind(verdict)
+                        .bind(summary)
+                        .execute(&pool)
+                        .await
+                        .unwrap();
+                }
+                pool.close().await;
+            }};
+        }
+        match &h.kind {
+            Kind::Sqlite => fill!(sqlx::SqlitePool::connect(&url).await.unwrap()),
+            Kind::Postgres(_) => fill!(sqlx::PgPool::connect(&url).await.unwrap()),
+        }
+    });
+    let got: Vec<Option<bool>> = h
+        .runs_of("1.2.3")
+        .iter()
+        .map(|r| r.phantom_recognised)
+        .collect();
+    assert_eq!(got, vec![Some(true), Some(false), Some(true), None, None]);
 }
 
 // ------------------------------------------------------------------ end to end
