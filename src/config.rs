@@ -38,6 +38,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub mail: MailConfig,
     pub qa: QaConfig,
+    pub retention: RetentionConfig,
     #[serde(default)]
     pub scanners: Vec<ScannerConfig>,
 }
@@ -168,6 +169,17 @@ pub struct QaConfig {
     pub tolerances: std::collections::BTreeMap<String, f64>,
     /// Runs shown in a report's trend plot (this one included).
     pub trend_runs: u32,
+}
+
+/// `[retention]`: how long received instances are kept (results and reports are always kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Days after which the instances of a series with no CT image or no phantom recognised
+    /// are purged; 0 = kept.
+    pub unrecognised_days: u32,
+    /// Days after which the instances of a phantom series are purged; 0 = kept.
+    pub instances_days: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -15,6 +15,7 @@ pub mod phantom;
 pub mod pipeline;
 pub mod qa;
 pub mod report;
+pub mod retention;
 pub mod scp;
 pub mod scu;
 pub mod series;

@@ -3,6 +3,7 @@
 use clap::{ArgAction, Parser, Subcommand};
 use hu_red::cli::analyze::{self, AnalyzeArgs};
 use hu_red::cli::baseline::{self, BaselineArgs};
+use hu_red::cli::purge::{self, PurgeArgs};
 use hu_red::cli::report::{self, ReportArgs};
 use hu_red::cli::runs::{self, RunsArgs};
 use hu_red::cli::send::{self, SendArgs};
@@ -91,6 +92,9 @@ enum Command {
     Baseline(BaselineArgs),
     /// Show a run's report email, write it to a folder, or send it again.
     Report(ReportArgs),
+    /// Purge the instances of series past their retention ([retention]); the series, runs,
+    /// results and reports are kept. --dry-run lists what would go.
+    Purge(PurgeArgs),
     /// Load and validate the service configuration, then print it.
     CheckConfig(ServeArgs),
 }
@@ -181,6 +185,7 @@ fn main() -> ExitCode {
         Command::Runs(args) => exit_code(runs::run(args.clone())),
         Command::Baseline(args) => exit_code(baseline::run(args.clone())),
         Command::Report(args) => exit_code(report::run(args.clone())),
+        Command::Purge(args) => exit_code(purge::run(args.clone())),
         Command::CheckConfig(args) => exit_code(serve::check_config(args.clone())),
     };
     ExitCode::from(code)

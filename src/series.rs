@@ -95,7 +95,9 @@ pub struct Recovered {
 /// file is missing are deleted, since the SCP records an instance while its file is being
 /// made durable. At most `max_in_flight` rows can be in that state (one per association);
 /// more missing files mean that files were removed or `storage.data_dir` points elsewhere,
-/// and then no row is deleted (an error is logged).
+/// and then no row is deleted (an error is logged). Files of a series whose instances were
+/// purged, left by a purge that stopped before removing them, are not recorded again (the next
+/// purge removes them; see `crate::retention`).
 pub async fn recover(
     store: &Store,
     data_dir: &Path,
@@ -123,6 +125,7 @@ pub async fn recover(
     })
     .await
     .unwrap_or_default();
+    let purged = purged_folders(store).await?;
     let mut out = Recovered::default();
     if missing.len() > max_in_flight {
         tracing::error!(
@@ -150,7 +153,7 @@ pub async fn recover(
             .file_stem()
             .and_then(|s| s.to_str())
             .unwrap_or_default();
-        if sop.is_empty() || known_sops.contains(sop) {
+        if sop.is_empty() || known_sops.contains(sop) || left_by_a_purge(&purged, &path, &rel) {
             continue;
         }
         let header = tokio::task::spawn_blocking({
@@ -175,6 +178,53 @@ pub async fn recover(
         );
     }
     Ok(out)
+}
+
+/// `<study>/<series>` → when that series' instances were purged (unix ms).
+async fn purged_folders(
+    store: &Store,
+) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+    Ok(store
+        .purged_series()
+        .await?
+        .into_iter()
+        .map(|p| {
+            (
+                format!("{}/{}", p.study_instance_uid, p.series_instance_uid),
+                p.instances_purged_at,
+            )
+        })
+        .collect())
+}
+
+/// A file of a purged series written before its purge: left by a purge that stopped between
+/// its transaction and the removal of the files (an instance received after the purge is
+/// newer, and recorded).
+fn left_by_a_purge(
+    purged: &std::collections::HashMap<String, i64>,
+    path: &Path,
+    rel: &str,
+) -> bool {
+    let Some((folder, _)) = rel.rsplit_once('/') else {
+        return false;
+    };
+    let Some(&purged_at) = purged.get(folder) else {
+        return false;
+    };
+    let modified_ms = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_millis()).ok());
+    let left = modified_ms.is_some_and(|m| m <= purged_at);
+    if left {
+        info!(
+            path = %rel,
+            "a file of a series whose instances were purged is not recorded again: the next \
+             purge removes it"
+        );
+    }
+    left
 }
 
 /// `<study>/<series>/<sop>.dcm` files under data_dir, with their '/'-separated relative paths.

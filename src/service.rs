@@ -9,6 +9,7 @@
 //!               series::run_assembler (stable age) ─► queue ─► worker::run_workers ─► runs
 //!                                                                  │ (+ outbox row)
 //!                                                   notify::run_sender ─► SMTP / .eml
+//! retention::run_daily (at start, then every 24 h) ─► instance rows deleted, then their files
 //! ```
 
 use crate::config::{Config, ValidConfig};
@@ -238,7 +239,8 @@ async fn bind(key: &'static str, addr: &str) -> Result<(TcpListener, SocketAddr)
 
 /// The long-lived tasks of the service, each a factory the supervisor can start again: the
 /// assembler (re-queues the stable series at each start), the QA worker pool (takes over the
-/// same queue) and the report sender (resets messages left `sending`).
+/// same queue), the report sender (resets messages left `sending`) and the retention purge (at
+/// start, then every 24 h).
 #[allow(clippy::too_many_arguments)]
 fn supervised_tasks(
     config: &Config,
@@ -289,6 +291,17 @@ fn supervised_tasks(
             })
         })
     };
+    let retention: supervisor::TaskFactory = {
+        let (store, stop) = (store.clone(), stop.clone());
+        let settings = retention_settings(config);
+        Arc::new(move || {
+            let run = crate::retention::run_daily(store.clone(), settings.clone(), stop.clone());
+            Box::pin(async move {
+                run.await;
+                Ok(())
+            })
+        })
+    };
     let watch: supervisor::TaskFactory = {
         let (store, data_dir, stop) =
             (store.clone(), config.storage.data_dir.clone(), stop.clone());
@@ -305,7 +318,19 @@ fn supervised_tasks(
         ("assembler", assembler),
         ("QA workers", workers),
         ("report sender", sender),
+        ("retention purge", retention),
     ]
+}
+
+/// The retention room's settings: `storage.data_dir` and `[retention]`.
+fn retention_settings(config: &Config) -> crate::retention::Settings {
+    crate::retention::Settings {
+        data_dir: config.storage.data_dir.clone(),
+        policy: crate::retention::Policy::from_days(
+            config.retention.unrecognised_days,
+            config.retention.instances_days,
+        ),
+    }
 }
 
 /// The QA room's settings, from the validated configuration.

@@ -2,6 +2,7 @@
 
 pub mod analyze;
 pub mod baseline;
+pub mod purge;
 pub mod report;
 pub mod runs;
 pub mod send;

@@ -2,6 +2,7 @@
 
 use crate::cli::load_config;
 use crate::report::format::MISSING;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -29,6 +30,7 @@ pub fn run(args: RunsArgs) -> anyhow::Result<()> {
         let series = store.list_series(args.limit).await?;
         let runs = store.list_runs(args.limit).await?;
         let undelivered = store.undelivered(args.limit).await?;
+        let purged = purged_of_runs(&store, &series, &runs).await?;
         store.close().await;
         if args.json {
             let doc = serde_json::json!({
@@ -42,18 +44,19 @@ pub fn run(args: RunsArgs) -> anyhow::Result<()> {
         }
         println!("Series (most recent first)");
         println!(
-            "{:<64} {:<13} {:>5} {:<8} {:<16} {:>6}",
+            "{:<64} {:<13} {:>5} {:<8} {:<16} {:>6} instances",
             "SeriesInstanceUID", "state", "inst", "amended", "station", "run"
         );
         for s in &series {
             println!(
-                "{:<64} {:<13} {:>5} {:<8} {:<16} {:>6}",
+                "{:<64} {:<13} {:>5} {:<8} {:<16} {:>6} {}",
                 s.series_instance_uid,
                 s.state.as_str(),
                 s.n_instances,
                 if s.amended { "yes" } else { "" },
                 s.station_name.as_deref().unwrap_or(MISSING),
-                s.last_run_id.map(|r| r.to_string()).unwrap_or_default()
+                s.last_run_id.map(|r| r.to_string()).unwrap_or_default(),
+                s.instances_purged_at.map(purged_label).unwrap_or_default()
             );
         }
         println!();
@@ -63,6 +66,10 @@ pub fn run(args: RunsArgs) -> anyhow::Result<()> {
             "run", "status", "verdict", "phantom", "scanner", "amended"
         );
         for r in &runs {
+            let series = match purged.get(&r.series_instance_uid) {
+                Some(at) => format!("{} ({})", r.series_instance_uid, purged_label(*at)),
+                None => r.series_instance_uid.clone(),
+            };
             println!(
                 "{:>6} {:<8} {:<11} {:<15} {:<16} {:<8} {}",
                 r.id,
@@ -73,8 +80,8 @@ pub fn run(args: RunsArgs) -> anyhow::Result<()> {
                 if r.amended { "yes" } else { "" },
                 r.error
                     .as_deref()
-                    .map(|e| format!("{}: {e}", r.series_instance_uid))
-                    .unwrap_or_else(|| r.series_instance_uid.clone())
+                    .map(|e| format!("{series}: {e}"))
+                    .unwrap_or(series)
             );
         }
         if !undelivered.is_empty() {
@@ -98,6 +105,42 @@ pub fn run(args: RunsArgs) -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })
+}
+
+/// "instances purged YYYY-MM-DD" (retention).
+fn purged_label(at_ms: i64) -> String {
+    format!("instances purged {}", crate::report::utc_date_of_ms(at_ms))
+}
+
+/// The series of the listed runs whose instances were purged → when.
+async fn purged_of_runs(
+    store: &crate::store::Store,
+    series: &[crate::store::SeriesRow],
+    runs: &[crate::store::RunRow],
+) -> anyhow::Result<HashMap<String, i64>> {
+    let mut out: HashMap<String, i64> = series
+        .iter()
+        .filter_map(|s| Some((s.series_instance_uid.clone(), s.instances_purged_at?)))
+        .collect();
+    let listed: HashSet<&str> = series
+        .iter()
+        .map(|s| s.series_instance_uid.as_str())
+        .collect();
+    let others: HashSet<&str> = runs
+        .iter()
+        .map(|r| r.series_instance_uid.as_str())
+        .filter(|uid| !listed.contains(uid))
+        .collect();
+    for uid in others {
+        if let Some(at) = store
+            .get_series(uid)
+            .await?
+            .and_then(|s| s.instances_purged_at)
+        {
+            out.insert(uid.to_string(), at);
+        }
+    }
+    Ok(out)
 }
 
 /// What the running service found about the database, when it is not well.

@@ -111,7 +111,50 @@ fn defaults_match_the_contract() {
     assert_eq!(c.qa.workers, 0);
     assert!(c.qa.worker_count() >= 1);
     assert_eq!(c.qa.queue_capacity, 64);
+    assert_eq!(c.retention.unrecognised_days, 7);
+    assert_eq!(c.retention.instances_days, 0);
     assert!(c.scanners.is_empty());
+}
+
+#[test]
+fn retention_rules() {
+    let c = Config::load_with_env(
+        None,
+        env(&[
+            ("HURED__RETENTION__UNRECOGNISED_DAYS", "3"),
+            ("HURED__RETENTION__INSTANCES_DAYS", "365"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.retention.unrecognised_days, 3);
+    assert_eq!(c.retention.instances_days, 365);
+    for (var, key) in [
+        (
+            "HURED__RETENTION__UNRECOGNISED_DAYS",
+            "retention.unrecognised_days",
+        ),
+        (
+            "HURED__RETENTION__INSTANCES_DAYS",
+            "retention.instances_days",
+        ),
+    ] {
+        for bad in ["-1", "1.5", "seven"] {
+            let e = Config::load_with_env(None, env(&[(var, bad)])).unwrap_err();
+            assert!(e.to_string().contains(key), "{var}={bad}: {e}");
+        }
+    }
+    assert_problem(
+        &invalid_with(|c| c.retention.unrecognised_days = 36_501),
+        "retention.unrecognised_days",
+        "more than 36500",
+    );
+    assert_problem(
+        &invalid_with(|c| c.retention.instances_days = u32::MAX),
+        "retention.instances_days",
+        "more than 36500",
+    );
+    let e = Config::from_toml_str("[retention]\nkeep_days = 3\n").unwrap_err();
+    assert!(e.to_string().contains("keep_days"), "{e}");
 }
 
 #[test]

@@ -17,6 +17,7 @@ impl Config {
         self.validate_database(&mut p);
         self.validate_mail(&mut p);
         let known = self.validate_qa(&mut p);
+        self.validate_retention(&mut p);
         self.validate_scanners(known.as_deref(), &mut p);
         p.into_result()
     }
@@ -140,6 +141,25 @@ impl Config {
     fn validate_series(&self, p: &mut Problems) {
         if self.series.stable_seconds < 1 {
             p.push("series.stable_seconds", "must be at least 1".to_string());
+        }
+    }
+
+    /// `[retention]` (whole days, at least 0 by their type).
+    fn validate_retention(&self, p: &mut Problems) {
+        let max = crate::retention::MAX_DAYS;
+        for (key, days) in [
+            (
+                "retention.unrecognised_days",
+                self.retention.unrecognised_days,
+            ),
+            ("retention.instances_days", self.retention.instances_days),
+        ] {
+            if days > max {
+                p.push(
+                    key,
+                    format!("{days} days is more than {max} (100 years); 0 keeps the instances"),
+                );
+            }
         }
     }
 

@@ -151,6 +151,7 @@ impl BlockingRun {
             Err(e) => {
                 let mut o = RunOutcome::error(format!("the results could not be written: {e}"));
                 o.summary = Some(summary);
+                o.phantom_recognised = Some(true);
                 return o;
             }
         };
@@ -165,6 +166,7 @@ impl BlockingRun {
             auto_baseline,
             attachments,
             hints: Vec::new(),
+            phantom_recognised: Some(true),
         }
     }
 
@@ -270,6 +272,7 @@ impl BlockingRun {
             auto_baseline: false,
             attachments,
             hints,
+            phantom_recognised: Some(phantom_recognised),
         }
     }
 
@@ -353,6 +356,7 @@ mod tests {
             BaselineContext::default(),
         );
         assert!(o.wrote_outputs);
+        assert_eq!(o.phantom_recognised, Some(false), "retention: unrecognised");
         assert!(
             !o.attachments.iter().any(|a| a.ends_with(".png")),
             "{:?}",
@@ -393,6 +397,7 @@ mod tests {
         assert!(job.tmp.is_dir(), "the result folder is created first");
         let o = job.finish(measured, BaselineContext::default());
         assert!(!o.internal && o.result.is_none());
+        assert_eq!(o.phantom_recognised, Some(false));
         assert_eq!(
             o.error.as_deref(),
             Some("the series has no CT image to analyse")
@@ -430,6 +435,7 @@ mod tests {
         let measured = job.measure();
         let o = job.finish(measured, BaselineContext::default());
         assert!(o.internal && !o.wrote_outputs);
+        assert_eq!(o.phantom_recognised, None, "unknown: hu-red's own failure");
         assert!(o
             .error
             .unwrap_or_default()

@@ -27,6 +27,9 @@ pub(super) struct RunOutcome {
     pub(super) attachments: Vec<String>,
     /// What to check, for an ERROR report.
     pub(super) hints: Vec<String>,
+    /// A phantom was recognised (the run's `phantom_recognised`; `None`: unknown, hu-red's
+    /// own failure before or without the analysis).
+    pub(super) phantom_recognised: Option<bool>,
 }
 
 impl RunOutcome {
@@ -43,6 +46,7 @@ impl RunOutcome {
             auto_baseline: false,
             attachments: Vec::new(),
             hints: Vec::new(),
+            phantom_recognised: None,
         }
     }
 }

@@ -116,6 +116,7 @@ fn run_row(start: &RunStart<'_>, outcome: &RunOutcome, finished_ms: i64) -> NewR
     // temp folder: start-up recovery finishes the move if the service stops in between.
     run.outputs_dir = outcome.wrote_outputs.then(|| temp_rel_path(start.tmp));
     run.amended = start.series.amended;
+    run.phantom_recognised = outcome.phantom_recognised;
     if let Some((b, diffs)) = &outcome.baseline {
         run.baseline_id = Some(b.id);
         run.baseline_provisional = Some(b.provisional);

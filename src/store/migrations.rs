@@ -24,6 +24,11 @@ pub(crate) const SQLITE: &[Embedded] = &[
         "0002_baselines_reports.sql",
         include_str!("../../migrations/sqlite/0002_baselines_reports.sql"),
     ),
+    (
+        3,
+        "0003_retention.sql",
+        include_str!("../../migrations/sqlite/0003_retention.sql"),
+    ),
 ];
 
 pub(crate) const POSTGRES: &[Embedded] = &[
@@ -36,6 +41,11 @@ pub(crate) const POSTGRES: &[Embedded] = &[
         2,
         "0002_baselines_reports.sql",
         include_str!("../../migrations/postgres/0002_baselines_reports.sql"),
+    ),
+    (
+        3,
+        "0003_retention.sql",
+        include_str!("../../migrations/postgres/0003_retention.sql"),
     ),
 ];
 

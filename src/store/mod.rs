@@ -2,7 +2,8 @@
 //! migrations of each dialect (`migrations/sqlite/`, `migrations/postgres/`, applied at connect)
 //! and typed queries, one module per table (its columns, row and insert types, inserts and
 //! reads): `series` (instances and series), `runs` (runs, materials, ROIs), `baselines`,
-//! `outbox`, `scanners`; `convert` builds rows from the engine's results.
+//! `outbox`, `scanners`; `retention` selects the series whose instances may be purged and
+//! purges their rows; `convert` builds rows from the engine's results.
 //!
 //! One [`Store`] type hides the dialect: each method runs the same runtime SQL (`$1`
 //! placeholders, `ON CONFLICT`, `RETURNING`) on the concrete pool of the URL's scheme (see the
@@ -47,12 +48,14 @@ mod baselines;
 mod convert;
 mod migrations;
 mod outbox;
+mod retention;
 mod runs;
 mod scanners;
 mod series;
 
 pub use baselines::{BaselineFilter, BaselineRow, NewBaseline, NewBaselineEntry, TrendRow};
 pub use outbox::{NewOutboxMessage, OutboxKind, OutboxRow, OutboxState};
+pub use retention::{PurgeCandidate, PurgeCutoffs, PurgeReason, PurgedInstance, PurgedSeries};
 pub use runs::{
     MaterialRow, NewMaterialResult, NewRoiMeasurement, NewRun, RoiRow, RunColumns, RunDetail,
     RunIdentity, RunRow, RunStatus, Verdict, RUN_ID_PLACEHOLDER,
@@ -644,6 +647,11 @@ mod tests {
         for s in OutboxState::ALL {
             assert_eq!(OutboxState::parse(s.as_str()), Some(*s));
         }
+        for r in PurgeReason::ALL {
+            assert_eq!(PurgeReason::parse(r.as_str()), Some(*r));
+        }
+        assert!(PurgeReason::NoCtImage.unrecognised() && PurgeReason::NoPhantom.unrecognised());
+        assert!(!PurgeReason::Phantom.unrecognised());
         assert_eq!(SeriesState::parse("Done"), None);
         assert_eq!(RunStatus::Ok.series_state(), SeriesState::Done);
         assert_eq!(RunStatus::Error.series_state(), SeriesState::Failed);

@@ -64,6 +64,9 @@ pub struct SeriesRow {
     /// What the last run analysed (see [`Fingerprint`]).
     pub analysed_instance_count: Option<i64>,
     pub analysed_fingerprint: Option<String>,
+    /// When the series' instance files were purged (retention; unix ms): the series and its
+    /// runs stay, its instances are gone. `None`: its instances are kept.
+    pub instances_purged_at: Option<i64>,
 }
 
 impl SeriesRow {
@@ -138,7 +141,8 @@ macro_rules! series_cols {
     () => {
         "series_instance_uid, study_instance_uid, state, state_changed_at, first_received_at, \
          last_received_at, n_instances, amended, calling_ae, station_name, modality, description, \
-         analysable, last_run_id, analysed_instance_count, analysed_fingerprint"
+         analysable, last_run_id, analysed_instance_count, analysed_fingerprint, \
+         instances_purged_at"
     };
 }
 
@@ -179,7 +183,8 @@ const CREATE_SERIES: &str = "INSERT INTO series (series_instance_uid, study_inst
                          ON CONFLICT (series_instance_uid) DO NOTHING";
 
 /// The series of a received instance: back to `receiving`, amended when it had been analysed,
-/// counted, its descriptive columns kept at their last non-empty value.
+/// counted, its descriptive columns kept at their last non-empty value. A series whose instances
+/// were purged (retention) has them again: the count starts afresh and the mark is cleared.
 const UPSERT_SERIES: &str = "INSERT INTO series (series_instance_uid, study_instance_uid, state, \
                  state_changed_at, first_received_at, last_received_at, n_instances, amended, \
                  calling_ae, station_name, modality, description, analysable) \
@@ -188,7 +193,10 @@ const UPSERT_SERIES: &str = "INSERT INTO series (series_instance_uid, study_inst
                  state_changed_at = CASE WHEN series.state <> 'receiving' \
                      THEN excluded.state_changed_at ELSE series.state_changed_at END, \
                  last_received_at = excluded.last_received_at, \
-                 n_instances = series.n_instances + excluded.n_instances, \
+                 n_instances = CASE WHEN series.instances_purged_at IS NOT NULL \
+                     THEN excluded.n_instances \
+                     ELSE series.n_instances + excluded.n_instances END, \
+                 instances_purged_at = NULL, \
                  amended = CASE WHEN series.state IN \
                      ('analysing', 'done', 'failed', 'not_analysed') THEN 1 \
                      ELSE series.amended END, \
@@ -662,6 +670,7 @@ impl Store {
             last_run_id: r.opt_int("last_run_id").map_err(e())?,
             analysed_instance_count: r.opt_int("analysed_instance_count").map_err(e())?,
             analysed_fingerprint: r.opt_text("analysed_fingerprint").map_err(e())?,
+            instances_purged_at: r.opt_int("instances_purged_at").map_err(e())?,
         })
     }
 }

@@ -18,6 +18,7 @@ mod faults;
 mod loader;
 mod mail;
 mod real_catphan;
+mod retention;
 mod scp_dcmtk;
 mod scp_slots;
 mod scp_tls;

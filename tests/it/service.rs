@@ -831,7 +831,14 @@ fn simultaneous_runs_keep_their_own_outputs(kind: Kind) {
             })
         })
         .collect();
-    let server = h.serve_with(1, &[("HURED__QA__WORKERS", "8")]);
+    // 16 associations at once from one calling AE: above the default per-AE cap of 8
+    let server = h.serve_with(
+        1,
+        &[
+            ("HURED__QA__WORKERS", "8"),
+            ("HURED__SCP__MAX_ASSOCIATIONS_PER_AE", "16"),
+        ],
+    );
     std::thread::scope(|sc| {
         for s in &series {
             let server = &server;

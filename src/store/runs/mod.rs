@@ -166,6 +166,11 @@ pub struct RunColumns {
     pub baseline_note: Option<String>,
     /// The instance set analysed (see [`Fingerprint::of`]).
     pub fingerprint: Fingerprint,
+    /// Whether the analysis recognised a phantom: `Some(true)` when it was analysed or stopped
+    /// after the phantom was found, `Some(false)` when no phantom was recognised (no CT image,
+    /// unreadable images, nothing like a phantom: possibly a patient's series, which retention
+    /// purges after `retention.unrecognised_days`), `None` when unknown (hu-red's own failure).
+    pub phantom_recognised: Option<bool>,
 }
 
 /// A finished analysis of a series, stored in one transaction by
@@ -239,6 +244,7 @@ impl NewRun {
                 baseline_provisional: None,
                 baseline_note: None,
                 fingerprint,
+                phantom_recognised: None,
             },
             materials: Vec::new(),
             rois: Vec::new(),
@@ -297,7 +303,7 @@ macro_rules! run_cols {
          summary_json, outputs_dir, amended, scanner, instance_count, instance_fingerprint, \
          scanner_id, manufacturer, model, station_name, device_serial, calling_ae, protocol_key, \
          kvp, kernel, slice_thickness_mm, study_date, baseline_id, baseline_provisional, \
-         baseline_note"
+         baseline_note, phantom_recognised"
     };
 }
 

@@ -162,6 +162,7 @@ impl Store {
                     n_instances: r.int("instance_count").map_err(e())?,
                     digest: r.text("instance_fingerprint").map_err(e())?,
                 },
+                phantom_recognised: r.opt_flag("phantom_recognised").map_err(e())?,
             },
         })
     }
