@@ -361,15 +361,7 @@ pub(crate) async fn handshake(shared: &Shared, stream: TcpStream) -> Option<Admi
         Ok(Ok(Screened::Refused(_))) => {}
         Ok(Ok(Screened::Unscreened(why))) => debug!("not screened: {why}"),
     }
-    let policy = AePolicy::new(shared.admission.clone(), ticket.clone());
-    let seen = policy.seen.clone();
-    let options = negotiation::server_options(
-        &settings.ae_title,
-        settings.max_pdu,
-        settings.read_timeout,
-        &shared.transfer_syntaxes,
-        policy,
-    );
+    let (options, seen) = acceptor(shared, &ticket);
     let established = tokio::time::timeout_at(deadline, options.establish_async(stream)).await;
     negotiated(shared, established, &ticket, &seen).await
 }
@@ -393,11 +385,30 @@ pub(crate) async fn handshake_tls(
             "{in_use} associations in progress (scp.max_associations = {})",
             settings.max_associations
         );
-        let transport = super::tls::Transport::Tls(tls);
-        super::tls::reject_busy(transport, stream, limit, settings.max_pdu, &why).await;
+        super::tls::reject_busy(tls, stream, limit, settings.max_pdu, &why).await;
         return None;
     }
     let ticket = Arc::new(Mutex::new(None));
+    let (options, seen) = acceptor(shared, &ticket);
+    let options = options.tls_config(tls.config());
+    let established = tokio::time::timeout_at(deadline, options.establish_tls_async(stream)).await;
+    negotiated(shared, established, &ticket, &seen).await
+}
+
+/// dicom-ul's acceptor for one connection, its access control admitting through [`AePolicy`]
+/// (keeping a ticket already in `ticket`), and what that policy saw (for the logs).
+fn acceptor(
+    shared: &Shared,
+    ticket: &Arc<Mutex<Option<Ticket>>>,
+) -> (
+    dicom_ul::association::server::ServerAssociationOptions<
+        'static,
+        AePolicy,
+        dicom_ul::association::server::DefaultNegotiation,
+    >,
+    Arc<Mutex<Option<Seen>>>,
+) {
+    let settings = &shared.settings;
     let policy = AePolicy::new(shared.admission.clone(), ticket.clone());
     let seen = policy.seen.clone();
     let options = negotiation::server_options(
@@ -406,10 +417,8 @@ pub(crate) async fn handshake_tls(
         settings.read_timeout,
         &shared.transfer_syntaxes,
         policy,
-    )
-    .tls_config(tls.config());
-    let established = tokio::time::timeout_at(deadline, options.establish_tls_async(stream)).await;
-    negotiated(shared, established, &ticket, &seen).await
+    );
+    (options, seen)
 }
 
 /// The outcome of dicom-ul's negotiation: the association and its ticket, or why there is none

@@ -357,27 +357,20 @@ pub(crate) async fn accept(
     }
 }
 
-/// Answer a connection beyond `max_associations` with A-ASSOCIATE-RJ (see
-/// `negotiation::reject_busy`); on the TLS port after the TLS handshake (within `limit`), so the
-/// rejection is readable, and only by a client the handshake accepted.
+/// Answer a TLS connection that is admitted no slot (`why`, for the log) with A-ASSOCIATE-RJ
+/// (see `negotiation::reject_busy`) after the TLS handshake (within `limit`), so the rejection is
+/// readable, and only by a client the handshake accepted.
 pub(crate) async fn reject_busy(
-    transport: Transport,
+    tls: ServerTls,
     stream: TcpStream,
     limit: Duration,
     max_pdu: u32,
     why: &str,
 ) {
-    match transport {
-        Transport::Plain => super::negotiation::reject_busy(stream, limit, max_pdu, why).await,
-        Transport::Tls(tls) => {
-            let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
-            match tokio::time::timeout(limit, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => {
-                    super::negotiation::reject_busy(stream, limit, max_pdu, why).await
-                }
-                Ok(Err(e)) => warn!("too many connections, and the TLS handshake failed: {e}"),
-                Err(_) => info!("too many connections, and no TLS handshake within {limit:?}"),
-            }
-        }
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
+    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => super::negotiation::reject_busy(stream, limit, max_pdu, why).await,
+        Ok(Err(e)) => warn!("too many connections, and the TLS handshake failed: {e}"),
+        Err(_) => info!("too many connections, and no TLS handshake within {limit:?}"),
     }
 }
