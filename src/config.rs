@@ -39,6 +39,7 @@ pub struct Config {
     pub mail: MailConfig,
     pub qa: QaConfig,
     pub retention: RetentionConfig,
+    pub web: WebConfig,
     #[serde(default)]
     pub scanners: Vec<ScannerConfig>,
 }
@@ -180,6 +181,27 @@ pub struct RetentionConfig {
     pub unrecognised_days: u32,
     /// Days after which the instances of a phantom series are purged; 0 = kept.
     pub instances_days: u32,
+}
+
+/// `[web]`: the dashboard and the operations endpoints (`/healthz`, `/metrics`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    /// Address the dashboard listens on (`127.0.0.1:8080`); empty = no web server.
+    pub bind: String,
+    /// How long a login lasts, hours.
+    pub session_hours: u32,
+    /// Mark the session cookie `Secure` (behind an HTTPS reverse proxy).
+    pub secure_cookies: bool,
+    /// Pages and `/api/*` readable without logging in (actions still need a physicist).
+    pub public_read: bool,
+}
+
+impl WebConfig {
+    /// `None` when the web server is off (`bind` empty).
+    pub fn bind_addr(&self) -> Option<&str> {
+        Some(self.bind.trim()).filter(|b| !b.is_empty())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

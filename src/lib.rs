@@ -2,6 +2,7 @@
 //!
 //! See ARCHITECTURE.md for the module map and the data flow.
 
+pub mod actions;
 pub mod analysis;
 pub mod baseline;
 pub mod cli;
@@ -10,6 +11,7 @@ pub mod dicom;
 pub mod durable;
 pub mod health;
 pub mod identity;
+pub mod metrics;
 pub mod notify;
 pub mod phantom;
 pub mod pipeline;
@@ -23,3 +25,5 @@ pub mod service;
 pub mod simulate;
 pub mod store;
 pub mod supervisor;
+pub mod users;
+pub mod web;

@@ -9,6 +9,7 @@ use hu_red::cli::runs::{self, RunsArgs};
 use hu_red::cli::send::{self, SendArgs};
 use hu_red::cli::serve::{self, ServeArgs};
 use hu_red::cli::simulate::{self, SimulateArgs};
+use hu_red::cli::user::{self, UserArgs};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
@@ -95,6 +96,8 @@ enum Command {
     /// Purge the instances of series past their retention ([retention]); the series, runs,
     /// results and reports are kept. --dry-run lists what would go.
     Purge(PurgeArgs),
+    /// Dashboard users ([web]): add (physicist or viewer), list, remove.
+    User(UserArgs),
     /// Load and validate the service configuration, then print it.
     CheckConfig(ServeArgs),
 }
@@ -186,6 +189,7 @@ fn main() -> ExitCode {
         Command::Baseline(args) => exit_code(baseline::run(args.clone())),
         Command::Report(args) => exit_code(report::run(args.clone())),
         Command::Purge(args) => exit_code(purge::run(args.clone())),
+        Command::User(args) => exit_code(user::run(args.clone())),
         Command::CheckConfig(args) => exit_code(serve::check_config(args.clone())),
     };
     ExitCode::from(code)

@@ -219,9 +219,18 @@ pub struct AttachmentFile {
     pub bytes: Vec<u8>,
 }
 
-/// The run's files to attach, from its results folder: the CSV, the summary JSON, and the
-/// curve, overlay, trend and preview PNGs that exist. Missing folder → none.
-pub fn attachments_of(run: &RunRow, data_dir: &Path) -> Vec<AttachmentFile> {
+/// One of a run's result files (see [`result_files`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultFile {
+    pub name: String,
+    pub path: std::path::PathBuf,
+    pub content_type: &'static str,
+}
+
+/// The run's result files, in report order: the CSV, the summary JSON, and the curve,
+/// overlay, trend and preview PNGs that exist. Missing folder → none. Only these names are
+/// ever listed (reports attach them, the dashboard serves them).
+pub fn result_files(run: &RunRow, data_dir: &Path) -> Vec<ResultFile> {
     let Some(dir) = run.outputs_dir.as_deref() else {
         return Vec::new();
     };
@@ -229,7 +238,7 @@ pub fn attachments_of(run: &RunRow, data_dir: &Path) -> Vec<AttachmentFile> {
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return Vec::new();
     };
-    let mut files: Vec<(u8, AttachmentFile)> = Vec::new();
+    let mut files: Vec<(u8, ResultFile)> = Vec::new();
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let (rank, content_type) = if name.ends_with("_summary.json") {
@@ -247,20 +256,36 @@ pub fn attachments_of(run: &RunRow, data_dir: &Path) -> Vec<AttachmentFile> {
         } else {
             continue;
         };
-        match std::fs::read(e.path()) {
-            Ok(bytes) => files.push((
-                rank,
-                AttachmentFile {
-                    name,
-                    content_type,
-                    bytes,
-                },
-            )),
-            Err(err) => warn!(file = %e.path().display(), "cannot attach: {err}"),
-        }
+        files.push((
+            rank,
+            ResultFile {
+                name,
+                path: e.path(),
+                content_type,
+            },
+        ));
     }
     files.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.name.cmp(&b.1.name)));
     files.into_iter().map(|(_, f)| f).collect()
+}
+
+/// The run's files to attach (see [`result_files`]); a file that cannot be read is logged
+/// and left out.
+pub fn attachments_of(run: &RunRow, data_dir: &Path) -> Vec<AttachmentFile> {
+    result_files(run, data_dir)
+        .into_iter()
+        .filter_map(|f| match std::fs::read(&f.path) {
+            Ok(bytes) => Some(AttachmentFile {
+                name: f.name,
+                content_type: f.content_type,
+                bytes,
+            }),
+            Err(err) => {
+                warn!(file = %f.path.display(), "cannot attach: {err}");
+                None
+            }
+        })
+        .collect()
 }
 
 /// The MIME message of an outbox row: `multipart/mixed` of `multipart/alternative` (text,

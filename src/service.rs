@@ -69,12 +69,17 @@ fn flatten(
     r.unwrap_or_else(|e| Err(ServiceError::Task(e.to_string())))
 }
 
+/// How long a stopping service waits for the web server's requests in flight.
+const WEB_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A service started in this process (used by `serve` and by the tests).
 pub struct RunningService {
     /// The address the SCP listens on (the real port when `scp.bind` asked for port 0).
     pub addr: SocketAddr,
     /// The DICOM TLS listener's address, when `scp.tls.bind` is set.
     pub tls_addr: Option<SocketAddr>,
+    /// The web server's address, when `web.bind` is set.
+    pub web_addr: Option<SocketAddr>,
     pub store: Store,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<Result<(), ServiceError>>,
@@ -154,10 +159,32 @@ pub async fn start(config: ValidConfig) -> Result<RunningService, ServiceError> 
     };
     let tls_addr = tls.as_ref().map(|(_, a)| *a);
     let tls = tls.map(|(l, _)| l);
-    let settings = scp_settings(&config.scp, &data_dir);
+    let web = match config.web.bind_addr() {
+        Some(a) => Some(bind("web.bind", a).await?),
+        None => None,
+    };
+    let web_addr = web.as_ref().map(|(_, a)| *a);
+    let mut settings = scp_settings(&config.scp, &data_dir);
+    let metrics = settings.metrics.clone();
+    let tasks_status = supervisor::Status::default();
+    let web = web.map(|(listener, _)| {
+        let state = Arc::new(crate::web::AppState {
+            store: store.clone(),
+            web: config.web.clone(),
+            data_dir: data_dir.clone(),
+            metrics: metrics.clone(),
+            tasks: tasks_status.clone(),
+            protocol_fields: protocol_fields.clone(),
+            mail: config.mail.clone(),
+            scanners: config.scanners.clone(),
+        });
+        (listener, state)
+    });
+    settings.metrics = metrics;
     info!(
         %addr,
         tls_addr = %tls_addr.map_or_else(|| "off".to_string(), |a| a.to_string()),
+        web_addr = %web_addr.map_or_else(|| "off".to_string(), |a| a.to_string()),
         ae_title = %config.scp.ae_title,
         database = %store.display_url(),
         data_dir = %data_dir.display(),
@@ -188,12 +215,29 @@ pub async fn start(config: ValidConfig) -> Result<RunningService, ServiceError> 
             let gave_up = gave_up.clone();
             let stop = stop_rx.clone();
             async move {
-                let r = supervisor::supervise(tasks, supervisor::Policy::default(), stop).await;
+                let r = supervisor::supervise_with_status(
+                    tasks,
+                    supervisor::Policy::default(),
+                    stop,
+                    tasks_status,
+                )
+                .await;
                 if r.is_err() {
                     gave_up.notify_one();
                 }
                 r
             }
+        });
+        let web_task = web.map(|(listener, state)| {
+            let mut stop = stop_rx.clone();
+            tokio::spawn(async move {
+                let stopped = async move {
+                    let _ = stop.wait_for(|stop| *stop).await;
+                };
+                if let Err(e) = crate::web::serve(listener, state, stopped).await {
+                    tracing::error!("web server stopped: {e}");
+                }
+            })
         });
         let mut scp_stop = stop_rx.clone();
         let sink = Arc::new(StoreSink {
@@ -207,7 +251,13 @@ pub async fn start(config: ValidConfig) -> Result<RunningService, ServiceError> 
         })
         .await;
         // The SCP has finished its in-flight operations: stop queueing, finish the runs (the
-        // supervisor returns once every task has ended).
+        // supervisor returns once every task has ended); the web server finishes its requests.
+        if let Some(mut w) = web_task {
+            // stopped by the same signal; if the supervisor gave up instead, it is cut off
+            if !*stop_rx.borrow() || tokio::time::timeout(WEB_GRACE, &mut w).await.is_err() {
+                w.abort();
+            }
+        }
         let supervised = supervisor
             .await
             .map_err(|e| ServiceError::Task(e.to_string()))?;
@@ -219,6 +269,7 @@ pub async fn start(config: ValidConfig) -> Result<RunningService, ServiceError> 
     Ok(RunningService {
         addr,
         tls_addr,
+        web_addr,
         store,
         stop: stop_tx,
         task,

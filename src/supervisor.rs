@@ -51,6 +51,59 @@ pub struct GaveUp {
     pub cause: String,
 }
 
+/// What a supervised task is doing now (`/healthz` reads it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskState {
+    Running,
+    /// Failed; started again after a backoff.
+    Restarting {
+        cause: String,
+    },
+    /// Ended (shutdown, or the supervisor gave up).
+    Stopped,
+}
+
+/// The state of every supervised task, shared with whoever reports health.
+#[derive(Debug, Clone, Default)]
+pub struct Status(Arc<std::sync::Mutex<std::collections::BTreeMap<&'static str, TaskState>>>);
+
+impl Status {
+    fn set(&self, task: &'static str, state: TaskState) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(task, state);
+        }
+    }
+
+    /// Every task and its state, by name.
+    pub fn tasks(&self) -> Vec<(&'static str, TaskState)> {
+        self.0
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (*k, v.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// `Err(reason)` unless at least one task is known and every task runs.
+    pub fn all_running(&self) -> Result<(), String> {
+        let tasks = self.tasks();
+        if tasks.is_empty() {
+            return Err("no supervised task has started".to_string());
+        }
+        let bad: Vec<String> = tasks
+            .iter()
+            .filter_map(|(name, state)| match state {
+                TaskState::Running => None,
+                TaskState::Restarting { cause } => Some(format!("{name} restarting ({cause})")),
+                TaskState::Stopped => Some(format!("{name} stopped")),
+            })
+            .collect();
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(bad.join("; "))
+        }
+    }
+}
+
 /// Run `tasks` until `shutdown` turns true and every task has ended (`Ok`), or until one task
 /// fails for good (`Err`; the other tasks are left to the caller's shutdown).
 pub async fn supervise(
@@ -58,9 +111,26 @@ pub async fn supervise(
     policy: Policy,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), GaveUp> {
+    supervise_with_status(tasks, policy, shutdown, Status::default()).await
+}
+
+/// [`supervise`], keeping `status` up to date.
+pub async fn supervise_with_status(
+    tasks: Vec<(&'static str, TaskFactory)>,
+    policy: Policy,
+    shutdown: watch::Receiver<bool>,
+    status: Status,
+) -> Result<(), GaveUp> {
     let mut set = JoinSet::new();
     for (name, factory) in tasks {
-        set.spawn(keep_running(name, factory, policy, shutdown.clone()));
+        status.set(name, TaskState::Running);
+        set.spawn(keep_running(
+            name,
+            factory,
+            policy,
+            shutdown.clone(),
+            status.clone(),
+        ));
     }
     while let Some(done) = set.join_next().await {
         match done {
@@ -83,10 +153,24 @@ async fn keep_running(
     factory: TaskFactory,
     policy: Policy,
     mut shutdown: watch::Receiver<bool>,
+    status: Status,
+) -> Result<(), GaveUp> {
+    let r = keep_running_inner(name, factory, policy, &mut shutdown, &status).await;
+    status.set(name, TaskState::Stopped);
+    r
+}
+
+async fn keep_running_inner(
+    name: &'static str,
+    factory: TaskFactory,
+    policy: Policy,
+    shutdown: &mut watch::Receiver<bool>,
+    status: &Status,
 ) -> Result<(), GaveUp> {
     let mut failures: Vec<Instant> = Vec::new();
     let mut backoff = policy.initial_backoff;
     loop {
+        status.set(name, TaskState::Running);
         let cause = match tokio::spawn(factory()).await {
             Ok(Ok(())) if *shutdown.borrow() => return Ok(()),
             Ok(Ok(())) => "it ended while the service was running".to_string(),
@@ -119,6 +203,7 @@ async fn keep_running(
             "the task failed: {cause}; starting it again in {} ms",
             backoff.as_millis()
         );
+        status.set(name, TaskState::Restarting { cause });
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
             _ = shutdown.wait_for(|stop| *stop) => return Ok(()),

@@ -6,7 +6,7 @@ use crate::cli::{open_existing_store, runtime};
 use crate::identity::{Protocol, ProtocolField};
 use crate::phantom::PhantomSet;
 use crate::report::format::fixed;
-use crate::store::{BaselineFilter, BaselineRow, NewBaseline, NewBaselineEntry, RunStatus, Store};
+use crate::store::{BaselineFilter, BaselineRow, NewBaseline, NewBaselineEntry, Store};
 use anyhow::{anyhow, bail};
 use std::path::PathBuf;
 
@@ -173,89 +173,16 @@ async fn set_from_run(
     fields: &[ProtocolField],
     json: bool,
 ) -> anyhow::Result<()> {
-    let detail = store
-        .get_run(run_id)
-        .await?
-        .ok_or_else(|| anyhow!("no run {run_id} (see `hu-red runs`)"))?;
-    let run = detail.run;
-    if run.status != RunStatus::Ok {
-        bail!(
-            "run {run_id} did not analyse its series ({}): only a measured run can be a baseline",
-            run.error.as_deref().unwrap_or(run.status.as_str())
-        );
-    }
-    let phantom = run
-        .phantom_id
-        .clone()
-        .ok_or_else(|| anyhow!("run {run_id} has no phantom"))?;
-    let scanner_id = run.identity.scanner_id.clone().ok_or_else(|| {
-        anyhow!("run {run_id} was stored before scanners were recorded: send its series again")
-    })?;
-    let protocol = Protocol {
-        kvp: run.identity.kvp,
-        kernel: run.identity.kernel.clone(),
-        slice_thickness_mm: run.identity.slice_thickness_mm,
-    };
-    let key = protocol.key(fields);
-    // A provisional baseline made from this very run: confirm it.
-    let active = store.active_baselines(&scanner_id, &phantom).await?;
-    if let Some(b) = active
-        .iter()
-        .find(|b| b.protocol_key == key && b.run_id == Some(run_id))
-    {
-        if b.provisional {
-            store.confirm_baseline(b.id).await?;
-            println!(
-                "baseline #{} (from run {run_id}) confirmed for scanner {}, phantom {phantom}, {}",
-                b.id,
-                b.scanner_label.as_deref().unwrap_or(&b.scanner_id),
-                protocol.describe()
-            );
-        } else {
-            println!(
-                "run {run_id} is already the baseline #{} of scanner {}, phantom {phantom}, {}",
-                b.id,
-                b.scanner_label.as_deref().unwrap_or(&b.scanner_id),
-                protocol.describe()
-            );
-        }
-        return print_one(store, b.id, json).await;
-    }
-    let entries: Vec<NewBaselineEntry> = detail
-        .materials
-        .iter()
-        .map(|m| NewBaselineEntry::from(&m.values))
-        .collect();
-    if entries.is_empty() {
-        bail!("run {run_id} has no measured materials");
-    }
-    let b = NewBaseline {
-        scanner_id: scanner_id.clone(),
-        scanner_label: run.scanner.clone(),
-        manufacturer: run.identity.manufacturer.clone(),
-        model: run.identity.model.clone(),
-        phantom_id: phantom.clone(),
-        protocol_key: key.clone(),
-        kvp: protocol.kvp,
-        kernel: protocol.kernel.clone(),
-        slice_thickness_mm: protocol.slice_thickness_mm,
-        source: format!("run {run_id}"),
-        run_id: Some(run_id),
-        provisional: false,
+    let set = crate::actions::set_baseline_from_run(
+        store,
+        run_id,
         note,
-        entries,
-    };
-    let id = store.insert_baseline(&b).await?;
-    let replaced = active.iter().find(|a| a.protocol_key == key);
-    println!(
-        "baseline #{id} set from run {run_id} for scanner {}, phantom {phantom}, {}{}",
-        run.scanner.as_deref().unwrap_or(&scanner_id),
-        protocol.describe(),
-        replaced
-            .map(|r| format!(" (replaces baseline #{})", r.id))
-            .unwrap_or_default()
-    );
-    print_one(store, id, json).await
+        fields,
+        &crate::actions::Actor::command_line(),
+    )
+    .await?;
+    println!("{}", set.describe(run_id));
+    print_one(store, set.baseline_id, json).await
 }
 
 struct ImportGiven {
@@ -305,6 +232,7 @@ async fn import(
         slice_thickness_mm: given.slice_thickness.or(from_file.slice_thickness_mm),
     };
     let (scanner_id, label) = resolve_scanner(store, scanner).await?;
+    let actor = crate::actions::Actor::command_line();
     let b = NewBaseline {
         scanner_id: scanner_id.clone(),
         scanner_label: Some(label),
@@ -321,6 +249,7 @@ async fn import(
         run_id: None,
         provisional: false,
         note: given.note,
+        set_by: Some(actor.name.clone()),
         entries: parsed
             .baseline
             .entries
@@ -329,11 +258,19 @@ async fn import(
             .collect(),
     };
     let id = store.insert_baseline(&b).await?;
-    println!(
+    let said = format!(
         "baseline #{id} imported from {} for scanner {scanner_id}, phantom {phantom}, {}",
         file.display(),
         protocol.describe()
     );
+    store
+        .record_audit(&actor.entry(
+            "baseline.import",
+            format!("baseline {id}"),
+            Some(said.clone()),
+        ))
+        .await?;
+    println!("{said}");
     if fields.iter().any(|f| match f {
         ProtocolField::Kvp => protocol.kvp.is_none(),
         ProtocolField::Kernel => protocol.kernel.is_none(),

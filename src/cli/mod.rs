@@ -8,6 +8,7 @@ pub mod runs;
 pub mod send;
 pub mod serve;
 pub mod simulate;
+pub mod user;
 
 use crate::config::{Config, ValidConfig};
 use crate::store::Store;

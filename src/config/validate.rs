@@ -18,6 +18,7 @@ impl Config {
         self.validate_mail(&mut p);
         let known = self.validate_qa(&mut p);
         self.validate_retention(&mut p);
+        self.validate_web(&mut p);
         self.validate_scanners(known.as_deref(), &mut p);
         p.into_result()
     }
@@ -160,6 +161,24 @@ impl Config {
                     format!("{days} days is more than {max} (100 years); 0 keeps the instances"),
                 );
             }
+        }
+    }
+
+    /// `[web]`.
+    fn validate_web(&self, p: &mut Problems) {
+        if let Some(bind) = self.web.bind_addr() {
+            if bind.parse::<std::net::SocketAddr>().is_err() {
+                p.push(
+                    "web.bind",
+                    format!("{bind:?} is not an address and port such as 127.0.0.1:8080 (\"\" turns the web server off)"),
+                );
+            }
+        }
+        if !(1..=720).contains(&self.web.session_hours) {
+            p.push(
+                "web.session_hours",
+                format!("{} is outside 1 to 720 hours", self.web.session_hours),
+            );
         }
     }
 

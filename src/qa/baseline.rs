@@ -147,6 +147,7 @@ mod tests {
             run_id: None,
             provisional: false,
             note: None,
+            set_by: None,
             entries: vec![NewBaselineEntry {
                 insert: "water".into(),
                 hu_mean: Some(0.0),

@@ -146,6 +146,7 @@ fn provisional_baseline(
         run_id: None,
         provisional: true,
         note: Some("set automatically (qa.auto_baseline)".into()),
+        set_by: Some("auto".into()),
         entries: r
             .outcome
             .measurement

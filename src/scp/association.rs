@@ -89,6 +89,7 @@ where
         contexts = ?accepted,
         "association accepted"
     );
+    shared.settings.metrics.association();
     let mut conn = Connection {
         shared: shared.clone(),
         assoc,
@@ -631,10 +632,12 @@ where
         let (st, comment) = match outcome {
             Ok(_) => {
                 self.stats.stored += 1;
+                self.shared.settings.metrics.stored();
                 (status::SUCCESS, None)
             }
             Err(f) => {
                 self.stats.failed += 1;
+                self.shared.settings.metrics.failed();
                 warn!(
                     sop_instance_uid = instance.as_deref().unwrap_or("?"),
                     status = format_args!("{:#06x}", f.status),

@@ -163,6 +163,8 @@ pub struct ScpSettings {
     pub data_dir: PathBuf,
     /// How long a shutdown waits for in-flight messages before aborting them.
     pub shutdown_grace: Duration,
+    /// Counted here: associations accepted, instances stored and failed (`/metrics`).
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl Default for ScpSettings {
@@ -181,6 +183,7 @@ impl Default for ScpSettings {
             idle_timeout: Duration::from_secs(120),
             data_dir: PathBuf::from("./data"),
             shutdown_grace: Duration::from_secs(30),
+            metrics: Default::default(),
         }
     }
 }

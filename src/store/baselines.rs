@@ -24,6 +24,9 @@ pub struct NewBaseline {
     /// Set automatically (`qa.auto_baseline`), not yet confirmed by a physicist.
     pub provisional: bool,
     pub note: Option<String>,
+    /// Who set it: a dashboard user, "auto" (qa.auto_baseline), "NAME (command line)"; `None`
+    /// for baselines stored before this was recorded.
+    pub set_by: Option<String>,
     pub entries: Vec<NewBaselineEntry>,
 }
 
@@ -76,7 +79,7 @@ macro_rules! baseline_cols {
     () => {
         "id, created_at, scanner_id, scanner_label, manufacturer, model, phantom_id, \
          protocol_key, kvp, kernel, slice_thickness_mm, source, run_id, provisional, \
-         confirmed_at, superseded_at, superseded_by, note"
+         confirmed_at, superseded_at, superseded_by, note, set_by"
     };
 }
 
@@ -129,8 +132,8 @@ macro_rules! insert_baseline_tx {
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO baselines (created_at, scanner_id, scanner_label, manufacturer, \
                  model, phantom_id, protocol_key, kvp, kernel, slice_thickness_mm, source, \
-                 run_id, provisional, confirmed_at, note) VALUES ($1, $2, $3, $4, $5, $6, $7, \
-                 $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
+                 run_id, provisional, confirmed_at, note, set_by) VALUES ($1, $2, $3, $4, $5, \
+                 $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
             )
             .bind(now)
             .bind(&b.scanner_id)
@@ -147,6 +150,7 @@ macro_rules! insert_baseline_tx {
             .bind($crate::store::flag(b.provisional))
             .bind((!b.provisional).then_some(now))
             .bind(&b.note)
+            .bind(&b.set_by)
             .fetch_one(&mut *$tx)
             .await
             .map_err(store.err(what()))?;
@@ -213,18 +217,19 @@ impl Store {
         })
     }
 
-    /// Confirm a provisional baseline (it stays the active one). Returns false when there is
-    /// no such baseline.
-    pub async fn confirm_baseline(&self, id: i64) -> Result<bool, StoreError> {
+    /// Confirm a provisional baseline (it stays the active one); `by` becomes who set it.
+    /// Returns false when there is no such baseline.
+    pub async fn confirm_baseline(&self, id: i64, by: &str) -> Result<bool, StoreError> {
         let what = format!("confirming baseline {id}");
         let _writing = self.write_guard().await;
         with_pool!(self, pool => {
             let n = sqlx::query(
                 "UPDATE baselines SET provisional = 0, \
-                 confirmed_at = COALESCE(confirmed_at, $2) WHERE id = $1",
+                 confirmed_at = COALESCE(confirmed_at, $2), set_by = $3 WHERE id = $1",
             )
             .bind(id)
             .bind(super::now_ms())
+            .bind(by)
             .execute(pool)
             .await
             .map_err(self.err(what))?
@@ -470,6 +475,7 @@ fn baseline_row(r: &impl RowGet) -> Result<BaselineRow, sqlx::Error> {
             run_id: r.opt_int("run_id")?,
             provisional: r.flag("provisional")?,
             note: r.opt_text("note")?,
+            set_by: r.opt_text("set_by")?,
             entries: Vec::new(),
         },
     })

@@ -29,6 +29,11 @@ pub(crate) const SQLITE: &[Embedded] = &[
         "0003_retention.sql",
         include_str!("../../migrations/sqlite/0003_retention.sql"),
     ),
+    (
+        4,
+        "0004_web.sql",
+        include_str!("../../migrations/sqlite/0004_web.sql"),
+    ),
 ];
 
 pub(crate) const POSTGRES: &[Embedded] = &[
@@ -46,6 +51,11 @@ pub(crate) const POSTGRES: &[Embedded] = &[
         3,
         "0003_retention.sql",
         include_str!("../../migrations/postgres/0003_retention.sql"),
+    ),
+    (
+        4,
+        "0004_web.sql",
+        include_str!("../../migrations/postgres/0004_web.sql"),
     ),
 ];
 

@@ -2,7 +2,7 @@
 //! migrations of each dialect (`migrations/sqlite/`, `migrations/postgres/`, applied at connect)
 //! and typed queries, one module per table (its columns, row and insert types, inserts and
 //! reads): `series` (instances and series), `runs` (runs, materials, ROIs), `baselines`,
-//! `outbox`, `scanners`; `retention` selects the series whose instances may be purged and
+//! `outbox`, `scanners`, `users` (dashboard users, sessions, the audit log); `retention` selects the series whose instances may be purged and
 //! purges their rows; `convert` builds rows from the engine's results.
 //!
 //! One [`Store`] type hides the dialect: each method runs the same runtime SQL (`$1`
@@ -52,16 +52,19 @@ mod retention;
 mod runs;
 mod scanners;
 mod series;
+mod users;
 
 pub use baselines::{BaselineFilter, BaselineRow, NewBaseline, NewBaselineEntry, TrendRow};
 pub use outbox::{NewOutboxMessage, OutboxKind, OutboxRow, OutboxState};
 pub use retention::{PurgeCandidate, PurgeCutoffs, PurgeReason, PurgedInstance, PurgedSeries};
 pub use runs::{
     MaterialRow, NewMaterialResult, NewRoiMeasurement, NewRun, RoiRow, RunColumns, RunDetail,
-    RunIdentity, RunRow, RunStatus, Verdict, RUN_ID_PLACEHOLDER,
+    RunFacets, RunFilter, RunIdentity, RunRow, RunStatistics, RunStatus, Verdict,
+    RUN_ID_PLACEHOLDER,
 };
 pub use scanners::ScannerRow;
 pub use series::{Fingerprint, InstanceRow, NewInstance, RecordOutcome, SeriesRow, SeriesState};
+pub use users::{AuditEntry, AuditRow, NewSession, Role, SessionRow, UserRow};
 
 use serde::Serialize;
 use sqlx::migrate::MigrateError;

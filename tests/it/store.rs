@@ -1201,6 +1201,7 @@ fn baseline(scanner: &str, phantom: &str, key: &str, water: f64) -> NewBaseline 
         run_id: None,
         provisional: false,
         note: None,
+        set_by: None,
         entries: vec![
             NewBaselineEntry {
                 insert: "water".into(),
@@ -1285,10 +1286,10 @@ async fn baselines_supersede_and_keep_their_history(kind: Kind) {
     p.provisional = true;
     let pid = store.insert_baseline(&p).await.unwrap();
     assert!(store.get_baseline(pid).await.unwrap().unwrap().provisional);
-    assert!(store.confirm_baseline(pid).await.unwrap());
+    assert!(store.confirm_baseline(pid, "alice").await.unwrap());
     let confirmed = store.get_baseline(pid).await.unwrap().unwrap();
     assert!(!confirmed.provisional && confirmed.confirmed_at.is_some());
-    assert!(!store.confirm_baseline(999_999).await.unwrap());
+    assert!(!store.confirm_baseline(999_999, "alice").await.unwrap());
     store.close().await;
     db.finish().await;
 }

@@ -310,5 +310,7 @@ macro_rules! run_cols {
 mod insert;
 mod read;
 
+pub use read::{RunFacets, RunFilter, RunStatistics};
+
 /// Placeholder in [`NewRun::outputs_dir`] replaced by the new run id.
 pub const RUN_ID_PLACEHOLDER: &str = "{run_id}";

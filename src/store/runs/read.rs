@@ -220,3 +220,164 @@ fn roi_row(r: &impl RowGet) -> Result<RoiRow, sqlx::Error> {
         },
     })
 }
+
+/// What [`Store::find_runs`] selects (every `None` matches all).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunFilter {
+    /// The scanner's label or id (exact, case-sensitive).
+    pub scanner: Option<String>,
+    pub phantom_id: Option<String>,
+    pub verdict: Option<Verdict>,
+    /// Acquired (else finished) at or after this, unix ms.
+    pub from_ms: Option<i64>,
+    /// Acquired (else finished) before this, unix ms.
+    pub before_ms: Option<i64>,
+}
+
+/// The values the runs have, for the filters' choices.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunFacets {
+    pub scanners: Vec<String>,
+    pub phantoms: Vec<String>,
+}
+
+impl Store {
+    /// A page of the runs `filter` selects, newest first, and how many it selects in all.
+    pub async fn find_runs(
+        &self,
+        filter: &RunFilter,
+        offset: u64,
+        limit: u32,
+    ) -> Result<(Vec<RunRow>, u64), StoreError> {
+        let what = "listing runs";
+        let mut clauses: Vec<String> = Vec::new();
+        let mut texts: Vec<String> = Vec::new();
+        let mut ints: Vec<i64> = Vec::new();
+        // text parameters first ($1..), then integers
+        if let Some(s) = &filter.scanner {
+            texts.push(s.clone());
+            let n = texts.len();
+            clauses.push(format!("(scanner = ${n} OR scanner_id = ${n})"));
+        }
+        if let Some(p) = &filter.phantom_id {
+            texts.push(p.clone());
+            clauses.push(format!("phantom_id = ${}", texts.len()));
+        }
+        if let Some(v) = filter.verdict {
+            texts.push(v.as_str().to_string());
+            clauses.push(format!("verdict = ${}", texts.len()));
+        }
+        let when = "COALESCE(acquired_at, finished_at)";
+        let int_clause = |op: &str, v: i64, ints: &mut Vec<i64>| {
+            ints.push(v);
+            format!("{when} {op} ${}", texts.len() + ints.len())
+        };
+        if let Some(t) = filter.from_ms {
+            let c = int_clause(">=", t, &mut ints);
+            clauses.push(c);
+        }
+        if let Some(t) = filter.before_ms {
+            let c = int_clause("<", t, &mut ints);
+            clauses.push(c);
+        }
+        let filter_sql = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", clauses.join(" AND "))
+        };
+        let n = texts.len() + ints.len();
+        let page_sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM runs{filter_sql} ORDER BY id DESC LIMIT ${} OFFSET ${}",
+            run_cols!(),
+            n + 1,
+            n + 2
+        ));
+        let count_sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM runs{filter_sql}"));
+        with_pool!(self, pool => {
+            let mut page = sqlx::query(page_sql);
+            let mut count = sqlx::query_scalar::<_, i64>(count_sql);
+            for t in &texts {
+                page = page.bind(t.clone());
+                count = count.bind(t.clone());
+            }
+            for i in &ints {
+                page = page.bind(*i);
+                count = count.bind(*i);
+            }
+            let rows = page
+                .bind(i64::from(limit))
+                .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+                .fetch_all(pool)
+                .await
+                .map_err(self.err(what))?;
+            let total = count.fetch_one(pool).await.map_err(self.err(what))?;
+            let runs = rows
+                .iter()
+                .map(|r| self.run_row(r, what))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((runs, u64::try_from(total).unwrap_or(0)))
+        })
+    }
+
+    /// The scanners and phantoms of the stored runs, sorted.
+    pub async fn run_facets(&self) -> Result<RunFacets, StoreError> {
+        let what = "listing the scanners and phantoms of the runs";
+        with_pool!(self, pool => {
+            let scanners: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT scanner FROM runs WHERE scanner IS NOT NULL ORDER BY scanner",
+            )
+            .fetch_all(pool)
+            .await
+            .map_err(self.err(what))?;
+            let phantoms: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT phantom_id FROM runs WHERE phantom_id IS NOT NULL \
+                 ORDER BY phantom_id",
+            )
+            .fetch_all(pool)
+            .await
+            .map_err(self.err(what))?;
+            Ok(RunFacets { scanners, phantoms })
+        })
+    }
+
+    /// Runs per verdict (all time), the undelivered outbox messages, and the finish time of
+    /// the last run of each scanner: what `/metrics` reports from the database.
+    pub async fn run_statistics(&self) -> Result<RunStatistics, StoreError> {
+        let what = "counting runs for /metrics";
+        with_pool!(self, pool => {
+            let verdicts: Vec<(String, i64)> =
+                sqlx::query_as("SELECT verdict, COUNT(*) FROM runs GROUP BY verdict")
+                    .fetch_all(pool)
+                    .await
+                    .map_err(self.err(what))?;
+            let outbox_pending: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'sending')",
+            )
+            .fetch_one(pool)
+            .await
+            .map_err(self.err(what))?;
+            let last_runs: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT COALESCE(scanner, scanner_id, 'unknown'), MAX(finished_at) FROM runs \
+                 GROUP BY COALESCE(scanner, scanner_id, 'unknown')",
+            )
+            .fetch_all(pool)
+            .await
+            .map_err(self.err(what))?;
+            Ok(RunStatistics {
+                verdicts,
+                outbox_pending,
+                last_runs,
+            })
+        })
+    }
+}
+
+/// See [`Store::run_statistics`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunStatistics {
+    /// (verdict as stored, count).
+    pub verdicts: Vec<(String, i64)>,
+    pub outbox_pending: i64,
+    /// (scanner label or id, unix ms of its last run's finish).
+    pub last_runs: Vec<(String, i64)>,
+}
