@@ -89,6 +89,7 @@ start_hured() { # $1 = data dir, $2 = binary; sets server_pid, port
     local data=$1 log=$1.log exe=${2:-$bin}
     mkdir -p "$data"
     HURED__SCP__BIND=127.0.0.1:0 \
+        HURED__WEB__BIND= \
         HURED__STORAGE__DATA_DIR="$data" \
         HURED__DATABASE__URL="sqlite://$data/hu-red.sqlite" \
         HURED__SERIES__STABLE_SECONDS=600 \

@@ -106,6 +106,7 @@ impl Service {
             .arg("serve")
             .env("HURED__SCP__BIND", format!("127.0.0.1:{}", self.port))
             .env("HURED__SCP__MAX_ASSOCIATIONS", "16")
+            .env("HURED__WEB__BIND", "")
             .env("HURED__STORAGE__DATA_DIR", &self.data_dir)
             .env(
                 "HURED__DATABASE__URL",

@@ -220,10 +220,13 @@ fn echo_with_embedded_defaults(kind: Kind) {
     env.retain(|(k, _)| {
         matches!(
             *k,
-            "HURED__SCP__BIND" | "HURED__STORAGE__DATA_DIR" | "HURED__DATABASE__URL"
+            "HURED__SCP__BIND"
+                | "HURED__WEB__BIND"
+                | "HURED__STORAGE__DATA_DIR"
+                | "HURED__DATABASE__URL"
         )
     });
-    assert_eq!(env.len(), 3);
+    assert_eq!(env.len(), 4);
     let server = Server::start(h.root(), &env);
     let out = run(tool("echoscu")
         .args(["-v", "-aet", "ECHOSCU", "-aec", AE, "127.0.0.1"])

@@ -85,6 +85,7 @@ impl Harness {
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("HURED__SCP__BIND", "127.0.0.1:0".into()),
+            ("HURED__WEB__BIND", "127.0.0.1:0".into()),
             (
                 "HURED__STORAGE__DATA_DIR",
                 self.data_dir().display().to_string(),
@@ -306,8 +307,29 @@ impl Server {
     /// The port of the SCP's "DICOM SCP listening addr=127.0.0.1:PORT" line (logged once its
     /// temp folder is prepared, just before it accepts).
     pub fn listening_port(&self) -> Option<u16> {
+        self.logged_port("DICOM SCP listening")
+    }
+
+    /// The web server's port (its "web: listening addr=127.0.0.1:PORT" line), waiting for it.
+    pub fn web_port(&self) -> u16 {
+        let t0 = Instant::now();
+        loop {
+            if let Some(p) = self.logged_port("web: listening") {
+                return p;
+            }
+            assert!(
+                t0.elapsed() < DEADLINE,
+                "hu-red serve did not report its web server listening within {DEADLINE:?}:\n{}",
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The port of the `addr=` of the first log line containing `marker`.
+    fn logged_port(&self, marker: &str) -> Option<u16> {
         let log = self.log.lock().unwrap();
-        let line = log.iter().find(|l| l.contains("DICOM SCP listening"))?;
+        let line = log.iter().find(|l| l.contains(marker))?;
         // text: `addr=127.0.0.1:PORT`; JSON logs: `"addr":"127.0.0.1:PORT"`
         let addr = line
             .split_whitespace()
