@@ -79,6 +79,7 @@ print(json.dumps(doc))
     let h = &v["services"]["hu-red"];
     assert_eq!(h["build"]["dockerfile"], "deploy/Containerfile");
     assert_eq!(h["ports"][0], "11112:11112");
+    assert_eq!(h["ports"][1], "8080:8080", "the dashboard");
     let env = h["environment"].as_object().unwrap();
     assert!(env["HURED__DATABASE__URL"]
         .as_str()
