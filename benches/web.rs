@@ -64,7 +64,14 @@ fn main() {
         base.path().display()
     );
     let add = Command::new(BIN)
-        .args(["user", "add", "bench", "--role", "physicist", "--password-stdin"])
+        .args([
+            "user",
+            "add",
+            "bench",
+            "--role",
+            "physicist",
+            "--password-stdin",
+        ])
         .env("HURED__DATABASE__URL", &url)
         .env("HURED__STORAGE__DATA_DIR", &data)
         .stdin(Stdio::piped())
@@ -91,7 +98,10 @@ fn main() {
     let pages: Vec<(&str, Box<dyn FnMut() -> String>)> = vec![
         ("/", Box::new(|| "/".to_string())),
         ("/?page=150", Box::new(|| "/?page=150".to_string())),
-        ("/runs/{id}", Box::new(move || format!("/runs/{}", random_run()))),
+        (
+            "/runs/{id}",
+            Box::new(move || format!("/runs/{}", random_run())),
+        ),
         ("/trends", Box::new(|| "/trends".to_string())),
         ("/api/runs", Box::new(|| "/api/runs?limit=100".to_string())),
     ];
@@ -156,7 +166,11 @@ async fn populate(url: &str, runs: u64) -> Vec<i64> {
         };
         store.record_instance(&record).await.expect("instance row");
         let acquired = start + (n as i64 / SCANNERS as i64) * day + scanner as i64 * 3_600_000;
-        let verdict = if n % 17 == 0 { Verdict::Fail } else { Verdict::Pass };
+        let verdict = if n % 17 == 0 {
+            Verdict::Fail
+        } else {
+            Verdict::Pass
+        };
         let mut run = NewRun::new(
             series,
             RunStatus::Ok,
@@ -248,7 +262,10 @@ impl Server {
             if let Some(p) = *port.lock().expect("lock") {
                 break p;
             }
-            assert!(t0.elapsed() < Duration::from_secs(60), "hu-red serve did not listen");
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "hu-red serve did not listen"
+            );
             std::thread::sleep(Duration::from_millis(20));
         };
         Server { child, web_port }
@@ -256,7 +273,9 @@ impl Server {
 
     fn stop(&mut self) {
         // SIGTERM: the service stops gracefully
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.wait();
     }
 }

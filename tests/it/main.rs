@@ -17,6 +17,7 @@ mod engine_grid;
 mod faults;
 mod loader;
 mod mail;
+mod proxy;
 mod real_catphan;
 mod retention;
 mod scp_dcmtk;
