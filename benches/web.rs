@@ -36,6 +36,9 @@ const MATERIALS: [(&str, f64, f64); 9] = [
     ("dense_bone", 900.0, 1.51),
 ];
 
+/// Makes the path of each request of a page.
+type PathOf<'a> = Box<dyn FnMut() -> String + 'a>;
+
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -95,7 +98,7 @@ fn main() {
         rng_state ^= rng_state << 17;
         ids[(rng_state % ids.len() as u64) as usize]
     };
-    let pages: Vec<(&str, Box<dyn FnMut() -> String>)> = vec![
+    let pages: Vec<(&str, PathOf)> = vec![
         ("/", Box::new(|| "/".to_string())),
         ("/?page=150", Box::new(|| "/?page=150".to_string())),
         (
