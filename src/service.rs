@@ -133,51 +133,21 @@ pub async fn start(config: ValidConfig) -> Result<RunningService, ServiceError> 
     let mailer = notify::Mailer::from_config(&config.mail, &data_dir)?;
     let protocol_fields = crate::identity::ProtocolField::parse_list(&config.qa.protocol_fields)
         .map_err(ServiceError::ProtocolFields)?;
-    let store = Store::connect_with(
-        &config.database.url,
-        &StoreOptions {
-            max_connections: config.database.max_connections,
-            ..StoreOptions::default()
-        },
-    )
-    .await?;
-    series::recover(&store, &data_dir, config.scp.max_associations).await?;
-    qa::recover_results(&store, &data_dir).await?;
-    // The scanners table mirrors the configuration at every start (reports and queries read
-    // it; runs keep their scanner's name, so an entry removed loses no history).
-    store.sync_scanners(&config.scanners).await?;
-    let installation = store.installation_id().await?;
+    let (store, installation) = open_store(&config, &data_dir).await?;
 
-    let (listener, addr) = bind("scp.bind", &config.scp.bind).await?;
-    let tls = match config.scp.tls.files() {
-        None => None,
-        Some(files) => {
-            let tls = ServerTls::load(&files)?;
-            let (listener, addr) = bind("scp.tls.bind", &config.scp.tls.bind).await?;
-            Some((TlsListener::new(listener, tls), addr))
-        }
-    };
+    let Listeners {
+        scp: (listener, addr),
+        tls,
+        web,
+    } = Listeners::bind(&config).await?;
     let tls_addr = tls.as_ref().map(|(_, a)| *a);
     let tls = tls.map(|(l, _)| l);
-    let web = match config.web.bind_addr() {
-        Some(a) => Some(bind("web.bind", a).await?),
-        None => None,
-    };
     let web_addr = web.as_ref().map(|(_, a)| *a);
     let mut settings = scp_settings(&config.scp, &data_dir);
     let metrics = settings.metrics.clone();
     let tasks_status = supervisor::Status::default();
     let web = web.map(|(listener, _)| {
-        let state = Arc::new(crate::web::AppState {
-            store: store.clone(),
-            web: config.web.clone(),
-            data_dir: data_dir.clone(),
-            metrics: metrics.clone(),
-            tasks: tasks_status.clone(),
-            protocol_fields: protocol_fields.clone(),
-            mail: config.mail.clone(),
-            scanners: config.scanners.clone(),
-        });
+        let state = web_state(&config, &store, &metrics, &tasks_status, &protocol_fields);
         (listener, state)
     });
     settings.metrics = metrics;
@@ -228,17 +198,7 @@ pub async fn start(config: ValidConfig) -> Result<RunningService, ServiceError> 
                 r
             }
         });
-        let web_task = web.map(|(listener, state)| {
-            let mut stop = stop_rx.clone();
-            tokio::spawn(async move {
-                let stopped = async move {
-                    let _ = stop.wait_for(|stop| *stop).await;
-                };
-                if let Err(e) = crate::web::serve(listener, state, stopped).await {
-                    tracing::error!("web server stopped: {e}");
-                }
-            })
-        });
+        let web_task = web.map(|(listener, state)| spawn_web(listener, state, stop_rx.clone()));
         let mut scp_stop = stop_rx.clone();
         let sink = Arc::new(StoreSink {
             store: store2.clone(),
@@ -252,11 +212,9 @@ pub async fn start(config: ValidConfig) -> Result<RunningService, ServiceError> 
         .await;
         // The SCP has finished its in-flight operations: stop queueing, finish the runs (the
         // supervisor returns once every task has ended); the web server finishes its requests.
-        if let Some(mut w) = web_task {
-            // stopped by the same signal; if the supervisor gave up instead, it is cut off
-            if !*stop_rx.borrow() || tokio::time::timeout(WEB_GRACE, &mut w).await.is_err() {
-                w.abort();
-            }
+        if let Some(w) = web_task {
+            let stopping = *stop_rx.borrow();
+            stop_web(w, stopping).await;
         }
         let supervised = supervisor
             .await
@@ -274,6 +232,101 @@ pub async fn start(config: ValidConfig) -> Result<RunningService, ServiceError> 
         stop: stop_tx,
         task,
     })
+}
+
+/// The database, with the files and rows of an earlier run reconciled, the scanners table
+/// mirrored from the configuration, and this database's installation id.
+async fn open_store(
+    config: &Config,
+    data_dir: &std::path::Path,
+) -> Result<(Store, String), ServiceError> {
+    let store = Store::connect_with(
+        &config.database.url,
+        &StoreOptions {
+            max_connections: config.database.max_connections,
+            ..StoreOptions::default()
+        },
+    )
+    .await?;
+    series::recover(&store, data_dir, config.scp.max_associations).await?;
+    qa::recover_results(&store, data_dir).await?;
+    // The scanners table mirrors the configuration at every start (reports and queries read
+    // it; runs keep their scanner's name, so an entry removed loses no history).
+    store.sync_scanners(&config.scanners).await?;
+    let installation = store.installation_id().await?;
+    Ok((store, installation))
+}
+
+/// The service's listeners, bound before anything is accepted.
+struct Listeners {
+    scp: (TcpListener, SocketAddr),
+    /// `[scp.tls]`, when set.
+    tls: Option<(TlsListener, SocketAddr)>,
+    /// `[web] bind`, when set.
+    web: Option<(TcpListener, SocketAddr)>,
+}
+
+impl Listeners {
+    async fn bind(config: &Config) -> Result<Listeners, ServiceError> {
+        let scp = bind("scp.bind", &config.scp.bind).await?;
+        let tls = match config.scp.tls.files() {
+            None => None,
+            Some(files) => {
+                let tls = ServerTls::load(&files)?;
+                let (listener, addr) = bind("scp.tls.bind", &config.scp.tls.bind).await?;
+                Some((TlsListener::new(listener, tls), addr))
+            }
+        };
+        let web = match config.web.bind_addr() {
+            Some(a) => Some(bind("web.bind", a).await?),
+            None => None,
+        };
+        Ok(Listeners { scp, tls, web })
+    }
+}
+
+/// What the dashboard reads and acts on.
+fn web_state(
+    config: &Config,
+    store: &Store,
+    metrics: &Arc<crate::metrics::Metrics>,
+    tasks: &supervisor::Status,
+    protocol_fields: &[crate::identity::ProtocolField],
+) -> Arc<crate::web::AppState> {
+    Arc::new(crate::web::AppState {
+        store: store.clone(),
+        web: config.web.clone(),
+        data_dir: config.storage.data_dir.clone(),
+        metrics: metrics.clone(),
+        tasks: tasks.clone(),
+        protocol_fields: protocol_fields.to_vec(),
+        mail: config.mail.clone(),
+        scanners: config.scanners.clone(),
+    })
+}
+
+/// The web server, until `stop` turns true.
+fn spawn_web(
+    listener: TcpListener,
+    state: Arc<crate::web::AppState>,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        };
+        if let Err(e) = crate::web::serve(listener, state, stopped).await {
+            tracing::error!("web server stopped: {e}");
+        }
+    })
+}
+
+/// Wait for the web server to finish its requests in flight (`stopping`: it was told to stop
+/// by the same signal), at most [`WEB_GRACE`]; otherwise (the supervisor gave up) cut it off.
+async fn stop_web(mut task: tokio::task::JoinHandle<()>, stopping: bool) {
+    if !stopping || tokio::time::timeout(WEB_GRACE, &mut task).await.is_err() {
+        task.abort();
+    }
 }
 
 /// A listener on `addr` (the value of the setting `key`) and its real address.
