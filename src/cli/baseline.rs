@@ -6,7 +6,7 @@ use crate::cli::{open_existing_store, runtime};
 use crate::identity::{Protocol, ProtocolField};
 use crate::phantom::PhantomSet;
 use crate::report::format::fixed;
-use crate::store::{BaselineFilter, BaselineRow, NewBaseline, NewBaselineEntry, Store};
+use crate::store::{AuditRow, BaselineFilter, BaselineRow, NewBaseline, NewBaselineEntry, Store};
 use anyhow::{anyhow, bail};
 use std::path::PathBuf;
 
@@ -325,8 +325,11 @@ async fn print_one(store: &Store, id: i64, json: bool) -> anyhow::Result<()> {
         .get_baseline(id)
         .await?
         .ok_or_else(|| anyhow!("baseline #{id} vanished"))?;
-    print_baselines(&[b], json)
+    print_baselines(&[b], json, &[])
 }
+
+/// Audit entries `baseline history` reads (the newest; a baseline's are shown under it).
+const HISTORY_AUDIT_ROWS: u32 = 100_000;
 
 async fn list(
     store: &Store,
@@ -364,10 +367,17 @@ async fn list(
         );
         return Ok(());
     }
-    print_baselines(&all, json)
+    // the history shows, under each baseline, who set, confirmed or imported it and from where
+    let audit = if history && !json {
+        store.audit_log(HISTORY_AUDIT_ROWS).await?
+    } else {
+        Vec::new()
+    };
+    print_baselines(&all, json, &audit)
 }
 
-fn print_baselines(all: &[BaselineRow], json: bool) -> anyhow::Result<()> {
+/// The baselines, each with its audit entries among `audit` (oldest first).
+fn print_baselines(all: &[BaselineRow], json: bool, audit: &[AuditRow]) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(all)?);
         return Ok(());
@@ -402,14 +412,40 @@ fn print_baselines(all: &[BaselineRow], json: bool) -> anyhow::Result<()> {
             state
         );
         println!(
-            "  source: {}; set {}{}",
+            "  source: {}; set {}{}{}",
             b.source,
             crate::report::utc_date_of_ms(b.created_at),
+            b.set_by
+                .as_deref()
+                .map(|who| format!(" by {who}"))
+                .unwrap_or_default(),
             b.note
                 .as_deref()
                 .map(|n| format!("; note: {n}"))
                 .unwrap_or_default()
         );
+        let target = format!("baseline {}", b.id);
+        for a in audit
+            .iter()
+            .rev()
+            .filter(|a| a.entry.target.as_deref() == Some(target.as_str()))
+        {
+            let e = &a.entry;
+            println!(
+                "  audit: {} {} by {}{}{}",
+                crate::report::utc_timestamp_of_ms(e.at),
+                e.action,
+                e.user_name,
+                e.address
+                    .as_deref()
+                    .map(|ad| format!(" from {ad}"))
+                    .unwrap_or_default(),
+                e.detail
+                    .as_deref()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default()
+            );
+        }
         println!("  {:<24} {:>9} {:>7}", "material", "HU", "RED");
         for e in &b.entries {
             println!(

@@ -183,10 +183,18 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
-/// A local path to go back to after logging in (never another site).
+/// A local path to go back to after logging in (never another site): `/` then printable
+/// ASCII without a backslash (browsers read `/\host` as `//host`, and drop tabs and newlines
+/// from a URL, so `/<TAB>/host` would be `//host` too).
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
+            n.to_string()
+        }
         _ => "/".to_string(),
     }
 }
@@ -411,7 +419,16 @@ mod tests {
     #[test]
     fn next_is_local_only() {
         assert_eq!(safe_next(Some("/runs/3")), "/runs/3");
-        for bad in ["//evil.example/", "https://evil.example/", "/\\evil", ""] {
+        for bad in [
+            "//evil.example/",
+            "https://evil.example/",
+            "/\\evil",
+            "",
+            "/\t/evil.example/",
+            "/\n/evil.example/",
+            "/ /x",
+            "/r\u{e9}sum\u{e9}",
+        ] {
             assert_eq!(safe_next(Some(bad)), "/", "{bad}");
         }
         assert_eq!(encode("/?a=b c"), "/%3Fa%3Db%20c");
