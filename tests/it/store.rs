@@ -313,8 +313,8 @@ async fn migrations_are_idempotent(kind: Kind) {
     assert!(c.instance_exists(&format!("{s}.1")).await.unwrap());
     assert_eq!(
         db.count("_sqlx_migrations").await,
-        3,
-        "0001, 0002 and 0003, once each"
+        4,
+        "0001 to 0004, once each"
     );
 
     let settings = c.settings().await.unwrap();
