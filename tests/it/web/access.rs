@@ -40,6 +40,16 @@ fn reading_needs_a_session_unless_public_read(kind: Kind) {
     for page in pages(id) {
         let r = web.get(&page, "");
         assert_eq!(r.status, 303, "{page}: {}", r.body);
+        // no other site may frame a page or run script in it
+        assert_eq!(r.frame_options.as_deref(), Some("DENY"), "{page}");
+        let csp = r.csp.unwrap_or_default();
+        for directive in [
+            "default-src 'none'",
+            "frame-ancestors 'none'",
+            "form-action 'self'",
+        ] {
+            assert!(csp.contains(directive), "{page}: {directive} in {csp:?}");
+        }
         let next = page.replace('?', "%3F").replace('=', "%3D");
         assert_eq!(
             r.location.as_deref(),

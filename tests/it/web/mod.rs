@@ -33,6 +33,9 @@ pub struct Reply {
     pub content_type: Option<String>,
     /// Every Set-Cookie line, whole.
     pub set_cookies: Vec<String>,
+    /// Content-Security-Policy and X-Frame-Options.
+    pub csp: Option<String>,
+    pub frame_options: Option<String>,
     pub body: String,
 }
 
@@ -121,6 +124,8 @@ impl<'a> Web<'a> {
             };
             let location = header(reqwest::header::LOCATION);
             let content_type = header(reqwest::header::CONTENT_TYPE);
+            let csp = header(reqwest::header::CONTENT_SECURITY_POLICY);
+            let frame_options = header(reqwest::header::X_FRAME_OPTIONS);
             let set_cookies = r
                 .headers()
                 .get_all(reqwest::header::SET_COOKIE)
@@ -135,6 +140,8 @@ impl<'a> Web<'a> {
                 location,
                 content_type,
                 set_cookies,
+                csp,
+                frame_options,
                 body,
             }
         })
