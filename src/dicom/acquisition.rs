@@ -50,6 +50,22 @@ pub struct Acquisition {
     /// DeviceSerialNumber (0018,1000).
     #[serde(rename = "DeviceSerialNumber")]
     pub device_serial_number: Option<String>,
+    /// AcquisitionDate (0008,0022), `YYYYMMDD` as stored.
+    #[serde(rename = "AcquisitionDate")]
+    pub acquisition_date: Option<String>,
+    /// AcquisitionTime (0008,0032), as stored.
+    #[serde(rename = "AcquisitionTime")]
+    pub acquisition_time: Option<String>,
+    /// AcquisitionDateTime (0008,002A), as stored (an Enhanced CT object's, which has no
+    /// AcquisitionDate/Time).
+    #[serde(rename = "AcquisitionDateTime")]
+    pub acquisition_datetime: Option<String>,
+    /// SeriesDate (0008,0021), `YYYYMMDD` as stored.
+    #[serde(rename = "SeriesDate")]
+    pub series_date: Option<String>,
+    /// SeriesTime (0008,0031), as stored.
+    #[serde(rename = "SeriesTime")]
+    pub series_time: Option<String>,
 }
 
 /// One field of [`Acquisition::SCRIPT_COLUMNS`] as a table cell is made from it.
@@ -127,9 +143,39 @@ impl Acquisition {
             study_date: text(study_date),
             study_time: text(study_time),
             reconstruction_kernel: text(reconstruction_kernel),
-            device_serial_number: None,
+            ..Acquisition::default()
         };
         (acquisition, not_numbers)
+    }
+
+    /// When the series was acquired, as unix milliseconds of that wall-clock time read as UTC
+    /// (DICOM dates and times carry no zone; a time zone offset in a DateTime is ignored): the
+    /// first of AcquisitionDate/AcquisitionTime, AcquisitionDateTime, SeriesDate/SeriesTime,
+    /// StudyDate/StudyTime with a valid date. A source with a date but no valid time takes the
+    /// time of a later source of the same day, else midnight. `None`: no valid date at all.
+    pub fn acquired_at_ms(&self) -> Option<i64> {
+        let dt = self.acquisition_datetime.as_deref().map(str::trim);
+        let sources: [(Option<&str>, Option<&str>); 4] = [
+            (
+                self.acquisition_date.as_deref(),
+                self.acquisition_time.as_deref(),
+            ),
+            (dt.and_then(|s| s.get(..8)), dt.and_then(|s| s.get(8..))),
+            (self.series_date.as_deref(), self.series_time.as_deref()),
+            (self.study_date.as_deref(), self.study_time.as_deref()),
+        ];
+        let parsed: Vec<(Option<i64>, Option<i64>)> = sources
+            .iter()
+            .map(|(d, t)| (d.and_then(dicom_day), t.and_then(dicom_time_ms)))
+            .collect();
+        let first = parsed.iter().position(|(d, _)| d.is_some())?;
+        let day = parsed[first].0?;
+        let time = parsed[first..]
+            .iter()
+            .filter(|(d, _)| *d == Some(day))
+            .find_map(|(_, t)| *t)
+            .unwrap_or(0);
+        Some(day * 86_400_000 + time)
     }
 
     /// The protocol the series is filed and compared under: kVp, kernel, slice thickness.
@@ -159,6 +205,65 @@ impl Acquisition {
     }
 }
 
+/// Days since 1970-01-01 of a DICOM date (DA): `YYYYMMDD`, or the old `YYYY.MM.DD`.
+fn dicom_day(da: &str) -> Option<i64> {
+    let d: String = da.trim().chars().filter(|c| *c != '.').collect();
+    if d.len() != 8 || !d.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let y: i64 = d[..4].parse().ok()?;
+    let m: i64 = d[4..6].parse().ok()?;
+    let day: i64 = d[6..].parse().ok()?;
+    let month_days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if !(1..=month_days).contains(&day) {
+        return None;
+    }
+    // days from civil (H. Hinnant)
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+/// Milliseconds since midnight of a DICOM time (TM): `HH[MM[SS[.F…]]]`, or the old
+/// `HH:MM:SS`; of a DateTime's time part, anything after the fraction (a zone offset) is
+/// ignored.
+fn dicom_time_ms(tm: &str) -> Option<i64> {
+    let t: String = tm.trim().chars().filter(|c| *c != ':').collect();
+    let end = t.find(['+', '-']).unwrap_or(t.len());
+    let t = &t[..end];
+    let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
+    if whole.is_empty()
+        || whole.len() % 2 != 0
+        || whole.len() > 6
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let part = |i: usize| -> i64 {
+        whole
+            .get(i..i + 2)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
+    };
+    let (h, m, s) = (part(0), part(2), part(4));
+    // 60: a leap second, as DICOM allows
+    if h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    let ms: i64 = format!("{frac:0<3}")[..3].parse().unwrap_or(0);
+    Some(((h * 60 + m) * 60 + s) * 1000 + ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +281,11 @@ mod tests {
             slice_thickness: Some(0.625),
             reconstruction_kernel: Some("B30f".into()),
             device_serial_number: Some("SN1".into()),
+            acquisition_date: Some("20240312".into()),
+            acquisition_time: Some("094001".into()),
+            acquisition_datetime: None,
+            series_date: Some("20240312".into()),
+            series_time: Some("093900".into()),
         }
     }
 
@@ -183,7 +293,14 @@ mod tests {
     fn serde_names_are_the_script_columns_in_order_then_the_serial() {
         let json = serde_json::to_string(&full()).expect("json");
         let mut names: Vec<&str> = Acquisition::SCRIPT_COLUMNS.to_vec();
-        names.push("DeviceSerialNumber");
+        names.extend([
+            "DeviceSerialNumber",
+            "AcquisitionDate",
+            "AcquisitionTime",
+            "AcquisitionDateTime",
+            "SeriesDate",
+            "SeriesTime",
+        ]);
         let at: Vec<usize> = names
             .iter()
             .map(|n| json.find(&format!("\"{n}\":")).expect(n))
@@ -218,10 +335,16 @@ mod tests {
         };
         let (back, bad) = Acquisition::from_cells(cell);
         assert!(bad.is_empty());
+        // the columns the script has: not the serial number, nor the acquisition and series
+        // dates
         assert_eq!(
             back,
             Acquisition {
                 device_serial_number: None,
+                acquisition_date: None,
+                acquisition_time: None,
+                series_date: None,
+                series_time: None,
                 ..a
             }
         );
@@ -253,5 +376,68 @@ mod tests {
         assert_eq!(s.model.as_deref(), Some("go.Open"));
         assert_eq!(s.calling_ae.as_deref(), Some("CTAE"));
         assert_eq!(Acquisition::default().protocol(), Protocol::default());
+    }
+
+    #[test]
+    fn acquired_at_prefers_the_acquisition_then_the_series_then_the_study() {
+        let day = |d: &str| dicom_day(d).expect(d) * 86_400_000;
+        let a = full();
+        // 2024-03-12 09:40:01 UTC = 1710236401 s
+        assert_eq!(a.acquired_at_ms(), Some(1_710_236_401_000));
+        assert_eq!(day("20240312"), 1_710_201_600_000);
+        assert_eq!(day("19700101"), 0);
+        // no acquisition date: the series'
+        let b = Acquisition {
+            acquisition_date: None,
+            ..full()
+        };
+        assert_eq!(b.acquired_at_ms(), Some(day("20240312") + 34_740_000));
+        // an acquisition date without a time takes the series time of the same day
+        let c = Acquisition {
+            acquisition_time: Some("garbage".into()),
+            ..full()
+        };
+        assert_eq!(c.acquired_at_ms(), Some(day("20240312") + 34_740_000));
+        // ... not another day's: midnight
+        let d = Acquisition {
+            acquisition_date: Some("20240315".into()),
+            acquisition_time: None,
+            ..full()
+        };
+        assert_eq!(d.acquired_at_ms(), Some(day("20240315")));
+        // only the study: its date and time (fraction kept to the millisecond)
+        let e = Acquisition {
+            study_date: Some("20261125".into()),
+            study_time: Some("102233.5".into()),
+            ..Acquisition::default()
+        };
+        assert_eq!(
+            e.acquired_at_ms(),
+            Some(day("20261125") + ((10 * 60 + 22) * 60 + 33) * 1000 + 500)
+        );
+        // an Enhanced CT object's DateTime, its zone offset ignored
+        let f = Acquisition {
+            acquisition_datetime: Some("20250102030405.25+0100".into()),
+            study_date: Some("20200101".into()),
+            ..Acquisition::default()
+        };
+        assert_eq!(f.acquired_at_ms(), Some(day("20250102") + 11_045_250));
+        // old forms, invalid dates
+        let g = Acquisition {
+            series_date: Some("2024.02.29".into()),
+            series_time: Some("23:59:59".into()),
+            ..Acquisition::default()
+        };
+        assert_eq!(g.acquired_at_ms(), Some(day("20240229") + 86_399_000));
+        for bad in [
+            "20230229", "20241301", "2024031", "", "abcdefgh", "20240300",
+        ] {
+            assert_eq!(dicom_day(bad), None, "{bad}");
+        }
+        for bad in ["2460", "1", "12a0", "250000", "1200.x"] {
+            assert_eq!(dicom_time_ms(bad), None, "{bad}");
+        }
+        assert_eq!(dicom_time_ms("07"), Some(7 * 3_600_000));
+        assert_eq!(Acquisition::default().acquired_at_ms(), None);
     }
 }

@@ -258,6 +258,11 @@ fn acquisition(ds: &InMemDicomObject, enhanced: bool) -> Acquisition {
         slice_thickness: float(ds, tags::SLICE_THICKNESS).filter(|t| *t > 0.0),
         reconstruction_kernel,
         device_serial_number: string(ds, tags::DEVICE_SERIAL_NUMBER),
+        acquisition_date: string(ds, tags::ACQUISITION_DATE),
+        acquisition_time: string(ds, tags::ACQUISITION_TIME),
+        acquisition_datetime: string(ds, tags::ACQUISITION_DATE_TIME),
+        series_date: string(ds, tags::SERIES_DATE),
+        series_time: string(ds, tags::SERIES_TIME),
     }
 }
 

@@ -7,7 +7,7 @@ use super::Context;
 use crate::config::ScannerConfig;
 use crate::identity::{self, Protocol, ScannerIdentity};
 use crate::report::Metadata;
-use crate::store::{BaselineRow, SeriesRow, StoreError, TrendRow};
+use crate::store::{BaselineRow, RunTrend, SeriesRow, StoreError};
 
 /// What the second blocking step needs from the database.
 #[derive(Default)]
@@ -16,8 +16,9 @@ pub(super) struct BaselineContext {
     pub(super) baseline: Option<(BaselineRow, Option<Vec<String>>)>,
     /// The chosen baseline has the run's protocol.
     pub(super) exact: bool,
-    /// Earlier runs of the scanner and phantom, oldest first.
-    pub(super) trend: Vec<TrendRow>,
+    /// Earlier runs of the scanner and phantom, oldest first by acquisition, with their
+    /// baselines and the chosen one.
+    pub(super) trend: RunTrend,
     /// This run becomes the provisional baseline of its scanner, phantom and protocol.
     pub(super) auto_baseline: bool,
     pub(super) scanner_label: String,
@@ -61,6 +62,13 @@ pub(super) async fn baseline_context(
                 settings.trend_runs.saturating_sub(1),
             )
             .await?;
+        // this run's baseline is drawn too, even when no earlier run used it
+        if let Some((b, _)) = &context.baseline {
+            if context.trend.baseline(b.id).is_none() {
+                let chosen = ctx.store.trend_baselines(&[b.id]).await?;
+                context.trend.baselines.extend(chosen);
+            }
+        }
     }
     context.auto_baseline = settings.auto_baseline && !context.exact;
     context.scanner_label = identity.label.clone();
@@ -213,7 +221,7 @@ mod tests {
         let c = baseline_context(&ctx, &identity, &protocol, None)
             .await
             .expect("context");
-        assert!(c.baseline.is_none() && c.trend.is_empty());
+        assert!(c.baseline.is_none() && c.trend.runs.is_empty());
         assert_eq!(c.scanner_label, identity.label);
     }
 }

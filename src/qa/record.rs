@@ -42,15 +42,21 @@ pub(super) async fn store_run(
         .identity
         .clone()
         .unwrap_or_else(|| super::baseline::identity_of(None, series, scanner));
-    let study_date = outcome
-        .summary
-        .as_ref()
-        .and_then(|s| s.metadata.acquisition.study_date.as_deref())
+    let acquisition = outcome.summary.as_ref().map(|s| &s.metadata.acquisition);
+    let study_date = acquisition
+        .and_then(|a| a.study_date.as_deref())
         .and_then(format::iso_date);
+    let acquired_at = acquisition.and_then(|a| a.acquired_at_ms());
     let fields = &ctx.settings.protocol_fields;
     let mut run = run_row(&start, &outcome, finished_ms);
     run.scanner = Some(identity.label.clone());
-    run.identity = RunIdentity::of(&identity, &protocol, fields, study_date.clone());
+    run.identity = RunIdentity::of(
+        &identity,
+        &protocol,
+        fields,
+        study_date.clone(),
+        acquired_at,
+    );
     if let (Some(r), true) = (&outcome.result, outcome.auto_baseline) {
         run.provisional_baseline = Some(provisional_baseline(&identity, &protocol, fields, r));
     }

@@ -9,9 +9,9 @@ use crate::identity::{Protocol, ScannerIdentity};
 use crate::notify;
 use crate::pipeline;
 use crate::report::email::{
-    self, BaselineInfo, ReportData, ReportKind, ScannerInfo, Trend, TrendRun,
+    self, BaselineInfo, ReportData, ReportKind, ScannerInfo, Trend, TrendBaseline, TrendRun,
 };
-use crate::report::{format, utc_date_of_ms, Summary};
+use crate::report::{utc_date_of_ms, Summary};
 use crate::store::{now_ms, NewOutboxMessage, OutboxKind, Verdict};
 use tracing::warn;
 
@@ -153,7 +153,8 @@ fn baseline_info(
     }
 }
 
-/// The trend of the report: the earlier runs (oldest first) and this one.
+/// The trend of the report: the earlier runs (by acquisition) and this one, with the
+/// baselines they were evaluated against.
 pub(super) fn trend_of(ctx: &BaselineContext, o: &pipeline::AnalyzeOutcome) -> Trend {
     let tolerance = |name: &str| {
         o.evaluation
@@ -172,17 +173,17 @@ pub(super) fn trend_of(ctx: &BaselineContext, o: &pipeline::AnalyzeOutcome) -> T
         .collect();
     let mut runs: Vec<TrendRun> = ctx
         .trend
+        .runs
         .iter()
         .map(|t| TrendRun {
             run_id: t.run_id,
-            date: t
-                .study_date
-                .clone()
-                .unwrap_or_else(|| utc_date_of_ms(t.finished_at)),
+            this_run: false,
+            at_ms: t.at(),
+            baseline_id: t.baseline_id,
             delta_hu: t
                 .materials
                 .iter()
-                .map(|(n, d, _)| (n.clone(), *d))
+                .map(|m| (m.insert.clone(), m.delta_hu))
                 .collect(),
         })
         .collect();
@@ -195,13 +196,9 @@ pub(super) fn trend_of(ctx: &BaselineContext, o: &pipeline::AnalyzeOutcome) -> T
     };
     runs.push(TrendRun {
         run_id: 0,
-        date: o
-            .meta
-            .acquisition
-            .study_date
-            .as_deref()
-            .and_then(format::iso_date)
-            .unwrap_or_else(|| utc_date_of_ms(now_ms())),
+        this_run: true,
+        at_ms: o.meta.acquisition.acquired_at_ms().unwrap_or_else(now_ms),
+        baseline_id: ctx.baseline.as_ref().map(|(b, _)| b.id),
         delta_hu: o
             .measurement
             .inserts
@@ -209,7 +206,21 @@ pub(super) fn trend_of(ctx: &BaselineContext, o: &pipeline::AnalyzeOutcome) -> T
             .map(|m| (m.insert.clone(), delta(&m.insert)))
             .collect(),
     });
-    Trend { materials, runs }
+    let baselines = ctx
+        .trend
+        .baselines
+        .iter()
+        .map(|b| TrendBaseline {
+            id: b.id,
+            run_id: b.run_id,
+            run_at_ms: b.run_at,
+        })
+        .collect();
+    Trend {
+        materials,
+        runs,
+        baselines,
+    }
 }
 
 /// What to check when a series could not be analysed.

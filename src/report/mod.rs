@@ -12,6 +12,7 @@ mod outputs;
 mod plots;
 mod summary;
 mod time;
+pub mod timeline;
 
 pub use console::console_summary;
 pub use csv_table::{write_csv, CSV_COLUMNS};
@@ -21,7 +22,7 @@ pub use summary::{
     absolute_failures, material_check, verdict, Constancy, MaterialCheck, Metadata, OkParts,
     Outputs, PhantomSummary, RunVerdict, Status, Summary, Timings,
 };
-pub use time::{utc_date_of_ms, utc_timestamp, utc_timestamp_of_ms};
+pub use time::{utc_date_of_ms, utc_minute_of_ms, utc_timestamp, utc_timestamp_of_ms};
 
 use std::path::{Path, PathBuf};
 

@@ -28,6 +28,13 @@ pub fn utc_date_of_ms(ms: i64) -> String {
     utc_timestamp_of_ms(ms).chars().take(10).collect()
 }
 
+/// Unix milliseconds as `YYYY-MM-DD HH:MM` (UTC; for an acquisition time, the scanner's wall
+/// clock as written in the headers; before 1970: the epoch).
+pub fn utc_minute_of_ms(ms: i64) -> String {
+    let t = utc_timestamp_of_ms(ms);
+    format!("{} {}", &t[..10], &t[11..16])
+}
+
 /// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -57,5 +64,6 @@ mod tests {
         assert_eq!(utc_timestamp(t), "2099-12-31T23:59:59.000Z");
         assert_eq!(utc_date_of_ms(1_709_210_096_789), "2024-02-29");
         assert_eq!(utc_date_of_ms(-5), "1970-01-01");
+        assert_eq!(utc_minute_of_ms(1_709_210_096_789), "2024-02-29 12:34");
     }
 }

@@ -1,5 +1,5 @@
-//! Baselines (one active per scanner, phantom and protocol, with history), the trend of a
-//! scanner and phantom, and this database's installation id.
+//! Baselines (one active per scanner, phantom and protocol, with history) and this database's
+//! installation id (the trends are in `trend.rs`).
 
 use super::{with_pool, RowGet, Store, StoreError};
 use serde::Serialize;
@@ -63,16 +63,6 @@ impl BaselineRow {
     pub fn is_active(&self) -> bool {
         self.superseded_at.is_none()
     }
-}
-
-/// One earlier run's ΔHU per material (the trend of a scanner and phantom).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TrendRow {
-    pub run_id: i64,
-    pub finished_at: i64,
-    pub study_date: Option<String>,
-    /// Insert name → ΔHU (`None`: not measured or no baseline), tolerance.
-    pub materials: Vec<(String, Option<f64>, Option<f64>)>,
 }
 
 macro_rules! baseline_cols {
@@ -354,70 +344,6 @@ impl Store {
                     });
                 }
                 out.push(b);
-            }
-            Ok(out)
-        })
-    }
-
-    /// ΔHU per material of the successful runs of a scanner and phantom up to run `up_to`
-    /// (inclusive), the `limit` most recent, oldest first. `phantom_ids` are the ids the runs
-    /// may be stored under: the phantom's own id and, for a variant, its family id (runs stored
-    /// before the variants were told apart, e.g. `catphan_ctp404` for a Catphan 504).
-    pub async fn trend(
-        &self,
-        scanner_id: &str,
-        phantom_ids: &[&str],
-        up_to: i64,
-        limit: u32,
-    ) -> Result<Vec<TrendRow>, StoreError> {
-        let what = format!(
-            "reading the trend of scanner {scanner_id} / phantom {}",
-            phantom_ids.join(" or ")
-        );
-        if phantom_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let n = phantom_ids.len();
-        let ids_in: Vec<String> = (0..n).map(|i| format!("${}", i + 2)).collect();
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT r.id, r.finished_at, r.study_date, m.insert_name, m.delta_hu, \
-             m.tolerance_hu FROM runs r JOIN material_results m ON m.run_id = r.id \
-             WHERE r.id IN (SELECT id FROM runs WHERE scanner_id = $1 AND phantom_id IN ({}) \
-             AND status = 'ok' AND id <= ${} ORDER BY id DESC LIMIT ${}) \
-             ORDER BY r.id, m.seq",
-            ids_in.join(", "),
-            n + 2,
-            n + 3
-        ));
-        with_pool!(self, pool => {
-            let mut q = sqlx::query(sql).bind(scanner_id);
-            for id in phantom_ids {
-                q = q.bind(*id);
-            }
-            let rows = q
-                .bind(up_to)
-                .bind(i64::from(limit))
-                .fetch_all(pool)
-                .await
-                .map_err(self.err(what.clone()))?;
-            let mut out: Vec<TrendRow> = Vec::new();
-            for r in &rows {
-                let id = r.int("id").map_err(self.err(what.clone()))?;
-                if out.last().is_none_or(|t| t.run_id != id) {
-                    out.push(TrendRow {
-                        run_id: id,
-                        finished_at: r.int("finished_at").map_err(self.err(what.clone()))?,
-                        study_date: r.opt_text("study_date").map_err(self.err(what.clone()))?,
-                        materials: Vec::new(),
-                    });
-                }
-                if let Some(t) = out.last_mut() {
-                    t.materials.push((
-                        r.text("insert_name").map_err(self.err(what.clone()))?,
-                        r.opt_num("delta_hu").map_err(self.err(what.clone()))?,
-                        r.opt_num("tolerance_hu").map_err(self.err(what.clone()))?,
-                    ));
-                }
             }
             Ok(out)
         })

@@ -132,12 +132,13 @@ impl identity::Candidate for BaselineRow {
 
 impl RunIdentity {
     /// A run's scanner identity and protocol as stored (the protocol key over `fields`;
-    /// `study_date` as `YYYY-MM-DD`).
+    /// `study_date` as `YYYY-MM-DD`; `acquired_at` see [`RunIdentity::acquired_at`]).
     pub fn of(
         identity: &ScannerIdentity,
         protocol: &Protocol,
         fields: &[ProtocolField],
         study_date: Option<String>,
+        acquired_at: Option<i64>,
     ) -> RunIdentity {
         RunIdentity {
             scanner_id: Some(identity.id.clone()),
@@ -151,6 +152,7 @@ impl RunIdentity {
             kernel: protocol.kernel.clone(),
             slice_thickness_mm: protocol.slice_thickness_mm,
             study_date,
+            acquired_at,
         }
     }
 }

@@ -2,8 +2,9 @@
 //! migrations of each dialect (`migrations/sqlite/`, `migrations/postgres/`, applied at connect)
 //! and typed queries, one module per table (its columns, row and insert types, inserts and
 //! reads): `series` (instances and series), `runs` (runs, materials, ROIs), `baselines`,
-//! `outbox`, `scanners`, `users` (dashboard users, sessions, the audit log); `retention` selects the series whose instances may be purged and
-//! purges their rows; `convert` builds rows from the engine's results.
+//! `outbox`, `scanners`, `users` (dashboard users, sessions, the audit log); `trend` reads the
+//! trends (ordered by acquisition, see there); `retention` selects the series whose instances
+//! may be purged and purges their rows; `convert` builds rows from the engine's results.
 //!
 //! One [`Store`] type hides the dialect: each method runs the same runtime SQL (`$1`
 //! placeholders, `ON CONFLICT`, `RETURNING`) on the concrete pool of the URL's scheme (see the
@@ -52,9 +53,10 @@ mod retention;
 mod runs;
 mod scanners;
 mod series;
+mod trend;
 mod users;
 
-pub use baselines::{BaselineFilter, BaselineRow, NewBaseline, NewBaselineEntry, TrendRow};
+pub use baselines::{BaselineFilter, BaselineRow, NewBaseline, NewBaselineEntry};
 pub use outbox::{NewOutboxMessage, OutboxKind, OutboxRow, OutboxState};
 pub use retention::{PurgeCandidate, PurgeCutoffs, PurgeReason, PurgedInstance, PurgedSeries};
 pub use runs::{
@@ -64,6 +66,9 @@ pub use runs::{
 };
 pub use scanners::ScannerRow;
 pub use series::{Fingerprint, InstanceRow, NewInstance, RecordOutcome, SeriesRow, SeriesState};
+pub use trend::{
+    RunTrend, TrendBaseline, TrendChoice, TrendKey, TrendMaterial, TrendQuery, TrendRow,
+};
 pub use users::{AuditEntry, AuditRow, NewSession, Role, SessionRow, UserRow};
 
 use serde::Serialize;

@@ -2,8 +2,8 @@
 //! pieces every page shows: times, verdicts, numbers, the CSRF field.
 
 use super::auth::SessionUser;
-use crate::report::utc_timestamp_of_ms;
-use crate::store::Verdict;
+use crate::report::{utc_minute_of_ms, utc_timestamp_of_ms};
+use crate::store::{RunIdentity, Verdict};
 use axum::http::StatusCode;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
@@ -34,8 +34,27 @@ button{cursor:pointer}
 img.result{max-width:100%;height:auto;border:1px solid #ccc;background:#fff}
 .muted{color:#666;font-size:13px}
 svg{max-width:100%;height:auto;background:#fff;border:1px solid #ccc}
-@media (max-width:600px){body{font-size:14px}main{padding:8px}th,td{padding:3px 5px}}
-@media print{header,form,.noprint{display:none}body{background:#fff}main{max-width:none}}
+.chart-wrap{overflow-x:auto;margin-bottom:8px}
+.chart-wrap svg{min-width:560px;display:block}
+.chart text{font-size:12px;fill:#333}
+.chart .ptitle{font-weight:bold;font-size:13px}
+.chart .ylabel{text-anchor:end;font-size:11px}
+.chart .xlabel{text-anchor:middle}
+.chart .plot{fill:#fff;stroke:#bbb}
+.chart .grid{stroke:#eee}
+.chart .zero{stroke:#777}
+.chart .band{fill:#d6efd6;stroke:#7cb87c}
+.chart .line{fill:none;stroke:#999;stroke-width:1}
+.chart .pt{fill:#1f5fbf}
+.chart .pt.out{fill:#d32f2f}
+.trend-dred .line{stroke:var(--c);stroke-width:1.5}
+.trend-dred .pt{fill:var(--c)}
+.chart .baseline-point{fill:#fff;stroke:#e07b00;stroke-width:2}
+.chart .baseline-change{stroke:#e07b00;stroke-width:2;stroke-dasharray:6 4}
+.chart .axis-break{stroke:#999;stroke-dasharray:2 4}
+.legend .key{font-size:18px}
+@media (max-width:600px){body{font-size:14px}main{padding:8px}th,td{padding:3px 5px}.chart text,.chart .ptitle{font-size:20px}.chart .ylabel{font-size:17px}}
+@media print{header,form,.noprint{display:none}body{background:#fff}main{max-width:none}.chart-wrap{overflow:visible}.chart-wrap svg{min-width:0}svg{break-inside:avoid;border:none}h2{break-after:avoid}}
 "#;
 
 /// A whole page: the navigation, who is logged in, `body`.
@@ -96,6 +115,15 @@ pub fn error_page(status: StatusCode, message: &str) -> Markup {
 pub fn when(ms: i64) -> String {
     let t = utc_timestamp_of_ms(ms);
     format!("{} {} UTC", &t[..10], &t[11..16])
+}
+
+/// When a run's series was acquired: `YYYY-MM-DD HH:MM` as the scanner wrote it (no zone),
+/// else its study date, else an em dash.
+pub fn acquired(id: &RunIdentity) -> String {
+    match id.acquired_at {
+        Some(ms) => utc_minute_of_ms(ms),
+        None => text(id.study_date.as_deref()).to_string(),
+    }
 }
 
 /// The verdict as a coloured badge (its label as the reports say it).

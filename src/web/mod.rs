@@ -18,6 +18,7 @@
 mod api;
 mod auth;
 mod baselines;
+mod chart;
 mod html;
 mod ops;
 mod runs;

@@ -33,7 +33,7 @@ pub struct RunsQuery {
 }
 
 /// Unix ms of the start of a `YYYY-MM-DD` day (UTC).
-fn day_start_ms(s: &str) -> Option<i64> {
+pub(super) fn day_start_ms(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
@@ -166,7 +166,7 @@ pub async fn list(
 }
 
 /// A query-string value, percent-encoded.
-fn query_value(v: &str) -> String {
+pub(super) fn query_value(v: &str) -> String {
     v.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -184,7 +184,7 @@ fn run_row(r: &RunRow) -> Markup {
             td { (html::verdict(r.verdict)) @if r.amended { " amended" } }
             td { (html::text(r.scanner.as_deref())) }
             td { (html::text(r.phantom_id.as_deref())) }
-            td { (html::text(r.identity.study_date.as_deref())) }
+            td { (html::acquired(&r.identity)) }
             td { (html::when(r.finished_at)) }
             td.muted { (r.series_instance_uid) }
         }
@@ -244,7 +244,7 @@ async fn run_page(
             tr { th { "Scanner" } td { (html::text(run.scanner.as_deref())) " " span.muted { (html::text(run.identity.manufacturer.as_deref())) " " (html::text(run.identity.model.as_deref())) } } }
             tr { th { "Phantom" } td { (html::text(run.phantom_name.as_deref().or(run.phantom_id.as_deref()))) } }
             tr { th { "Protocol" } td { (html::text(run.identity.protocol_key.as_deref())) } }
-            tr { th { "Acquired" } td { (html::text(run.identity.study_date.as_deref())) } }
+            tr { th { "Acquired" } td { (html::acquired(&run.identity)) } }
             tr { th { "Analysed" } td { (html::when(run.finished_at)) @if run.amended { " (amended series)" } } }
             tr { th { "Baseline" } td {
                 (html::text(run.baseline_source.as_deref()))

@@ -387,6 +387,9 @@ fn four_concurrent_associations(kind: Kind) {
         let run = single_run(&h, s);
         assert_eq!(run.status, RunStatus::Ok, "{:?}", run.error);
         assert_eq!(run.fingerprint.n_instances, s.n());
+        // when it was acquired, from its headers (the simulator's StudyDate/StudyTime,
+        // 2025-01-01 09:00, as unix ms read as UTC): what trends are ordered by
+        assert_eq!(run.identity.acquired_at, Some(1_735_722_000_000));
     }
     let all = h.rt.block_on(h.store().list_runs(100)).unwrap();
     assert_eq!(all.len(), 4, "runs: {all:#?}");

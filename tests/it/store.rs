@@ -124,6 +124,8 @@ both!(
     auto_baseline_never_replaces_one,
     outbox_delivery_states,
     trend_of_a_scanner_and_phantom,
+    a_year_of_monthly_runs_sent_out_of_order,
+    the_dashboard_trend_of_a_protocol,
 );
 
 const CT: &str = "1.2.840.10008.5.1.4.1.1.2";
@@ -1543,21 +1545,31 @@ async fn trend_of_a_scanner_and_phantom(kind: Kind) {
     let t = store
         .trend("SN-T", &["cirs062"], i64::MAX, 12)
         .await
-        .unwrap();
+        .unwrap()
+        .runs;
     assert_eq!(
         t.iter().map(|x| x.run_id).collect::<Vec<_>>(),
         vec![ids[0], ids[1], ids[3]]
     );
     assert_eq!(t[2].study_date.as_deref(), Some("2026-11-04"));
     assert_eq!(t[2].materials.len(), 2);
-    assert_eq!(t[2].materials[0].1, Some(3.0));
+    assert_eq!(t[2].materials[0].delta_hu, Some(3.0));
+    assert_eq!(t[2].materials[0].tolerance_hu, Some(20.0));
+    assert_eq!(t[2].materials[0].delta_red_percent, Some(-0.2));
+    // without an acquisition time, by analysis time (all the same here), then id
+    assert_eq!(t[2].acquired_at, None);
+    assert_eq!(t[2].at(), t[2].finished_at);
     // the most recent `limit`, up to a run
     let t = store.trend("SN-T", &["cirs062"], ids[1], 1).await.unwrap();
-    assert_eq!(t.iter().map(|x| x.run_id).collect::<Vec<_>>(), vec![ids[1]]);
+    assert_eq!(
+        t.runs.iter().map(|x| x.run_id).collect::<Vec<_>>(),
+        vec![ids[1]]
+    );
     assert!(store
         .trend("SN-T", &["easycube"], i64::MAX, 12)
         .await
         .unwrap()
+        .runs
         .is_empty());
     // a variant's trend takes in the runs stored under its family id (before the variants
     // were told apart), not another variant's
@@ -1578,7 +1590,8 @@ async fn trend_of_a_scanner_and_phantom(kind: Kind) {
     let t = store
         .trend("SN-T", &["catphan_504", "catphan_ctp404"], i64::MAX, 12)
         .await
-        .unwrap();
+        .unwrap()
+        .runs;
     assert_eq!(
         t.iter().map(|x| x.run_id).collect::<Vec<_>>(),
         vec![fam_ids[0], fam_ids[1]]
@@ -1586,7 +1599,8 @@ async fn trend_of_a_scanner_and_phantom(kind: Kind) {
     let t = store
         .trend("SN-T", &["catphan_604", "catphan_ctp404"], i64::MAX, 1)
         .await
-        .unwrap();
+        .unwrap()
+        .runs;
     assert_eq!(
         t.iter().map(|x| x.run_id).collect::<Vec<_>>(),
         vec![fam_ids[2]]
@@ -1594,6 +1608,295 @@ async fn trend_of_a_scanner_and_phantom(kind: Kind) {
     // the run row carries its identity
     let r = store.get_run(ids[3]).await.unwrap().unwrap().run;
     assert_eq!(r.identity.scanner_id.as_deref(), Some("SN-T"));
+    store.close().await;
+    db.finish().await;
+}
+
+/// Unix ms of `2026-MM-15 09:00` (the acquisition's wall clock read as UTC).
+fn month_ms(month: u32) -> i64 {
+    // 2026-01-15 09:00 UTC
+    const JAN: i64 = 1_768_467_600_000;
+    let days_before: [i64; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
+    JAN + days_before[month as usize - 1] * 86_400_000
+}
+
+/// Store a successful run of scanner `scanner`, protocol `protocol`, acquired at `acquired`,
+/// evaluated against `baseline`; water's ΔHU is `water`.
+async fn store_trend_run(
+    store: &Store,
+    n: u32,
+    scanner: &str,
+    protocol: &str,
+    acquired: Option<i64>,
+    baseline: Option<i64>,
+    water: f64,
+) -> i64 {
+    let s = series_uid(n);
+    store.record_instance(&inst(&s, 1)).await.unwrap();
+    to_analysing(store, &s).await;
+    let mut run = sample_run(&s, store.series_fingerprint(&s).await.unwrap());
+    run.outbox = None;
+    run.scanner = Some(format!("CT {scanner}"));
+    run.identity.scanner_id = Some(scanner.into());
+    run.identity.protocol_key = Some(protocol.into());
+    run.identity.acquired_at = acquired;
+    run.baseline_id = baseline;
+    for m in &mut run.materials {
+        m.delta_hu = Some(water);
+        m.delta_red_percent = Some(water / 10.0);
+    }
+    insert(store, &run).await.unwrap()
+}
+
+/// The year: monthly scans the PACS sends out of order (February after March, and
+/// May after everything else); every trend is ordered by acquisition, a late scan lands at its
+/// date, and the baselines come with the time of their own run.
+async fn a_year_of_monthly_runs_sent_out_of_order(kind: Kind) {
+    let db = Db::new(&kind).await;
+    let store = db.open().await;
+    let arrival = [1u32, 3, 2, 4, 6, 7, 8, 9, 10, 11, 12, 5];
+    let mut id_of = std::collections::BTreeMap::new();
+    let mut b1 = None;
+    let mut b2 = None;
+    for (k, &month) in arrival.iter().enumerate() {
+        // baseline 1 from January's run; from July on, baseline 2 from June's run
+        let baseline = if month >= 7 { b2 } else { b1 };
+        let id = store_trend_run(
+            &store,
+            300 + k as u32,
+            "SN-Y",
+            "kvp=120",
+            Some(month_ms(month)),
+            baseline,
+            f64::from(month),
+        )
+        .await;
+        id_of.insert(month, id);
+        let mut b = baseline_of_run("SN-Y", id);
+        if month == 1 {
+            b1 = Some(store.insert_baseline(&b).await.unwrap());
+        } else if month == 6 {
+            b.note = Some("after the tube change".into());
+            b2 = Some(store.insert_baseline(&b).await.unwrap());
+        }
+    }
+    let months = |t: &RunTrend| -> Vec<u32> {
+        t.runs
+            .iter()
+            .map(|r| {
+                *id_of
+                    .iter()
+                    .find(|(_, id)| **id == r.run_id)
+                    .map(|(m, _)| m)
+                    .unwrap()
+            })
+            .collect()
+    };
+    // the whole year, by acquisition date: February and May at their dates
+    let t = store
+        .trend("SN-Y", &["cirs062"], i64::MAX, 12)
+        .await
+        .unwrap();
+    assert_eq!(months(&t), (1..=12).collect::<Vec<_>>());
+    let at: Vec<i64> = t.runs.iter().map(|r| r.at()).collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{at:?}");
+    assert_eq!(t.runs[1].acquired_at, Some(month_ms(2)));
+    // the baselines, each with its own run's acquisition time
+    assert_eq!(t.baselines.len(), 2);
+    let (b1, b2) = (b1.unwrap(), b2.unwrap());
+    let first = t.baseline(b1).unwrap();
+    assert_eq!(
+        (first.run_id, first.run_at),
+        (Some(id_of[&1]), Some(month_ms(1)))
+    );
+    let second = t.baseline(b2).unwrap();
+    assert_eq!(
+        (second.run_id, second.run_at),
+        (Some(id_of[&6]), Some(month_ms(6)))
+    );
+    assert_eq!(second.source, format!("run {}", id_of[&6]));
+    assert_eq!(t.runs[0].baseline_id, None, "January had no baseline yet");
+    assert_eq!(t.runs[6].baseline_id, Some(b2));
+    // the report of March's run: the runs known then (January, March), by date
+    let t = store
+        .trend("SN-Y", &["cirs062"], id_of[&3], 12)
+        .await
+        .unwrap();
+    assert_eq!(months(&t), [1, 3]);
+    // the report of the late February run: January, February, March
+    let t = store
+        .trend("SN-Y", &["cirs062"], id_of[&2], 12)
+        .await
+        .unwrap();
+    assert_eq!(months(&t), [1, 2, 3]);
+    // "the most recent" are the most recent by acquisition, not by arrival: May, stored
+    // last, is not among the last three
+    let t = store
+        .trend("SN-Y", &["cirs062"], i64::MAX, 3)
+        .await
+        .unwrap();
+    assert_eq!(months(&t), [10, 11, 12]);
+    let t = store
+        .trend("SN-Y", &["cirs062"], i64::MAX, 8)
+        .await
+        .unwrap();
+    assert_eq!(months(&t), (5..=12).collect::<Vec<_>>());
+    // the run row carries its acquisition time
+    let r = store.get_run_row(id_of[&5]).await.unwrap().unwrap();
+    assert_eq!(r.identity.acquired_at, Some(month_ms(5)));
+    // the dashboard's trend of the same: the same order
+    let key = TrendKey {
+        scanner_id: "SN-Y".into(),
+        phantom_id: "cirs062".into(),
+        protocol_key: "kvp=120".into(),
+    };
+    let (t, more) = store
+        .protocol_trend(&TrendQuery {
+            key,
+            from_ms: None,
+            before_ms: None,
+            limit: 400,
+        })
+        .await
+        .unwrap();
+    assert!(!more);
+    assert_eq!(months(&t), (1..=12).collect::<Vec<_>>());
+    assert_eq!(t.baselines.len(), 2);
+    store.close().await;
+    db.finish().await;
+}
+
+/// A baseline taken from run `id` (as `baseline set --run` stores it).
+fn baseline_of_run(scanner: &str, id: i64) -> NewBaseline {
+    let mut b = baseline(scanner, "cirs062", "kvp=120", 0.0);
+    b.run_id = Some(id);
+    b.source = format!("run {id}");
+    b
+}
+
+/// The dashboard's choices (scanner, phantom, protocol; the most recent first) and the trend
+/// of one of them: its protocol only, a period, the most recent `limit` and whether there
+/// were more.
+async fn the_dashboard_trend_of_a_protocol(kind: Kind) {
+    let db = Db::new(&kind).await;
+    let store = db.open().await;
+    assert!(store.trend_choices().await.unwrap().is_empty());
+    let mut ids = Vec::new();
+    for (k, (scanner, protocol, month)) in [
+        ("SN-A", "kvp=120", 3),
+        ("SN-A", "kvp=80", 4),
+        ("SN-A", "kvp=120", 1),
+        ("SN-B", "kvp=120", 2),
+        ("SN-A", "kvp=120", 2),
+        ("SN-A", "kvp=120", 5),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = store_trend_run(
+            &store,
+            400 + k as u32,
+            scanner,
+            protocol,
+            Some(month_ms(month)),
+            None,
+            f64::from(month),
+        )
+        .await;
+        ids.push(id);
+    }
+    // a failed run is in no trend
+    let s = series_uid(499);
+    store.record_instance(&inst(&s, 1)).await.unwrap();
+    to_analysing(&store, &s).await;
+    let mut failed = NewRun::new(
+        s.as_str(),
+        RunStatus::Failed,
+        Verdict::Error,
+        store.series_fingerprint(&s).await.unwrap(),
+        1,
+        2,
+    );
+    failed.identity.scanner_id = Some("SN-C".into());
+    failed.phantom_id = Some("cirs062".into());
+    store.insert_run(&failed).await.unwrap();
+
+    let choices = store.trend_choices().await.unwrap();
+    let keys: Vec<(&str, &str, i64)> = choices
+        .iter()
+        .map(|c| {
+            (
+                c.key.scanner_id.as_str(),
+                c.key.protocol_key.as_str(),
+                c.runs,
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("SN-A", "kvp=120", 4),
+            ("SN-A", "kvp=80", 1),
+            ("SN-B", "kvp=120", 1)
+        ]
+    );
+    assert_eq!(choices[0].last_at, month_ms(5));
+    assert_eq!(choices[0].scanner.as_deref(), Some("CT SN-A"));
+    assert_eq!(choices[0].key.phantom_id, "cirs062");
+
+    let q = TrendQuery {
+        key: choices[0].key.clone(),
+        from_ms: None,
+        before_ms: None,
+        limit: 400,
+    };
+    let (t, more) = store.protocol_trend(&q).await.unwrap();
+    assert!(!more);
+    let run_ids: Vec<i64> = t.runs.iter().map(|r| r.run_id).collect();
+    assert_eq!(run_ids, [ids[2], ids[4], ids[0], ids[5]]);
+    assert_eq!(t.runs[3].materials[0].delta_red_percent, Some(0.5));
+    // the two most recent by acquisition, and there were more
+    let (t, more) = store
+        .protocol_trend(&TrendQuery {
+            limit: 2,
+            ..q.clone()
+        })
+        .await
+        .unwrap();
+    assert!(more);
+    assert_eq!(
+        t.runs.iter().map(|r| r.run_id).collect::<Vec<_>>(),
+        [ids[0], ids[5]]
+    );
+    // a period: February and March (before April)
+    let (t, more) = store
+        .protocol_trend(&TrendQuery {
+            from_ms: Some(month_ms(2) - 3_600_000),
+            before_ms: Some(month_ms(4)),
+            ..q.clone()
+        })
+        .await
+        .unwrap();
+    assert!(!more);
+    assert_eq!(
+        t.runs.iter().map(|r| r.run_id).collect::<Vec<_>>(),
+        [ids[4], ids[0]]
+    );
+    // another protocol, and one nobody has
+    let (t, _) = store
+        .protocol_trend(&TrendQuery {
+            key: choices[1].key.clone(),
+            ..q.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        t.runs.iter().map(|r| r.run_id).collect::<Vec<_>>(),
+        [ids[1]]
+    );
+    let mut none = q.clone();
+    none.key.protocol_key = "kvp=140".into();
+    assert!(store.protocol_trend(&none).await.unwrap().0.runs.is_empty());
     store.close().await;
     db.finish().await;
 }

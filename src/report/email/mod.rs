@@ -92,22 +92,39 @@ pub struct BaselineInfo {
 /// One earlier (or this) run in the trend: ΔHU per material.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrendRun {
-    /// 0 for the run being reported when it is not stored yet (labelled "this run").
+    /// 0 for the run being reported when it is not stored yet.
     pub run_id: i64,
-    /// `YYYY-MM-DD`.
-    pub date: String,
+    /// The run being reported (highlighted).
+    pub this_run: bool,
+    /// When its series was acquired (else analysed): unix ms of that wall-clock time read as
+    /// UTC. The plot orders and places the runs by it (see [`crate::report::timeline`]).
+    pub at_ms: i64,
+    /// The baseline it was evaluated against.
+    pub baseline_id: Option<i64>,
     /// Insert name → ΔHU against the baseline that run used (`None`: not measured or no
     /// baseline).
     pub delta_hu: Vec<(String, Option<f64>)>,
 }
 
-/// ΔHU of every material over the last runs of one scanner and phantom, oldest first (this
-/// run last), with the tolerance of each material.
+/// A baseline runs of the trend were evaluated against: its run is drawn at ΔHU 0.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrendBaseline {
+    pub id: i64,
+    /// The run it was taken from (`None`: imported).
+    pub run_id: Option<i64>,
+    /// That run's acquisition (else analysis) time, unix ms (as [`TrendRun::at_ms`]).
+    pub run_at_ms: Option<i64>,
+}
+
+/// ΔHU of every material over the last runs of one scanner and phantom (in any order: the plot
+/// orders them by acquisition), with the tolerance of each material and the baselines the runs
+/// used.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Trend {
     /// Insert name → tolerance (HU), in the phantom's order.
     pub materials: Vec<(String, f64)>,
     pub runs: Vec<TrendRun>,
+    pub baselines: Vec<TrendBaseline>,
 }
 
 /// Everything a report shows.

@@ -25,10 +25,10 @@ macro_rules! insert_run_row_tx {
                  instance_count, instance_fingerprint, scanner_id, manufacturer, model, \
                  station_name, device_serial, calling_ae, protocol_key, kvp, kernel, \
                  slice_thickness_mm, study_date, baseline_id, baseline_provisional, \
-                 baseline_note, phantom_recognised) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
-                 $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, \
-                 $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40, \
-                 $41, $42, $43, $44) RETURNING id",
+                 baseline_note, phantom_recognised, acquired_at) VALUES ($1, $2, $3, $4, $5, \
+                 $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
+                 $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, \
+                 $39, $40, $41, $42, $43, $44, $45) RETURNING id",
             )
             .bind(&run.series_instance_uid)
             .bind(run.started_at)
@@ -74,6 +74,7 @@ macro_rules! insert_run_row_tx {
             .bind(opt_flag(run.baseline_provisional))
             .bind(&run.baseline_note)
             .bind(opt_flag(run.phantom_recognised))
+            .bind(run.identity.acquired_at)
             .fetch_one(&mut *$tx)
             .await
             .map_err(store.err(what()))?;

@@ -116,6 +116,10 @@ pub struct RunIdentity {
     pub slice_thickness_mm: Option<f64>,
     /// StudyDate as YYYY-MM-DD.
     pub study_date: Option<String>,
+    /// When the series was acquired (`dicom::Acquisition::acquired_at_ms`: the acquisition's,
+    /// else the series', else the study's date and time), unix ms of that wall-clock time read
+    /// as UTC; `None`: unknown. Trends are ordered by it (else by `finished_at`).
+    pub acquired_at: Option<i64>,
 }
 
 /// The columns of a run row: what [`NewRun`] stores and [`RunRow`] reads back (its id
@@ -303,7 +307,7 @@ macro_rules! run_cols {
          summary_json, outputs_dir, amended, scanner, instance_count, instance_fingerprint, \
          scanner_id, manufacturer, model, station_name, device_serial, calling_ae, protocol_key, \
          kvp, kernel, slice_thickness_mm, study_date, baseline_id, baseline_provisional, \
-         baseline_note, phantom_recognised"
+         baseline_note, phantom_recognised, acquired_at"
     };
 }
 

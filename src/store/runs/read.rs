@@ -154,6 +154,7 @@ impl Store {
                     kernel: r.opt_text("kernel").map_err(e())?,
                     slice_thickness_mm: r.opt_num("slice_thickness_mm").map_err(e())?,
                     study_date: r.opt_text("study_date").map_err(e())?,
+                    acquired_at: r.opt_int("acquired_at").map_err(e())?,
                 },
                 baseline_id: r.opt_int("baseline_id").map_err(e())?,
                 baseline_provisional: r.opt_flag("baseline_provisional").map_err(e())?,
