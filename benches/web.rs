@@ -196,6 +196,7 @@ async fn populate(url: &str, runs: u64) -> Vec<i64> {
             kernel: Some("STANDARD".into()),
             slice_thickness_mm: Some(2.0),
             study_date: Some(hu_red::report::utc_date_of_ms(acquired)),
+            acquired_at: Some(acquired),
             ..RunIdentity::default()
         };
         run.materials = MATERIALS
