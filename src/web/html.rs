@@ -151,3 +151,26 @@ pub fn signed(v: Option<f64>, decimals: usize) -> String {
 pub fn text(v: Option<&str>) -> &str {
     v.filter(|s| !s.is_empty()).unwrap_or("\u{2014}")
 }
+
+/// Percent-encode `v` for a URL's path segment or query value ('/' kept: it means nothing
+/// special there, and `next=/runs/3` stays readable).
+pub fn url_encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn urls_are_encoded() {
+        assert_eq!(super::url_encode("/?a=b c"), "/%3Fa%3Db%20c");
+        assert_eq!(super::url_encode("kvp=120|k"), "kvp%3D120%7Ck");
+        assert_eq!(super::url_encode("é"), "%C3%A9");
+    }
+}

@@ -114,7 +114,7 @@ pub async fn list(
             let mut parts: Vec<String> = Vec::new();
             for (k, v) in [("scanner", &q.scanner), ("phantom", &q.phantom), ("verdict", &q.verdict), ("from", &q.from), ("to", &q.to)] {
                 if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
-                    parts.push(format!("{k}={}", query_value(v)));
+                    parts.push(format!("{k}={}", html::url_encode(v)));
                 }
             }
             parts.push(format!("page={p}"));
@@ -163,18 +163,6 @@ pub async fn list(
         Ok(body) => Ok(html::page("Runs", user.as_ref(), body).into_response()),
         Err(e) => Err(e.into_response()),
     }
-}
-
-/// A query-string value, percent-encoded.
-pub(super) fn query_value(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn run_row(r: &RunRow) -> Markup {
@@ -278,14 +266,14 @@ async fn run_page(
             h2 { "Images" }
             @for f in &images {
                 figure {
-                    img.result src=(format!("/runs/{id}/files/{}", query_value(&f.name))) alt=(f.name);
+                    img.result src=(format!("/runs/{id}/files/{}", html::url_encode(&f.name))) alt=(f.name);
                     figcaption.muted { (f.name) }
                 }
             }
         }
         h2 { "Downloads" }
         ul {
-            @for f in &files { li { a href=(format!("/runs/{id}/files/{}", query_value(&f.name))) download=(f.name) { (f.name) } } }
+            @for f in &files { li { a href=(format!("/runs/{id}/files/{}", html::url_encode(&f.name))) download=(f.name) { (f.name) } } }
             li { a href=(format!("/api/runs/{id}")) { "run " (id) " as JSON (API)" } }
         }
         @if let Some(m) = &report {
@@ -407,10 +395,7 @@ pub async fn set_baseline(
     Form(f): Form<BaselineForm>,
 ) -> Result<Response, WebError> {
     let user = act_access(&state, &headers, &f.csrf).await?;
-    let actor = Actor {
-        name: user.name.clone(),
-        address: client_address(peer, &headers),
-    };
+    let actor = actor_of(&user, peer, &headers);
     let note = f
         .note
         .map(|n| n.trim().to_string())
@@ -422,7 +407,7 @@ pub async fn set_baseline(
     tracing::info!(user = %user.name, run = id, "web: {}", set.describe(id));
     Ok(Redirect::to(&format!(
         "/baselines?done={}",
-        query_value(&set.describe(id))
+        html::url_encode(&set.describe(id))
     ))
     .into_response())
 }
@@ -436,10 +421,7 @@ pub async fn resend(
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
     let user = act_access(&state, &headers, &f.csrf).await?;
-    let actor = Actor {
-        name: user.name.clone(),
-        address: client_address(peer, &headers),
-    };
+    let actor = actor_of(&user, peer, &headers);
     let mailing = Mailing {
         mail: &state.mail,
         data_dir: &state.data_dir,
@@ -461,7 +443,15 @@ pub async fn resend(
         Resent::Queued { why } => format!("report queued, not sent yet: {why}"),
         Resent::QueuedForService => "report queued for the report sender".to_string(),
     };
-    Ok(Redirect::to(&format!("/runs/{id}?done={}", query_value(&said))).into_response())
+    Ok(Redirect::to(&format!("/runs/{id}?done={}", html::url_encode(&said))).into_response())
+}
+
+/// The logged-in user as the audit log records an action: name and client address.
+fn actor_of(user: &SessionUser, peer: SocketAddr, headers: &HeaderMap) -> Actor {
+    Actor {
+        name: user.name.clone(),
+        address: client_address(peer, headers),
+    }
 }
 
 fn action_error(e: actions::ActionError) -> WebError {

@@ -203,7 +203,7 @@ fn choices_table(choices: &[TrendChoice]) -> Markup {
             tbody {
                 @for c in choices {
                     @let k = &c.key;
-                    @let href = format!("/trends?scanner={}&phantom={}&protocol={}", super::runs::query_value(&k.scanner_id), super::runs::query_value(&k.phantom_id), super::runs::query_value(&k.protocol_key));
+                    @let href = format!("/trends?scanner={}&phantom={}&protocol={}", html::url_encode(&k.scanner_id), html::url_encode(&k.phantom_id), html::url_encode(&k.protocol_key));
                     tr {
                         td { a href=(href) { (html::text(c.scanner.as_deref().or(Some(k.scanner_id.as_str())))) } }
                         td { (k.phantom_id) }
