@@ -273,4 +273,26 @@ mod tests {
         let (a, b) = q.period().unwrap();
         assert_eq!(b.unwrap() - a.unwrap(), 31 * 86_400_000);
     }
+
+    #[test]
+    fn scanner_names_from_headers_are_escaped() {
+        let mut evil = choice("SN<1>", "cirs062", "kvp=120");
+        evil.scanner = Some("<script>alert(1)</script>".into());
+        let all = [evil, choice("SN2", "cirs062", "kvp=80")];
+        let f = form(&TrendsQuery::default(), &all, &all[0]).into_string();
+        assert!(f.contains("method=\"get\" action=\"/trends\""), "{f}");
+        assert!(
+            f.contains("&lt;script&gt;alert(1)&lt;/script&gt; (SN&lt;1&gt;)"),
+            "{f}"
+        );
+        assert!(f.contains("<option value=\"SN&lt;1&gt;\" selected>"), "{f}");
+        let t = choices_table(&all).into_string();
+        assert!(
+            t.contains("/trends?scanner=SN%3C1%3E&amp;phantom=cirs062&amp;protocol=kvp%3D120"),
+            "{t}"
+        );
+        for html in [f, t] {
+            assert!(!html.contains("<script"), "{html}");
+        }
+    }
 }
