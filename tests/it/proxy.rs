@@ -22,7 +22,8 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// nginx running in the foreground on a test folder; stopped (by its PID) when dropped.
+/// nginx running in the foreground on a test folder as one process (`master_process off`: no
+/// worker outlives it); stopped (by its PID) when dropped.
 struct Nginx(Child);
 
 impl Drop for Nginx {
@@ -94,7 +95,7 @@ fn start_nginx(dir: &Path, https: u16, http: u16, web: u16) -> Nginx {
     .unwrap();
     let d = dir.display();
     let conf = format!(
-        "user root;\ndaemon off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
+        "user root;\ndaemon off;\nmaster_process off;\npid {d}/nginx.pid;\n\
          error_log {d}/error.log;\nevents {{}}\nhttp {{\n  access_log off;\n\
          client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
          fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n\
