@@ -211,9 +211,16 @@ fn dicom_day(da: &str) -> Option<i64> {
     if d.len() != 8 || !d.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let y: i64 = d[..4].parse().ok()?;
-    let m: i64 = d[4..6].parse().ok()?;
-    let day: i64 = d[6..].parse().ok()?;
+    days_from_civil(
+        d[..4].parse().ok()?,
+        d[4..6].parse().ok()?,
+        d[6..].parse().ok()?,
+    )
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date; `None` for a month or day that does
+/// not exist (H. Hinnant's algorithm).
+pub fn days_from_civil(y: i64, m: i64, day: i64) -> Option<i64> {
     let month_days = match m {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
@@ -224,7 +231,6 @@ fn dicom_day(da: &str) -> Option<i64> {
     if !(1..=month_days).contains(&day) {
         return None;
     }
-    // days from civil (H. Hinnant)
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;

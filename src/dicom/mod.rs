@@ -47,7 +47,7 @@ use raw::FileLayout;
 use scan::Scanned;
 use series::assemble;
 
-pub use acquisition::{Acquisition, FieldValue};
+pub use acquisition::{days_from_civil, Acquisition, FieldValue};
 pub use pixels::MIN_VALID_HU;
 
 /// A usable series needs at least this many slices once damaged files are left out.

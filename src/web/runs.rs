@@ -38,19 +38,12 @@ pub(super) fn day_start_ms(s: &str) -> Option<i64> {
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
-    let y: i64 = s[..4].parse().ok()?;
-    let m: i64 = s[5..7].parse().ok()?;
-    let d: i64 = s[8..].parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    // days from civil (H. Hinnant)
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some((era * 146_097 + doe - 719_468) * 86_400_000)
+    let day = crate::dicom::days_from_civil(
+        s[..4].parse().ok()?,
+        s[5..7].parse().ok()?,
+        s[8..].parse().ok()?,
+    )?;
+    Some(day * 86_400_000)
 }
 
 impl RunsQuery {
@@ -471,7 +464,7 @@ mod tests {
         assert_eq!(day_start_ms("1970-01-01"), Some(0));
         assert_eq!(day_start_ms("2026-12-05"), Some(1_796_428_800_000));
         assert_eq!(day_start_ms("2024-02-29"), Some(1_709_164_800_000));
-        for bad in ["2026-13-01", "2026-1-01", "yesterday", ""] {
+        for bad in ["2026-13-01", "2026-02-30", "2026-1-01", "yesterday", ""] {
             assert_eq!(day_start_ms(bad), None, "{bad}");
         }
     }
